@@ -1,0 +1,113 @@
+"""Runs one tool call as one activity (named `tool:<name>` so the Temporal UI shows which tool ran).
+
+Bad calls (unknown tool, arguments that are not JSON or do not fit the schema, a path outside the workspace) come
+back to the model as an error result. The result is stored in the conversation with its steps in one
+transaction; a retried activity that finds its result already stored returns it without running the tool again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import activity
+
+from activities.common import heartbeating, with_db_retry
+from activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolSpec
+from db.store import Store
+from morgus.config import Settings
+from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest
+from morgus.log import activity_logger
+
+RESULT_STEP_MAX = 4_000
+PREVIEW_MAX = 300
+
+
+def _schema_errors(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in e.errors())
+
+
+def parse_arguments(spec: ToolSpec, raw: str) -> Any:
+    """Decode and validate a tool call's arguments; a ToolError tells the model exactly what was wrong."""
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as e:
+        raise ToolError(f"arguments for {spec.name} are not valid JSON ({e.msg} at position {e.pos}); send a JSON object") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"arguments for {spec.name} must be a JSON object")
+    try:
+        return spec.args.model_validate(data)
+    except ValidationError as e:
+        raise ToolError(f"arguments for {spec.name} do not match its schema: {_schema_errors(e)}") from None
+
+
+class ToolActivities:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """One activity per registered tool the worker runs (ask_user is the workflow's own)."""
+        return [self._activity_for(spec) for spec in REGISTRY.values() if spec.run is not None]
+
+    def _activity_for(self, spec: ToolSpec) -> Callable[..., Any]:
+        async def run_tool(req: ToolRequest) -> ToolOutcome:
+            return await self.execute(spec, req)
+
+        run_tool.__name__ = f"tool_{spec.name}"
+        return activity.defn(name=spec.activity_name)(run_tool)
+
+    async def execute(self, spec: ToolSpec, req: ToolRequest) -> ToolOutcome:
+        log = activity_logger(req.task_id).bind(tool=spec.name, call_id=req.call.id)
+        retry_db = self.settings.db_retry_s
+
+        done = await with_db_retry(lambda: self.store.get_message(req.task_id, req.result_seq), give_up_after_s=retry_db, what="read result")
+        if done is not None and done.tool_call_id == req.call.id:
+            log.info("tool result already stored; not running the tool again")
+            return ToolOutcome(ok=bool(done.meta.get("ok", True)), preview=(done.content or "")[:PREVIEW_MAX],
+                               steps_written=int(done.meta.get("steps_written", 1)))
+
+        raw = req.call.arguments
+        if raw is None:
+            holder = await with_db_retry(lambda: self.store.get_message(req.task_id, req.assistant_seq), give_up_after_s=retry_db, what="read call")
+            raw = holder.full_arguments(req.call.id) if holder else ""
+
+        ctx = ToolContext(task_id=req.task_id, phase=req.phase, settings=self.settings, heartbeat=activity.heartbeat)
+        try:
+            args = parse_arguments(spec, raw)
+            assert spec.run is not None
+            async with heartbeating():
+                result = await spec.run(ctx, args)
+            output = result if isinstance(result, ToolOutput) else ToolOutput(content=str(result))
+        except ToolError as e:
+            output = ToolOutput(content=f"Error: {e}", ok=False)
+        log.info("tool ran", ok=output.ok)
+
+        steps = [
+            StepRecord(
+                seq=req.step_seq,
+                phase=req.phase,
+                type=StepType.TOOL_RESULT,
+                content=output.content[:RESULT_STEP_MAX],
+                metadata={"tool": spec.name, "tool_call_id": req.call.id, "ok": output.ok, "chars": len(output.content)},
+            ),
+            *(
+                StepRecord(seq=req.step_seq + 1 + i, phase=req.phase, type=s.type, content=s.content, metadata=s.metadata)
+                for i, s in enumerate(output.steps)
+            ),
+        ]
+        message = ChatMessage(
+            seq=req.result_seq,
+            role="tool",
+            tool_call_id=req.call.id,
+            content=output.content,
+            meta={"ok": output.ok, "steps_written": len(steps), "tool": spec.name},
+        )
+        await with_db_retry(
+            lambda: self.store.save_tool_result(req.task_id, message, steps, output.artifacts),
+            give_up_after_s=retry_db,
+            what="store tool result",
+        )
+        return ToolOutcome(ok=output.ok, preview=output.content[:PREVIEW_MAX], steps_written=len(steps))

@@ -1,0 +1,87 @@
+"""The tool registry: adding a tool is one async function plus `@tool(...)`; each runs as its own activity.
+
+A tool gets a `ToolContext` and its validated arguments, and returns text for the model (or a `ToolOutput`
+with extra steps/artifacts for the console). Raise `ToolError` for anything the model did wrong: it goes back to
+the model as an error result, never as a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from morgus.config import Settings
+from morgus.contracts import ArtifactRecord, Phase, StepType
+
+
+@dataclass
+class ToolContext:
+    task_id: str
+    phase: Phase
+    settings: Settings
+    heartbeat: Callable[..., None] = lambda *a: None
+
+    @property
+    def workspace(self) -> Path:
+        path = self.settings.workspace_for(self.task_id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass
+class ExtraStep:
+    type: StepType
+    content: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolOutput:
+    content: str
+    ok: bool = True
+    steps: list[ExtraStep] = field(default_factory=list)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+
+
+ToolFn = Callable[[ToolContext, Any], Awaitable["ToolOutput | str"]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    args: type[BaseModel]
+    run: ToolFn | None  # None: the workflow handles it (ask_user)
+
+    @property
+    def activity_name(self) -> str:
+        return f"tool:{self.name}"
+
+    def openai_schema(self) -> dict[str, Any]:
+        params = self.args.model_json_schema()
+        params.pop("title", None)
+        for prop in params.get("properties", {}).values():
+            prop.pop("title", None)
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": params}}
+
+
+REGISTRY: dict[str, ToolSpec] = {}
+
+
+def register(spec: ToolSpec) -> ToolSpec:
+    if spec.name in REGISTRY:
+        raise ValueError(f"tool {spec.name!r} registered twice")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def tool(name: str, args: type[BaseModel], description: str) -> Callable[[ToolFn], ToolFn]:
+    def decorate(fn: ToolFn) -> ToolFn:
+        register(ToolSpec(name=name, description=description, args=args, run=fn))
+        return fn
+
+    return decorate

@@ -1,0 +1,30 @@
+"""The per-task workspace on the worker host, and the guard that keeps every path inside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+
+class ToolError(Exception):
+    """A problem the model caused and can fix; returned to it as the tool result, never a crash."""
+
+
+def resolve_in_workspace(root: Path, rel: str) -> Path:
+    """Resolve `rel` under `root`, refusing absolute paths, `..` and symlinks that lead outside."""
+    if not isinstance(rel, str) or rel.strip() == "":
+        raise ToolError("path must be a non-empty relative path")
+    if "\x00" in rel:
+        raise ToolError("path contains a NUL byte")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or rel.startswith("~"):
+        raise ToolError(f"path {rel!r} is absolute; use a path relative to the workspace")
+    if ".." in pure.parts:
+        raise ToolError(f"path {rel!r} contains '..'; paths may not leave the workspace")
+    root = root.resolve()
+    candidate = root.joinpath(*pure.parts) if pure.parts else root
+    # resolve() follows every symlink on the way, including dangling ones, so a link out is caught here
+    resolved = Path(os.path.realpath(candidate))
+    if resolved != root and root not in resolved.parents:
+        raise ToolError(f"path {rel!r} resolves outside the workspace (symlink); refused")
+    return resolved

@@ -1,0 +1,1 @@
+"""Postgres: SQL migrations, the embedded server, and the idempotent writer behind projection."""

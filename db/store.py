@@ -1,0 +1,179 @@
+"""All SQL Morgus runs against its Postgres: the conversation store, the projection writer, and read queries.
+
+Writes are idempotent: step and artifact ids are derived from the task id and a workflow-allocated sequence
+(`ON CONFLICT DO NOTHING`), task-row updates carry absolute values, and a conversation slot is an upsert, so an
+activity retried after a crash or a replayed workflow never duplicates a row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from morgus.contracts import (
+    ArtifactRecord,
+    ChatMessage,
+    ProjectionBatch,
+    StepRecord,
+    TaskRowUpdate,
+    TokenUsage,
+)
+from morgus.ids import artifact_id, step_id
+
+
+class Store:
+    def __init__(self, dsn: str, *, max_size: int = 10) -> None:
+        self.pool = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=10,
+            check=AsyncConnectionPool.check_connection,  # drop connections a database restart has killed
+            kwargs={"autocommit": False, "connect_timeout": 5},
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # ------------------------------------------------------------------ conversation
+
+    async def load_messages(self, task_id: str, upto: int) -> list[ChatMessage]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "select message from task_messages where task_id = %s and seq < %s order by seq", (task_id, upto)
+                )
+            ).fetchall()
+        return [ChatMessage.model_validate(r[0]) for r in rows]
+
+    async def get_message(self, task_id: str, seq: int) -> ChatMessage | None:
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute("select message from task_messages where task_id = %s and seq = %s", (task_id, seq))
+            ).fetchone()
+        return ChatMessage.model_validate(row[0]) if row else None
+
+    @staticmethod
+    async def _put_messages(cur: psycopg.AsyncCursor, task_id: str, messages: list[ChatMessage]) -> None:
+        for m in messages:
+            await cur.execute(
+                "insert into task_messages (task_id, seq, message) values (%s, %s, %s) "
+                "on conflict (task_id, seq) do update set message = excluded.message",
+                (task_id, m.seq, Jsonb(m.model_dump(mode="json"))),
+            )
+
+    # ------------------------------------------------------------------ projection
+
+    @staticmethod
+    async def _put_steps(cur: psycopg.AsyncCursor, task_id: str, steps: list[StepRecord]) -> None:
+        if not steps:
+            return
+        await cur.executemany(
+            "insert into task_steps (id, task_id, seq, phase, type, content, metadata) "
+            "values (%s, %s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
+            [
+                (step_id(task_id, s.seq), task_id, s.seq, s.phase, s.type, s.content, Jsonb(s.metadata))
+                for s in steps
+            ],
+        )
+        await cur.execute(
+            "update tasks set step_count = greatest(step_count, %s), updated_at = now() where id = %s",
+            (max(s.seq for s in steps) + 1, task_id),
+        )
+
+    @staticmethod
+    async def _put_artifacts(cur: psycopg.AsyncCursor, task_id: str, key: str, artifacts: list[ArtifactRecord]) -> None:
+        for i, a in enumerate(artifacts):
+            await cur.execute(
+                "insert into artifacts (id, task_id, type, name, url, path, metadata) "
+                "values (%s, %s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
+                (artifact_id(task_id, f"{key}:{i}"), task_id, a.type, a.name, a.url, a.path, Jsonb(a.metadata)),
+            )
+
+    @staticmethod
+    async def _put_usage(cur: psycopg.AsyncCursor, task_id: str, usage: TokenUsage) -> None:
+        await cur.execute(
+            "update tasks set prompt_tokens = %s, completion_tokens = %s, total_tokens = %s, updated_at = now() "
+            "where id = %s",
+            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, task_id),
+        )
+
+    async def save_llm_turn(
+        self, task_id: str, messages: list[ChatMessage], steps: list[StepRecord], usage_total: TokenUsage
+    ) -> None:
+        """One transaction: the appended messages, the assistant reply, its steps and the task's usage."""
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await self._put_messages(cur, task_id, messages)
+            await self._put_steps(cur, task_id, steps)
+            await self._put_usage(cur, task_id, usage_total)
+
+    async def save_tool_result(
+        self, task_id: str, message: ChatMessage, steps: list[StepRecord], artifacts: list[ArtifactRecord]
+    ) -> None:
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await self._put_messages(cur, task_id, [message])
+            await self._put_steps(cur, task_id, steps)
+            await self._put_artifacts(cur, task_id, f"tool:{message.seq}", artifacts)
+
+    async def apply_projection(self, batch: ProjectionBatch) -> None:
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "insert into tasks (id, workflow_id, title, description, model, status) "
+                "values (%s, %s, %s, %s, %s, 'running') on conflict (id) do nothing",
+                (batch.task_id, batch.workflow_id, batch.title, batch.description, batch.model),
+            )
+            await self._apply_update(cur, batch.task_id, batch.update)
+            await self._put_steps(cur, batch.task_id, batch.steps)
+
+    @staticmethod
+    async def _apply_update(cur: psycopg.AsyncCursor, task_id: str, u: TaskRowUpdate) -> None:
+        sets: list[str] = ["updated_at = now()"]
+        args: list[Any] = []
+        for column, value in (("status", u.status), ("phase", u.phase), ("error_message", u.error_message)):
+            if value is not None:
+                sets.append(f"{column} = %s")
+                args.append(str(value))
+        if u.pending_question is not None:
+            sets.append("pending_question = %s")
+            args.append(u.pending_question)
+        elif u.clear_question:
+            sets.append("pending_question = null")
+        if u.usage is not None:
+            sets += ["prompt_tokens = %s", "completion_tokens = %s", "total_tokens = %s"]
+            args += [u.usage.prompt_tokens, u.usage.completion_tokens, u.usage.total_tokens]
+        if u.completed:
+            sets.append("completed_at = coalesce(completed_at, now())")
+        await cur.execute(f"update tasks set {', '.join(sets)} where id = %s", (*args, task_id))
+
+    # ------------------------------------------------------------------ reads (CLI, API, tests)
+
+    async def fetch_task(self, task_id: str) -> dict[str, Any] | None:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute("select * from tasks where id = %s", (task_id,))
+            return await cur.fetchone()
+
+    async def list_tasks(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select * from tasks where (%(s)s::text is null or status = %(s)s) order by created_at desc limit %(l)s",
+                {"s": status, "l": limit},
+            )
+            return await cur.fetchall()
+
+    async def fetch_steps(self, task_id: str, after: int = -1) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute("select * from task_steps where task_id = %s and seq > %s order by seq", (task_id, after))
+            return await cur.fetchall()
+
+    async def fetch_artifacts(self, task_id: str) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute("select * from artifacts where task_id = %s order by created_at, id", (task_id,))
+            return await cur.fetchall()

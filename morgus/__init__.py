@@ -1,0 +1,1 @@
+"""Morgus: shared contracts, configuration and helpers used by workflows, activities, worker and starter."""

@@ -1,0 +1,278 @@
+"""Typed contracts shared by the workflow, the activities, the CLI and the API.
+
+Everything that crosses a Temporal boundary (workflow input, signals, queries, activity inputs and results) is
+defined here once. Activity payloads stay small: the conversation itself lives in Postgres (`task_messages`) and
+is passed by reference (its length), so workflow history grows with the number of steps, not with their square.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TASK_QUEUE_DEFAULT = "morgus"
+WORKFLOW_TYPE = "TaskWorkflow"
+
+
+class TaskStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    waiting_for_input = "waiting_for_input"
+    completed = "completed"
+    error = "error"
+    cancelled = "cancelled"
+
+
+class Phase(StrEnum):
+    RESEARCH = "RESEARCH"
+    PLAN = "PLAN"
+    BUILD = "BUILD"
+    EXECUTE = "EXECUTE"
+    FINALIZE = "FINALIZE"
+
+
+PHASE_ORDER: tuple[Phase, ...] = tuple(Phase)
+
+
+class StepType(StrEnum):
+    TASK_START = "TASK_START"
+    PHASE_START = "PHASE_START"
+    LLM_RESPONSE = "LLM_RESPONSE"
+    TOOL_CALL = "TOOL_CALL"
+    TOOL_RESULT = "TOOL_RESULT"
+    NOTIFICATION = "NOTIFICATION"
+    QUESTION = "QUESTION"
+    ANSWER = "ANSWER"
+    ERROR = "ERROR"
+    TASK_END = "TASK_END"
+
+
+# ---------------------------------------------------------------- workflow input, signals, queries
+
+
+class TaskLimits(BaseModel):
+    """Per-task limits; defaults are the product's, tests and users may lower them."""
+
+    max_iterations_per_phase: int = Field(default=50, ge=1, le=10_000)
+
+
+class ActivityTimeouts(BaseModel):
+    """Seconds. Heartbeat timeouts are short so a dead worker is noticed quickly and the activity retried."""
+
+    llm_start_to_close: float = 300
+    tool_start_to_close: float = 600
+    heartbeat: float = 15
+    projection_start_to_close: float = 60
+
+
+class ResumeState(BaseModel):
+    """Carried across continue-as-new: where the task was and what it had used."""
+
+    phase_index: int = 0
+    phase_started: bool = False
+    iteration: int = 0
+    message_count: int = 0
+    step_seq: int = 0
+    usage: TokenUsage = Field(default_factory=lambda: TokenUsage())
+    pending_messages: list[ChatMessage] = Field(default_factory=list)
+    pending_steps: list[StepRecord] = Field(default_factory=list)
+    runs: int = 1
+
+
+class TaskInput(BaseModel):
+    """Input of `TaskWorkflow`. Only `description` is required; `title` defaults to its first line."""
+
+    title: str = ""
+    description: str = Field(min_length=1, max_length=20_000)
+    model: str | None = None
+    limits: TaskLimits = Field(default_factory=TaskLimits)
+    timeouts: ActivityTimeouts = Field(default_factory=ActivityTimeouts)
+    resume: ResumeState | None = None
+
+    def display_title(self) -> str:
+        if self.title.strip():
+            return self.title.strip()[:200]
+        first_line = self.description.strip().splitlines()[0] if self.description.strip() else "Untitled task"
+        return first_line[:80]
+
+
+class AnswerSignal(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class CancelSignal(BaseModel):
+    reason: str = "cancelled by user"
+
+
+class TokenUsage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def plus(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class TaskStatusView(BaseModel):
+    """Result of the `status` query."""
+
+    task_id: str
+    status: TaskStatus
+    phase: Phase | None
+    pending_question: str | None
+    step_count: int
+    iteration: int
+    usage: TokenUsage
+    error_message: str | None = None
+
+
+class TaskResult(BaseModel):
+    task_id: str
+    status: TaskStatus
+    summary: str = ""
+    error_message: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+# ---------------------------------------------------------------- conversation
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    # Raw JSON text exactly as the model produced it; None when too large to carry through workflow history,
+    # in which case the tool activity reads it from the stored assistant message (claim-check).
+    arguments: str | None
+
+
+class AskUserArgs(BaseModel):
+    """Arguments of `ask_user`, which the workflow itself handles (it waits for the `answer` signal)."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=4000, description="The question to ask the user.")
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message, stored in `task_messages` at `seq`."""
+
+    seq: int
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    # Not sent to the model: what the activity that wrote this slot reported (usage, steps written, ok), so a
+    # retried activity that finds its slot filled can return the same result without repeating the side effect.
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    def to_openai(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.role == "assistant" and self.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.role == "tool":
+            msg["tool_call_id"] = self.tool_call_id
+        return msg
+
+    def full_arguments(self, call_id: str) -> str:
+        for c in self.tool_calls:
+            if c.id == call_id and c.arguments is not None:
+                return c.arguments
+        raise KeyError(call_id)
+
+
+# ---------------------------------------------------------------- projection
+
+
+class StepRecord(BaseModel):
+    """A row of `task_steps`. `seq` is allocated by the workflow; the row id is derived from (task, seq)."""
+
+    seq: int
+    phase: Phase | None
+    type: StepType
+    content: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ArtifactRecord(BaseModel):
+    type: Literal["deployment", "repository", "file", "log"]
+    name: str
+    url: str | None = None
+    path: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskRowUpdate(BaseModel):
+    """Absolute values for the `tasks` row (never increments), so re-applying an update is harmless."""
+
+    status: TaskStatus | None = None
+    phase: Phase | None = None
+    pending_question: str | None = None
+    clear_question: bool = False
+    error_message: str | None = None
+    usage: TokenUsage | None = None
+    step_count: int | None = None
+    completed: bool = False
+
+
+class ProjectionBatch(BaseModel):
+    task_id: str
+    workflow_id: str
+    title: str
+    description: str
+    model: str | None
+    update: TaskRowUpdate = Field(default_factory=TaskRowUpdate)
+    steps: list[StepRecord] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- activities
+
+
+class LlmRequest(BaseModel):
+    task_id: str
+    phase: Phase
+    model: str | None
+    # Slots [0, message_count) are filled, in Postgres or by `append` (small messages the workflow adds: phase
+    # openings, answers, rejected calls); the reply goes to slot `message_count`.
+    message_count: int
+    append: list[ChatMessage] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    step_seq: int  # seq for the LLM_RESPONSE step; TOOL_CALL steps follow it
+    pending_steps: list[StepRecord] = Field(default_factory=list)  # workflow steps written with this turn
+    usage_before: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class LlmTurn(BaseModel):
+    seq: int  # where the assistant message was stored
+    content: str | None
+    tool_calls: list[ToolCall]
+    usage: TokenUsage
+    model: str
+    steps_written: int
+
+
+class ToolRequest(BaseModel):
+    task_id: str
+    phase: Phase
+    call: ToolCall
+    assistant_seq: int  # the message holding the call, read when `call.arguments` is None
+    result_seq: int  # conversation seq for the tool message
+    step_seq: int  # seq for the TOOL_RESULT step
+
+
+class ToolOutcome(BaseModel):
+    ok: bool
+    preview: str  # the first few hundred characters, for the workflow's logs and the status view
+    steps_written: int
+
+
+ResumeState.model_rebuild()
+LlmRequest.model_rebuild()
+TaskInput.model_rebuild()

@@ -1,0 +1,63 @@
+"""What each phase is for and which tools it may use. Data, not code: change a phase here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from morgus.contracts import Phase
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    phase: Phase
+    purpose: str
+    tools: tuple[str, ...]
+
+    def opening_message(self) -> str:
+        return (
+            f"Phase: {self.phase.value}\n{self.purpose}\n"
+            f"Tools available in this phase: {', '.join(self.tools) or 'none'}. "
+            "When this phase's work is done, reply with a short summary and no tool call."
+        )
+
+
+_FILES = ("file_read", "file_write", "file_list")
+_TALK = ("notify_user", "ask_user")
+
+PHASES: dict[Phase, PhaseSpec] = {
+    Phase.RESEARCH: PhaseSpec(
+        Phase.RESEARCH,
+        "Research what the task needs: requirements, constraints, prior art. Ask the user only what you cannot infer.",
+        ("file_read", "file_list", *_TALK),
+    ),
+    Phase.PLAN: PhaseSpec(
+        Phase.PLAN,
+        "Write a concrete implementation plan: files, steps, how it will be tested and shipped.",
+        (*_FILES, *_TALK),
+    ),
+    Phase.BUILD: PhaseSpec(
+        Phase.BUILD,
+        "Implement the plan: write the project's files in the workspace. Fix what you find wrong.",
+        (*_FILES, *_TALK),
+    ),
+    Phase.EXECUTE: PhaseSpec(
+        Phase.EXECUTE,
+        "Check the result: read back what was built, verify it against the plan, and prepare it for delivery.",
+        (*_FILES, *_TALK),
+    ),
+    Phase.FINALIZE: PhaseSpec(
+        Phase.FINALIZE,
+        "Finish: summarise what was built, where it is, and anything the user must know. Notify the user.",
+        ("file_read", "file_list", "notify_user"),
+    ),
+}
+
+SYSTEM_PROMPT = (
+    "You are Morgus, an autonomous software engineer. You work through the phases RESEARCH, PLAN, BUILD, "
+    "EXECUTE and FINALIZE, one at a time, using only the tools offered. Paths are relative to the task's "
+    "workspace. Be concise; when a phase is done, answer without calling a tool."
+)
+
+
+def system_message(title: str, description: str) -> str:
+    return f"{SYSTEM_PROMPT}\n\nTask: {title}\n\n{description}"

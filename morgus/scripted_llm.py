@@ -1,0 +1,243 @@
+"""A real HTTP server speaking the OpenAI chat-completions protocol with scripted replies.
+
+Used by the tests and by `morgus demo`, so the production LLM code path (the `openai` SDK over HTTP) runs
+unchanged without a provider. It is stateless where it matters: the reply to a request is chosen by the
+scenario named in the system message (`[scenario:NAME]`) and by how many assistant messages the request already
+holds, so a retried or replayed call gets the same reply. Like real providers it rejects conversations that
+break the tool-call protocol (an assistant `tool_calls` message must be answered by one `tool` message per call).
+
+Script: {"scenarios": {"NAME": [REPLY, ...]}}, REPLY = {"content": str, "tool_calls": [{"name": str,
+"arguments": object | str}], "delay_s": float, "fail": [{"status": int, "times": int, "message": str,
+"retry_after": float}]}. A scenario with "repeat_last": true repeats its last reply forever; past its end any
+scenario answers "Done." with no tool call (which ends a phase).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+SCENARIO_RE = re.compile(r"\[scenario:([A-Za-z0-9_.\-]+)\]")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def validate_messages(messages: list[dict[str, Any]]) -> None:
+    """The checks OpenAI applies to a conversation with tool calls."""
+    if not messages:
+        raise ProtocolError("'messages' must contain at least one message.")
+    open_calls: list[str] = []
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        if role not in ("system", "user", "assistant", "tool", "developer"):
+            raise ProtocolError(f"Invalid value for 'messages[{i}].role': {role!r}.")
+        if role == "tool":
+            if m.get("tool_call_id") not in open_calls:
+                raise ProtocolError(
+                    f"Invalid parameter: messages with role 'tool' must be a response to a preceeding message with "
+                    f"'tool_calls' (messages[{i}].tool_call_id={m.get('tool_call_id')!r})."
+                )
+            open_calls.remove(m["tool_call_id"])
+            continue
+        if open_calls:
+            raise ProtocolError(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(open_calls)}"
+            )
+        if role == "assistant":
+            open_calls = [c["id"] for c in m.get("tool_calls") or []]
+    if open_calls:
+        raise ProtocolError(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(open_calls)}"
+        )
+
+
+@dataclass
+class Recorded:
+    scenario: str
+    index: int
+    body: dict[str, Any]
+    status: int
+
+
+@dataclass
+class ScriptedLLM:
+    scenarios: dict[str, dict[str, Any]] = field(default_factory=dict)
+    api_key: str | None = None
+    requests: list[Recorded] = field(default_factory=list)
+    _failures: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    # ---------------------------------------------------------------- script
+
+    def add(self, name: str, replies: list[dict[str, Any]], *, repeat_last: bool = False) -> str:
+        with self._lock:
+            self.scenarios[name] = {"replies": replies, "repeat_last": repeat_last}
+        return f"[scenario:{name}]"
+
+    def load_file(self, path: Path) -> None:
+        data = json.loads(Path(path).read_text())
+        for name, spec in data["scenarios"].items():
+            if isinstance(spec, list):
+                self.add(name, spec)
+            else:
+                self.add(name, spec["replies"], repeat_last=spec.get("repeat_last", False))
+
+    def requests_for(self, name: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.scenario == name]
+
+    # ---------------------------------------------------------------- protocol
+
+    def respond(self, body: dict[str, Any], auth: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if self.api_key and auth != f"Bearer {self.api_key}":
+            return 401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), {}
+        messages = body.get("messages") or []
+        text = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+        match = SCENARIO_RE.search(text)
+        name = match.group(1) if match else "default"
+        index = sum(1 for m in messages if m.get("role") == "assistant")
+        with self._lock:
+            spec = self.scenarios.get(name)
+        if spec is None:
+            return self._record(name, index, body, 404, _error(f"The model script {name!r} does not exist.", "invalid_request_error", "model_not_found"))
+        if not body.get("model"):
+            return self._record(name, index, body, 400, _error("you must provide a model parameter", "invalid_request_error", None))
+        try:
+            validate_messages(messages)
+        except ProtocolError as e:
+            return self._record(name, index, body, 400, _error(str(e), "invalid_request_error", None))
+
+        replies = spec["replies"]
+        if index < len(replies):
+            reply = replies[index]
+        elif spec["repeat_last"] and replies:
+            reply = replies[-1]
+        else:
+            reply = {"content": "Done."}
+
+        for k, fail in enumerate(reply.get("fail", [])):
+            key = (name, index, k)
+            with self._lock:
+                used = self._failures.get(key, 0)
+                if fail.get("times", 1) < 0 or used < fail.get("times", 1):
+                    self._failures[key] = used + 1
+                    headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
+                    status = int(fail["status"])
+                    return (*self._record(name, index, body, status, _error(fail.get("message", f"scripted error {status}"), "server_error", None))[:2], headers)
+        if reply.get("delay_s"):
+            time.sleep(float(reply["delay_s"]))
+        return self._record(name, index, body, 200, _completion(body["model"], index, reply, messages))
+
+    def _record(self, name: str, index: int, body: dict[str, Any], status: int, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self._lock:
+            self.requests.append(Recorded(name, index, body, status))
+        return status, payload, {}
+
+    # ---------------------------------------------------------------- server
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        llm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    return self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                if self.path.startswith("/_requests"):
+                    with llm._lock:
+                        return self._send(200, {"requests": [r.__dict__ for r in llm.requests]})
+                self._send(404, _error("not found", "invalid_request_error", None))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    return self._send(404, _error(f"unknown path {self.path}", "invalid_request_error", None))
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    return self._send(400, _error("request body is not valid JSON", "invalid_request_error", None))
+                status, payload, headers = llm.respond(body, self.headers.get("Authorization"))
+                self._send(status, payload, headers)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="scripted-llm", daemon=True).start()
+        return f"http://{host}:{self._server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+def _completion(model: str, index: int, reply: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    calls = [
+        {
+            "id": c.get("id") or f"call_{index}_{j}",
+            "type": "function",
+            "function": {
+                "name": c["name"],
+                "arguments": c["arguments"] if isinstance(c.get("arguments"), str) else json.dumps(c.get("arguments", {})),
+            },
+        }
+        for j, c in enumerate(reply.get("tool_calls", []))
+    ]
+    content = reply.get("content")
+    prompt_tokens = max(1, len(json.dumps(messages)) // 4)
+    completion_tokens = max(1, len(json.dumps(calls) + (content or "")) // 4)
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": f"chatcmpl-scripted-{index}",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def main() -> None:  # pragma: no cover - `python -m morgus.scripted_llm SCRIPT.json [PORT]`
+    import sys
+
+    llm = ScriptedLLM()
+    llm.load_file(Path(sys.argv[1]))
+    url = llm.start(port=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    print(url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

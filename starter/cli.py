@@ -1,0 +1,276 @@
+"""The `morgus` command: run the stack, start and follow tasks, answer and cancel them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from morgus.config import ConfigError, Settings, load_settings
+from morgus.contracts import TaskInput
+
+T = TypeVar("T")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Morgus: durable autonomous software tasks on Temporal.")
+task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer and cancel tasks.")
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+app.add_typer(task_app, name="task")
+app.add_typer(db_app, name="db")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    from morgus.log import configure_logging
+
+    configure_logging(os.environ.get("MORGUS_LOG_LEVEL", "warning"), settings.log_format)
+    return settings
+
+
+def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+    return asyncio.run(make(_settings()))
+
+
+# ---------------------------------------------------------------- stack
+
+
+@app.command()
+def up(worker: bool = typer.Option(True, help="Also run a worker in this process group.")) -> None:
+    """Start the embedded stack (Temporal dev server + Web UI, Postgres, a worker) and keep it running."""
+    from starter.stack import Stack
+
+    settings = _settings()
+    stack = Stack(settings)
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        stack.ensure_services()
+        if worker:
+            stack.start_worker()
+        for note in stack.notes:
+            out.print(f"[dim]{note}[/dim]")
+        out.print(f"Temporal      {settings.temporal_address}  (namespace {settings.temporal_namespace})")
+        out.print(f"Temporal UI   {settings.temporal_ui_url}")
+        from starter.client import redact_dsn
+
+        out.print(f"Postgres      {redact_dsn(settings.dsn)}")
+        out.print(f"Task queue    {settings.task_queue}")
+        out.print(f"State         {settings.home.resolve()}")
+        if not settings.openai_api_key and not settings.openai_base_url:
+            out.print("[yellow]OPENAI_API_KEY is not set: tasks will fail at their first LLM call. "
+                      "Set it (or OPENAI_BASE_URL), or try `morgus demo`.[/yellow]")
+        out.print('Ready. Start a task:  morgus task start "a landing page for my bakery" --wait   (Ctrl-C stops)')
+        restarts = 0
+        while not stopping:
+            time.sleep(0.5)
+            for i, proc in enumerate(stack.workers):
+                if proc.poll() is not None and not stopping:
+                    restarts += 1
+                    if restarts > 5:
+                        raise ConfigError(f"the worker keeps exiting (code {proc.returncode}); see the log above")
+                    err.print(f"worker exited with code {proc.returncode}; restarting it")
+                    stack.workers[i] = stack.start_worker()
+    finally:
+        out.print("Stopping…")
+        stack.stop()
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run a worker in the foreground (same as `python worker.py`)."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+@app.command()
+def demo(keep: bool = typer.Option(False, help="Leave the services running afterwards.")) -> None:
+    """Run one bundled, recorded task through the real stack: no API key needed."""
+    from starter.demo import run_demo
+
+    run_demo(_settings(), keep=keep, console=out)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the SQL migrations in db/migrations to DATABASE_URL (or the embedded Postgres)."""
+    from db.migrate import apply_migrations
+
+    applied = apply_migrations(_settings().dsn)
+    out.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@task_app.command("start")
+def task_start(
+    description: str = typer.Argument(..., help="What to build."),
+    title: str = typer.Option("", help="Short title (default: the description's first line)."),
+    model: str | None = typer.Option(None, help="LLM model for this task (default: MORGUS_MODEL)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the task live until it ends."),
+    task_queue: str | None = typer.Option(None, help="Task queue (default: MORGUS_TASK_QUEUE)."),
+) -> None:
+    """Start a task; prints its id."""
+    try:
+        task = TaskInput(title=title, description=description, model=model)
+    except ValidationError as e:
+        raise ConfigError(f"invalid task: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+
+    async def go(settings: Settings) -> int:
+        from starter.client import connect_temporal
+        from starter.tasks import start_task
+
+        client = await connect_temporal(settings)
+        handle = await start_task(client, task, task_queue=task_queue or settings.task_queue)
+        task_id = handle.id.removeprefix("task-")
+        out.print(task_id)
+        if not wait:
+            return 0
+        from starter.progress import follow
+
+        return await follow(settings, client, task_id, out)
+
+    code = _run(go)
+    if code:
+        raise _Exit(code)
+
+
+@task_app.command("list")
+def task_list(status: str | None = typer.Option(None, help="Only tasks with this status."),
+              limit: int = typer.Option(20, min=1, max=1000)) -> None:
+    """List recent tasks from the database."""
+
+    async def go(settings: Settings) -> list[dict[str, Any]]:
+        from starter.client import open_store
+
+        store = await open_store(settings)
+        try:
+            return await store.list_tasks(status=status, limit=limit)
+        finally:
+            await store.close()
+
+    rows = _run(go)
+    if not rows:
+        out.print("no tasks yet")
+        return
+    table = Table("id", "status", "phase", "title", "steps", "tokens", "created")
+    for r in rows:
+        table.add_row(str(r["id"]), r["status"], r["phase"] or "", r["title"][:50], str(r["step_count"]),
+                      str(r["total_tokens"]), r["created_at"].strftime("%Y-%m-%d %H:%M:%S"))
+    out.print(table)
+
+
+@task_app.command("show")
+def task_show(task: str = typer.Argument(..., help="Task id (or task-<id>).")) -> None:
+    """Show a task with its steps and artifacts (from the database)."""
+    from starter.tasks import TaskOpError, parse_task_ref
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> tuple[Any, Any, Any]:
+        from starter.client import open_store
+
+        store = await open_store(settings)
+        try:
+            row = await store.fetch_task(task_id)
+            if row is None:
+                raise TaskOpError(f"no task with id {task_id} in the database")
+            return row, await store.fetch_steps(task_id), await store.fetch_artifacts(task_id)
+        finally:
+            await store.close()
+
+    row, steps, artifacts = _run(go)
+    from starter.progress import render_step
+
+    out.print(f"[bold]{row['title']}[/bold]  ({row['id']})")
+    out.print(f"status {row['status']}   phase {row['phase'] or '-'}   steps {row['step_count']}   "
+              f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, completion {row['completion_tokens']})")
+    if row["pending_question"]:
+        out.print(f"[yellow]waiting for an answer:[/yellow] {row['pending_question']}")
+    if row["error_message"]:
+        out.print(f"[red]error:[/red] {row['error_message']}")
+    for s in steps:
+        out.print(render_step(s))
+    for a in artifacts:
+        out.print(f"artifact {a['type']}: {a['name']} {a['url'] or a['path'] or ''}")
+
+
+@task_app.command("answer")
+def task_answer(task: str, text: str) -> None:
+    """Answer the question a task is waiting on."""
+    from starter.tasks import answer_task, parse_task_ref
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> None:
+        from starter.client import connect_temporal
+
+        await answer_task(await connect_temporal(settings), task_id, text)
+
+    _run(go)
+    out.print(f"answered task {task_id}")
+
+
+@task_app.command("cancel")
+def task_cancel(task: str, reason: str = typer.Option("cancelled by user")) -> None:
+    """Cancel a running task (its status becomes `cancelled`)."""
+    from starter.tasks import cancel_task, parse_task_ref
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> None:
+        from starter.client import connect_temporal
+
+        await cancel_task(await connect_temporal(settings), task_id, reason)
+
+    _run(go)
+    out.print(f"cancel requested for task {task_id}")
+
+
+def main() -> None:
+    """Console-script entry: one clear line for user errors, then a hard exit (temporalio/sdk-python#300)."""
+    code = 0
+    try:
+        app(standalone_mode=False)
+    except ConfigError as e:
+        err.print(f"morgus: {e}")
+        code = 2
+    except _Exit as e:
+        code = e.code
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            code = e.exit_code
+        else:
+            raise
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)

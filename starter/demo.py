@@ -1,0 +1,69 @@
+"""`morgus demo`: one bundled task, its LLM replies replayed by the scripted OpenAI-compatible server, run
+through the real stack (Temporal dev server, Postgres, a worker process), with the agent's question answered."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+
+from morgus.config import Settings
+from morgus.contracts import TaskInput
+from morgus.scripted_llm import ScriptedLLM
+
+DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "morgus" / "scripts" / "demo.json"
+DEMO_QUEUE = "morgus-demo"
+DEMO_ANSWER = "Blue and cream, please."
+
+
+def run_demo(settings: Settings, *, keep: bool, console: Console) -> None:
+    from starter.stack import Stack
+
+    llm = ScriptedLLM()
+    llm.load_file(DEMO_SCRIPT)
+    llm_url = llm.start()
+    stack = Stack(settings)
+    try:
+        console.print("Starting Temporal dev server and Postgres…")
+        stack.ensure_services()
+        # Its own queue, so a `morgus up` worker with a real model never picks up the demo (and vice versa).
+        stack.start_worker({"OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": "demo", "MORGUS_TASK_QUEUE": DEMO_QUEUE},
+                           log_file=settings.home.resolve() / "demo-worker.log")
+        code = asyncio.run(_run(settings, console))
+        if code:
+            raise SystemExit(code)
+    finally:
+        if not keep:
+            stack.stop()
+        llm.stop()
+
+
+async def _run(settings: Settings, console: Console) -> int:
+    from starter.client import connect_temporal
+    from starter.progress import follow
+    from starter.tasks import answer_task, start_task
+
+    client = await connect_temporal(settings)
+    task = TaskInput(
+        title="Bakery landing page (demo)",
+        description="Build a landing page for my bakery, Crumb & Co.: hero, menu, opening hours. [scenario:demo]",
+        model="scripted-demo",
+    )
+    handle = await start_task(client, task, task_queue=DEMO_QUEUE)
+    task_id = handle.id.removeprefix("task-")
+    console.print(f"Task {task_id} started; watch it in the Temporal UI: "
+                  f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}")
+
+    async def answer(tid: str, question: str) -> None:
+        console.print(f"[yellow]The agent asks:[/yellow] {question}")
+        console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] {DEMO_ANSWER}")
+        await answer_task(client, tid, DEMO_ANSWER)
+
+    code = await follow(settings, client, task_id, console, on_question=answer)
+    workspace = settings.workspace_for(task_id)
+    if workspace.exists():
+        console.print(f"Files in {workspace}:")
+        for f in sorted(p for p in workspace.rglob("*") if p.is_file()):
+            console.print(f"  {f.relative_to(workspace)}  ({f.stat().st_size} bytes)")
+    return code

@@ -1,0 +1,360 @@
+"""TaskWorkflow: one task, five phases, each an agent loop of LLM and tool activities.
+
+Deterministic and thin: it allocates sequence numbers, decides what runs next and waits for humans. The
+conversation lives in Postgres; activities get its length, never its content, so history grows linearly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from morgus.contracts import (
+        PHASE_ORDER,
+        AnswerSignal,
+        AskUserArgs,
+        CancelSignal,
+        ChatMessage,
+        LlmRequest,
+        LlmTurn,
+        Phase,
+        ProjectionBatch,
+        ResumeState,
+        StepRecord,
+        StepType,
+        TaskInput,
+        TaskResult,
+        TaskRowUpdate,
+        TaskStatus,
+        TaskStatusView,
+        ToolCall,
+        ToolOutcome,
+        ToolRequest,
+    )
+    from morgus.ids import task_id_from_workflow_id
+    from morgus.phases import PHASES, PhaseSpec, system_message
+    from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
+
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
+    non_retryable_error_types=["LlmRequestRejected"],
+)
+TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+# Projection must never give up: a database outage delays the mirror, it does not fail the task.
+PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _failure_message(err: BaseException) -> str:
+    """The innermost error's message: what the provider or tool actually said."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return getattr(err, "message", None) or str(err)
+
+
+@workflow.defn(name="TaskWorkflow")
+class TaskWorkflow:
+    @workflow.init
+    def __init__(self, inp: TaskInput) -> None:
+        self._input = inp
+        self._state = (inp.resume or ResumeState()).model_copy(deep=True)
+        self._task_id = task_id_from_workflow_id(workflow.info().workflow_id)
+        self._status = TaskStatus.running
+        self._question: str | None = None
+        self._answer: str | None = None
+        self._cancel: CancelSignal | None = None
+        self._error: str | None = None
+        self._last_reply = ""
+        # Steps of calls the workflow rejected, written with the next LLM turn (carried across continue-as-new).
+        self._pending_steps: list[StepRecord] = list(self._state.pending_steps)
+        self._state.pending_steps = []
+
+    # ------------------------------------------------------------------ signals and queries
+
+    @workflow.signal(name="answer")
+    def answer(self, signal: AnswerSignal) -> None:
+        if self._question is None:
+            workflow.logger.warning("answer ignored: the task is not waiting for input")
+            return
+        self._answer = signal.text
+
+    @workflow.signal(name="cancel")
+    def cancel(self, signal: CancelSignal | None = None) -> None:
+        self._cancel = signal or CancelSignal()
+
+    @workflow.query(name="status")
+    def status(self) -> TaskStatusView:
+        idx = self._state.phase_index
+        return TaskStatusView(
+            task_id=self._task_id,
+            status=self._status,
+            phase=PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None,
+            pending_question=self._question,
+            step_count=self._state.step_seq,
+            iteration=self._state.iteration,
+            usage=self._state.usage,
+            error_message=self._error,
+        )
+
+    # ------------------------------------------------------------------ main loop
+
+    @workflow.run
+    async def run(self, inp: TaskInput) -> TaskResult:
+        try:
+            if inp.resume is None:
+                await self._set_status(TaskStatus.running, steps=[self._step(None, StepType.TASK_START, inp.display_title())])
+            while self._state.phase_index < len(PHASE_ORDER):
+                spec = PHASES[PHASE_ORDER[self._state.phase_index]]
+                if not self._state.phase_started:
+                    await self._start_phase(spec)
+                await self._agent_loop(spec)
+                self._state.phase_index += 1
+                self._state.phase_started = False
+                self._state.iteration = 0
+            await self._finish(TaskStatus.completed, self._last_reply or "Task completed.")
+            return self._result()
+        except _Cancelled:
+            reason = self._cancel.reason if self._cancel else "cancelled"
+            await self._finish(TaskStatus.cancelled, f"Cancelled: {reason}")
+            return self._result()
+        except asyncio.CancelledError:
+            # Cancelled through Temporal itself (UI / `temporal workflow cancel`): record it, then let it through.
+            self._cancel = CancelSignal(reason="cancelled through Temporal")
+            await self._finish(TaskStatus.cancelled, "Cancelled through Temporal")
+            raise
+        except (ActivityError, ApplicationError) as e:
+            message = _failure_message(e)
+            await self._finish(TaskStatus.error, message)
+            raise ApplicationError(message, type="TaskFailed", non_retryable=True) from e
+
+    async def _start_phase(self, spec: PhaseSpec) -> None:
+        phase = spec.phase
+        workflow.upsert_search_attributes([MORGUS_PHASE.value_set(phase.value)])
+        await self._project(
+            TaskRowUpdate(phase=phase), [self._step(phase, StepType.PHASE_START, f"Phase {phase.value} started")]
+        )
+        if self._state.message_count == 0 and not self._state.pending_messages:
+            self._queue_message("system", system_message(self._input.display_title(), self._input.description))
+        self._queue_message("user", spec.opening_message())
+        self._state.phase_started = True
+        self._state.iteration = 0
+
+    async def _agent_loop(self, spec: PhaseSpec) -> None:
+        limit = self._input.limits.max_iterations_per_phase
+        while True:
+            if self._cancel is not None:
+                raise _Cancelled()
+            if self._state.iteration >= limit:
+                raise ApplicationError(
+                    f"Phase {spec.phase.value} reached its iteration cap ({limit} LLM calls) without finishing; "
+                    "raise limits.max_iterations_per_phase or make the task smaller.",
+                    type="IterationCapReached",
+                    non_retryable=True,
+                )
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._input.model_copy(update={"resume": self._resume_state()}))
+
+            turn = await self._call_llm(spec)
+            if not turn.tool_calls:
+                return
+            for call in turn.tool_calls:
+                await self._run_tool_call(spec, call, turn.seq)
+
+    async def _call_llm(self, spec: PhaseSpec) -> LlmTurn:
+        st = self._state
+        step_seq = self._reserve_pending_steps()
+        req = LlmRequest(
+            task_id=self._task_id,
+            phase=spec.phase,
+            model=self._input.model,
+            message_count=st.message_count,
+            append=list(st.pending_messages),
+            tools=list(spec.tools),
+            step_seq=step_seq,
+            pending_steps=list(self._pending_steps),
+            usage_before=st.usage,
+        )
+        t = self._input.timeouts
+        turn: LlmTurn = await self._cancellable(
+            workflow.start_activity(
+                "llm_call",
+                req,
+                result_type=LlmTurn,
+                start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
+                heartbeat_timeout=timedelta(seconds=t.heartbeat),
+                retry_policy=LLM_RETRY,
+            )
+        )
+        st.message_count = turn.seq + 1  # the reply's slot
+        st.pending_messages = []
+        self._pending_steps = []
+        st.step_seq = step_seq + turn.steps_written
+        st.usage = st.usage.plus(turn.usage)
+        st.iteration += 1
+        if turn.content:
+            self._last_reply = turn.content[:2000]
+        return turn
+
+    async def _run_tool_call(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int) -> None:
+        if call.name not in spec.tools:
+            return self._queue_tool_error(
+                spec.phase, call, f"unknown tool {call.name!r} in phase {spec.phase.value}; available: {', '.join(spec.tools)}"
+            )
+        if call.name == "ask_user":
+            return await self._ask_user(spec.phase, call)
+        t = self._input.timeouts
+        req = ToolRequest(
+            task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
+            result_seq=self._allocate_message_seq(), step_seq=self._reserve_pending_steps(),
+        )
+        try:
+            outcome: ToolOutcome = await self._cancellable(
+                workflow.start_activity(
+                    f"tool:{call.name}",
+                    req,
+                    result_type=ToolOutcome,
+                    start_to_close_timeout=timedelta(seconds=t.tool_start_to_close),
+                    heartbeat_timeout=timedelta(seconds=t.heartbeat),
+                    retry_policy=TOOL_RETRY,
+                )
+            )
+        except ActivityError as e:
+            # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
+            return self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
+        self._state.step_seq += outcome.steps_written
+
+    async def _ask_user(self, phase: Phase, call: ToolCall) -> None:
+        try:
+            question = AskUserArgs.model_validate(json.loads(call.arguments or "")).question
+        except (ValueError, ValidationError) as e:
+            return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
+        self._question, self._answer = question, None
+        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(TaskStatus.waiting_for_input.value)])
+        self._status = TaskStatus.waiting_for_input
+        await self._project(
+            TaskRowUpdate(status=TaskStatus.waiting_for_input, pending_question=question),
+            [self._step(phase, StepType.QUESTION, question, {"tool_call_id": call.id})],
+        )
+        await workflow.wait_condition(lambda: self._answer is not None or self._cancel is not None)
+        if self._answer is None:
+            raise _Cancelled()
+        answer, self._question, self._answer = self._answer, None, None
+        self._status = TaskStatus.running
+        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(TaskStatus.running.value)])
+        await self._project(
+            TaskRowUpdate(status=TaskStatus.running, clear_question=True),
+            [self._step(phase, StepType.ANSWER, answer, {"tool_call_id": call.id})],
+        )
+        self._queue_message("tool", answer, tool_call_id=call.id)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _cancellable(self, handle: workflow.ActivityHandle) -> object:
+        """Await an activity, abandoning it (and requesting its cancellation) if the task is cancelled."""
+        await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
+        if not handle.done():
+            handle.cancel()
+            raise _Cancelled()
+        return await handle
+
+    def _allocate_message_seq(self) -> int:
+        seq = self._state.message_count
+        self._state.message_count += 1
+        return seq
+
+    def _queue_message(self, role: str, content: str, tool_call_id: str | None = None, seq: int | None = None) -> None:
+        """A small message the next LLM activity stores before calling the model."""
+        seq = self._allocate_message_seq() if seq is None else seq
+        self._state.pending_messages.append(
+            ChatMessage(seq=seq, role=role, content=content, tool_call_id=tool_call_id)  # type: ignore[arg-type]
+        )
+
+    def _queue_tool_error(self, phase: Phase, call: ToolCall, error: str, seq: int | None = None) -> None:
+        """A call the workflow rejects: its error result and step are written by the next LLM activity."""
+        self._queue_message("tool", f"Error: {error}", tool_call_id=call.id, seq=seq)
+        self._pending_steps.append(
+            StepRecord(seq=-1, phase=phase, type=StepType.TOOL_RESULT, content=f"Error: {error}",
+                       metadata={"tool": call.name, "tool_call_id": call.id, "ok": False})
+        )
+
+    def _reserve_pending_steps(self) -> int:
+        """Give queued steps their seqs now; returns the next free seq."""
+        for s in self._pending_steps:
+            if s.seq < 0:
+                s.seq = self._state.step_seq
+                self._state.step_seq += 1
+        return self._state.step_seq
+
+    def _step(self, phase: Phase | None, type_: StepType, content: str, metadata: dict | None = None) -> StepRecord:
+        seq = self._reserve_pending_steps()
+        self._state.step_seq = seq + 1
+        return StepRecord(seq=seq, phase=phase, type=type_, content=content, metadata=metadata or {})
+
+    def _resume_state(self) -> ResumeState:
+        self._reserve_pending_steps()
+        return self._state.model_copy(update={"runs": self._state.runs + 1, "pending_steps": list(self._pending_steps)})
+
+    async def _set_status(self, status: TaskStatus, steps: list[StepRecord] | None = None, **update: object) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(status.value)])
+        await self._project(TaskRowUpdate(status=status, **update), steps or [])
+
+    async def _project(self, update: TaskRowUpdate, steps: list[StepRecord]) -> None:
+        inp = self._input
+        batch = ProjectionBatch(
+            task_id=self._task_id,
+            workflow_id=workflow.info().workflow_id,
+            title=inp.display_title(),
+            description=inp.description,
+            model=inp.model,
+            update=update,
+            steps=steps,
+        )
+        await workflow.execute_activity(
+            "project",
+            batch,
+            start_to_close_timeout=timedelta(seconds=inp.timeouts.projection_start_to_close),
+            retry_policy=PROJECTION_RETRY,
+        )
+
+    async def _finish(self, status: TaskStatus, message: str) -> None:
+        idx = self._state.phase_index
+        phase = PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None
+        if status is TaskStatus.error:
+            self._error = message
+        self._reserve_pending_steps()
+        steps, self._pending_steps = self._pending_steps, []
+        steps.append(self._step(phase, StepType.ERROR if status is TaskStatus.error else StepType.TASK_END, message))
+        self._question = None
+        await self._set_status(
+            status,
+            steps=steps,
+            completed=True,
+            clear_question=True,
+            usage=self._state.usage,
+            error_message=message if status is TaskStatus.error else None,
+        )
+
+    def _result(self) -> TaskResult:
+        return TaskResult(
+            task_id=self._task_id,
+            status=self._status,
+            summary=self._last_reply,
+            error_message=self._error,
+            usage=self._state.usage,
+        )
