@@ -75,6 +75,7 @@ class ScriptedLLM:
     api_key: str | None = None
     requests: list[Recorded] = field(default_factory=list)
     _failures: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    _in_flight: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -92,6 +93,11 @@ class ScriptedLLM:
                 self.add(name, spec)
             else:
                 self.add(name, spec["replies"], repeat_last=spec.get("repeat_last", False))
+
+    def in_flight(self, name: str) -> int:
+        """Requests of this scenario being answered right now (a delayed reply is recorded when sent)."""
+        with self._lock:
+            return self._in_flight.get(name, 0)
 
     def requests_for(self, name: str) -> list[Recorded]:
         with self._lock:
@@ -136,7 +142,13 @@ class ScriptedLLM:
                     status = int(fail["status"])
                     return (*self._record(name, index, body, status, _error(fail.get("message", f"scripted error {status}"), "server_error", None))[:2], headers)
         if reply.get("delay_s"):
-            time.sleep(float(reply["delay_s"]))
+            with self._lock:
+                self._in_flight[name] = self._in_flight.get(name, 0) + 1
+            try:
+                time.sleep(float(reply["delay_s"]))
+            finally:
+                with self._lock:
+                    self._in_flight[name] -= 1
         return self._record(name, index, body, 200, _completion(body["model"], index, reply, messages))
 
     def _record(self, name: str, index: int, body: dict[str, Any], status: int, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:

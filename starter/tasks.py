@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from morgus.config import ConfigError
-from morgus.contracts import AnswerSignal, CancelSignal, TaskInput, TaskStatus, TaskStatusView
+from morgus.contracts import AnswerSignal, CancelSignal, TaskInput, TaskResult, TaskStatus, TaskStatusView
 from morgus.ids import new_task_id, normalize_task_ref, workflow_id_for
 
 
@@ -30,7 +30,7 @@ def parse_task_ref(ref: str) -> str:
 async def start_task(client: Client, task: TaskInput, *, task_queue: str, task_id: str | None = None) -> WorkflowHandle:
     task_id = task_id or new_task_id()
     return await client.start_workflow(
-        "TaskWorkflow", task, id=workflow_id_for(task_id), task_queue=task_queue,
+        "TaskWorkflow", task, id=workflow_id_for(task_id), task_queue=task_queue, result_type=TaskResult,
     )
 
 
