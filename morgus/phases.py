@@ -52,6 +52,8 @@ PHASES: dict[Phase, PhaseSpec] = {
     ),
 }
 
+ALL_TOOLS: frozenset[str] = frozenset(t for spec in PHASES.values() for t in spec.tools)
+
 SYSTEM_PROMPT = (
     "You are Morgus, an autonomous software engineer. You work through the phases RESEARCH, PLAN, BUILD, "
     "EXECUTE and FINALIZE, one at a time, using only the tools offered. Paths are relative to the task's "

@@ -67,6 +67,7 @@ class Recorded:
     index: int
     body: dict[str, Any]
     status: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -136,11 +137,14 @@ class ScriptedLLM:
             key = (name, index, k)
             with self._lock:
                 used = self._failures.get(key, 0)
-                if fail.get("times", 1) < 0 or used < fail.get("times", 1):
+                failing = fail.get("times", 1) < 0 or used < fail.get("times", 1)
+                if failing:
                     self._failures[key] = used + 1
-                    headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
-                    status = int(fail["status"])
-                    return (*self._record(name, index, body, status, _error(fail.get("message", f"scripted error {status}"), "server_error", None))[:2], headers)
+            if failing:
+                status = int(fail["status"])
+                headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
+                payload = _error(fail.get("message", f"scripted error {status}"), "server_error", None)
+                return (*self._record(name, index, body, status, payload)[:2], headers)
         if reply.get("delay_s"):
             with self._lock:
                 self._in_flight[name] = self._in_flight.get(name, 0) + 1

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
     )
     from morgus.ids import task_id_from_workflow_id
-    from morgus.phases import PHASES, PhaseSpec, system_message
+    from morgus.phases import ALL_TOOLS, PHASES, PhaseSpec, system_message
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
 
 LLM_RETRY = RetryPolicy(
@@ -212,8 +212,9 @@ class TaskWorkflow:
 
     async def _run_tool_call(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int) -> None:
         if call.name not in spec.tools:
+            known = "is not available" if call.name in ALL_TOOLS else "is an unknown tool"
             return self._queue_tool_error(
-                spec.phase, call, f"unknown tool {call.name!r} in phase {spec.phase.value}; available: {', '.join(spec.tools)}"
+                spec.phase, call, f"{call.name!r} {known} in phase {spec.phase.value}; available: {', '.join(spec.tools)}"
             )
         if call.name == "ask_user":
             return await self._ask_user(spec.phase, call)
