@@ -1,0 +1,22 @@
+"""A deliberately incompatible TaskWorkflow (a change made without `workflow.patched`), for the replay test."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from morgus.contracts import TaskInput, TaskResult
+    from morgus.phases import PhaseSpec
+    from workflows.task import TaskWorkflow
+
+
+@workflow.defn(name="TaskWorkflow")
+class ChangedWithoutPatch(TaskWorkflow):
+    @workflow.run
+    async def run(self, inp: TaskInput) -> TaskResult:
+        return await super().run(inp)
+
+    async def _start_phase(self, spec: PhaseSpec) -> None:  # the real one minus its projection activity
+        self._queue_message("user", spec.opening_message())
+        self._state.phase_started = True
+        self._state.iteration = 0
