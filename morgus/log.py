@@ -11,8 +11,10 @@ import structlog
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s")
-    for noisy in ("httpx", "httpcore", "openai", "psycopg.pool"):
+    for noisy in ("httpx", "httpcore", "openai"):
         logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
+    # the pool reports every failed connect attempt; Morgus reports outages itself, once, in one line
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR + 10)
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[

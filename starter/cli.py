@@ -24,7 +24,7 @@ task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer and ca
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(task_app, name="task")
 app.add_typer(db_app, name="db")
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

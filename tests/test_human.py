@@ -24,7 +24,7 @@ async def sa_lists(client, workflow_id: str, status: str) -> bool:
 async def morgus_cli(settings, *args: str) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, off the event loop (the in-process worker must keep running)."""
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", "from starter.cli import main; main()", *args],
+        subprocess.run, [sys.executable, "-m", "starter", *args],
         env=settings_env(settings), capture_output=True, text=True, timeout=60,
     )
 
