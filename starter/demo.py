@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from morgus.config import Settings
 from morgus.contracts import TaskInput
@@ -56,7 +57,7 @@ async def _run(settings: Settings, console: Console) -> int:
                   f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}")
 
     async def answer(tid: str, question: str) -> None:
-        console.print(f"[yellow]The agent asks:[/yellow] {question}")
+        console.print(f"[yellow]The agent asks:[/yellow] {escape(question)}")
         console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] {DEMO_ANSWER}")
         await answer_task(client, tid, DEMO_ANSWER)
 

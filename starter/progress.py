@@ -43,7 +43,7 @@ async def follow(settings: Settings, client: Client, task_id: str, console: Cons
     try:
         while True:
             for step in await store.fetch_steps(task_id, after=last_seq):
-                console.print(render_step(step))
+                console.print(render_step(step), markup=False)
                 last_seq = step["seq"]
                 if step["type"] == "QUESTION" and on_question is not None and step["seq"] not in asked:
                     asked.add(step["seq"])
@@ -51,7 +51,7 @@ async def follow(settings: Settings, client: Client, task_id: str, console: Cons
             desc = await handle.describe()
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 for step in await store.fetch_steps(task_id, after=last_seq):
-                    console.print(render_step(step))
+                    console.print(render_step(step), markup=False)
                 row = await store.fetch_task(task_id) or {}
                 console.print(f"task {task_id}: {row.get('status', desc.status.name.lower())}"
                               f"  ({row.get('total_tokens', 0)} tokens, {row.get('step_count', 0)} steps)")

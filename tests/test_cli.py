@@ -57,7 +57,7 @@ async def test_invalid_input_and_unknown_ids(settings):
 async def test_start_wait_show_and_list(settings, store, worker, llm):
     marker = llm.add("cli", [{"content": "noted", "tool_calls": [{"name": "notify_user", "arguments": {"message": "hello from the agent"}}]}])
     env = settings_env(settings)
-    res = await run(morgus("task", "start", f"Say hello {marker}", "--title", "CLI task", "--wait"), env)
+    res = await run(morgus("task", "start", f"Say hello {marker}", "--title", "CLI [bold]task[/bold]", "--wait"), env)
     assert res.returncode == 0, res.stderr
     task_id = res.stdout.splitlines()[0].strip()
     assert "hello from the agent" in res.stdout and f"task {task_id}: completed" in res.stdout
@@ -65,7 +65,7 @@ async def test_start_wait_show_and_list(settings, store, worker, llm):
 
     show = await run(morgus("task", "show", f"task-{task_id}"), env)
     assert show.returncode == 0, show.stderr
-    assert "CLI task" in show.stdout and "status completed" in show.stdout and "NOTIFICATION" in show.stdout
+    assert "CLI [bold]task[/bold]" in show.stdout and "status completed"  # user text is never rich markup in show.stdout and "NOTIFICATION" in show.stdout
     listing = await run(morgus("task", "list", "--status", "completed", "--limit", "500"), env)
     assert listing.returncode == 0 and task_id in listing.stdout
 
