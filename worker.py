@@ -7,33 +7,71 @@ whatever does not finish is retried by Temporal on another worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
+from activities.sandbox import SandboxActivities
 from db.migrate import apply_migrations
 from db.store import Store
 from morgus.config import ConfigError, Settings, fail, load_settings
 from morgus.log import configure_logging
+from sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
 from workflows import TaskWorkflow
 
 
-def build_worker(client: Client, store: Store, settings: Settings, *, task_queue: str | None = None, **kwargs: object) -> Worker:
-    grace = float(os.environ.get("MORGUS_SHUTDOWN_GRACE_S", "30"))
-    return Worker(
-        client,
-        task_queue=task_queue or settings.task_queue,
-        workflows=[TaskWorkflow],
-        activities=build_activities(store, settings),
-        graceful_shutdown_timeout=timedelta(seconds=grace),
-        **kwargs,  # type: ignore[arg-type]
-    )
+def host_queue_name(task_queue: str) -> str:
+    """This worker's own queue, for activities that must reach its Docker engine (unique per process)."""
+    return f"{task_queue}@{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+def sandbox_activities(settings: Settings, host_queue: str, backend: SandboxBackend | None = None) -> SandboxActivities:
+    if backend is not None:
+        return SandboxActivities(settings, backend, host_queue)
+    try:
+        return SandboxActivities(settings, select_backend(), host_queue)
+    except SandboxUnavailable as e:
+        structlog.get_logger().warning("no sandbox on this worker; shell tools will report it", reason=str(e))
+        return SandboxActivities(settings, None, host_queue, unavailable=str(e))
+
+
+@dataclass
+class MorgusWorkers:
+    """Two Temporal workers in one process: the shared task queue, and this host's own queue for the
+    activities that must reach its sandboxes."""
+
+    shared: Worker
+    host: Worker
+    sandbox: SandboxActivities
+
+
+def build_workers(client: Client, store: Store, settings: Settings, *, backend: SandboxBackend | None = None) -> MorgusWorkers:
+    grace = timedelta(seconds=float(os.environ.get("MORGUS_SHUTDOWN_GRACE_S", "30")))
+    sandbox = sandbox_activities(settings, host_queue_name(settings.task_queue), backend)
+    acts = build_activities(store, settings, sandbox)
+    shared = Worker(client, task_queue=settings.task_queue, workflows=[TaskWorkflow], activities=acts.shared,
+                    graceful_shutdown_timeout=grace)
+    host = Worker(client, task_queue=sandbox.host_queue, activities=acts.host, graceful_shutdown_timeout=grace)
+    return MorgusWorkers(shared, host, sandbox)
+
+
+@contextlib.asynccontextmanager
+async def running_workers(client: Client, store: Store, settings: Settings, **kwargs: Any) -> AsyncIterator[MorgusWorkers]:
+    workers = build_workers(client, store, settings, **kwargs)
+    async with workers.shared, workers.host:
+        yield workers
 
 
 async def run_worker(settings: Settings) -> None:
@@ -47,15 +85,27 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = build_worker(client, store, settings)
-    log.info("worker started", temporal=settings.temporal_address, database=redact_dsn(settings.dsn), pid=os.getpid())
     try:
-        async with worker:
+        async with running_workers(client, store, settings) as workers:
+            log.info("worker started", temporal=settings.temporal_address, database=redact_dsn(settings.dsn),
+                     pid=os.getpid(), host_queue=workers.sandbox.host_queue, sandbox=workers.sandbox.backend and workers.sandbox.backend.name)
+            await reap(client, workers.sandbox.backend)
             await stop.wait()
             log.info("shutting down: draining in-flight activities")
     finally:
         await store.close()
     log.info("worker stopped")
+
+
+async def reap(client: Client, backend: SandboxBackend | None) -> None:
+    """Remove sandboxes that crashed workers left behind for workflows that have closed."""
+    from activities.sandbox import reap_orphans
+
+    if backend is not None:
+        try:
+            await reap_orphans(client, backend)
+        except Exception as e:  # noqa: BLE001 - reaping is housekeeping; never stop the worker for it
+            structlog.get_logger().warning("reaper failed", error=str(e))
 
 
 def main() -> None:

@@ -1,19 +1,30 @@
-"""Activities: every side effect of a task (LLM calls, tools, projection) happens here, never in a workflow."""
+"""Activities: every side effect of a task (LLM calls, tools, sandboxes, projection) happens here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from activities.llm import LlmActivities
 from activities.projection import ProjectionActivities
+from activities.sandbox import SandboxActivities
 from activities.tool_runner import ToolActivities
 from db.store import Store
 from morgus.config import Settings
 
 
-def build_activities(store: Store, settings: Settings) -> list[Callable[..., Any]]:
+@dataclass
+class ActivitySets:
+    shared: list[Callable[..., Any]]  # any worker: LLM, projection, file tools, sandbox creation
+    host: list[Callable[..., Any]]  # only the worker that owns the sandbox: its supervisor, its tools
+
+
+def build_activities(store: Store, settings: Settings, sandbox: SandboxActivities) -> ActivitySets:
     llm = LlmActivities(store, settings)
     projection = ProjectionActivities(store, settings)
-    tools = ToolActivities(store, settings)
-    return [llm.llm_call, projection.project, *tools.activities()]
+    tools = ToolActivities(store, settings, backend=sandbox.backend)
+    return ActivitySets(
+        shared=[llm.llm_call, projection.project, sandbox.create, sandbox.destroy, *tools.activities(sandbox=False)],
+        host=[sandbox.supervise, sandbox.destroy, *tools.activities(sandbox=True)],
+    )

@@ -44,13 +44,14 @@ def parse_arguments(spec: ToolSpec, raw: str) -> Any:
 
 
 class ToolActivities:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, backend: Any = None) -> None:
         self.store = store
         self.settings = settings
+        self.backend = backend  # this worker's sandbox backend, for sandbox tools
 
-    def activities(self) -> list[Callable[..., Any]]:
-        """One activity per registered tool the worker runs (ask_user is the workflow's own)."""
-        return [self._activity_for(spec) for spec in REGISTRY.values() if spec.run is not None]
+    def activities(self, *, sandbox: bool) -> list[Callable[..., Any]]:
+        """One activity per registered tool (ask_user is the workflow's own); sandbox tools or the others."""
+        return [self._activity_for(spec) for spec in REGISTRY.values() if spec.run is not None and spec.sandbox == sandbox]
 
     def _activity_for(self, spec: ToolSpec) -> Callable[..., Any]:
         async def run_tool(req: ToolRequest) -> ToolOutcome:
@@ -74,7 +75,8 @@ class ToolActivities:
             holder = await with_db_retry(lambda: self.store.get_message(req.task_id, req.assistant_seq), give_up_after_s=retry_db, what="read call")
             raw = holder.full_arguments(req.call.id) if holder else ""
 
-        ctx = ToolContext(task_id=req.task_id, phase=req.phase, settings=self.settings, heartbeat=activity.heartbeat)
+        ctx = ToolContext(task_id=req.task_id, phase=req.phase, settings=self.settings, call_id=req.call.id,
+                          heartbeat=activity.heartbeat, sandbox=req.sandbox, backend=self.backend)
         try:
             args = parse_arguments(spec, raw)
             assert spec.run is not None

@@ -67,6 +67,25 @@ class ActivityTimeouts(BaseModel):
     projection_start_to_close: float = 60
 
 
+class SandboxOptions(BaseModel):
+    """Limits of the task's sandbox. Network is off unless the task needs installs (`egress`)."""
+
+    network: Literal["none", "egress"] = "none"
+    create_at: Phase | None = None  # None: when a tool first needs it
+    cpus: float = Field(default=1.0, gt=0, le=64)
+    memory_mb: int = Field(default=1024, ge=64)
+    pids: int = Field(default=256, ge=16)
+    tmp_mb: int = Field(default=256, ge=16)
+
+
+class SandboxRef(BaseModel):
+    """A live sandbox: its name and the task queue of the one worker that can reach it."""
+
+    name: str
+    host_queue: str
+    backend: str
+
+
 class ResumeState(BaseModel):
     """Carried across continue-as-new: where the task was and what it had used."""
 
@@ -78,6 +97,7 @@ class ResumeState(BaseModel):
     usage: TokenUsage = Field(default_factory=lambda: TokenUsage())
     pending_messages: list[ChatMessage] = Field(default_factory=list)
     pending_steps: list[StepRecord] = Field(default_factory=list)
+    sandbox: SandboxRef | None = None
     runs: int = 1
 
 
@@ -89,6 +109,7 @@ class TaskInput(BaseModel):
     model: str | None = None
     limits: TaskLimits = Field(default_factory=TaskLimits)
     timeouts: ActivityTimeouts = Field(default_factory=ActivityTimeouts)
+    sandbox: SandboxOptions = Field(default_factory=SandboxOptions)
     resume: ResumeState | None = None
 
     def display_title(self) -> str:
@@ -263,8 +284,15 @@ class ToolRequest(BaseModel):
     phase: Phase
     call: ToolCall
     assistant_seq: int  # the message holding the call, read when `call.arguments` is None
+    sandbox: SandboxRef | None = None  # set for tools that run in the sandbox
     result_seq: int  # conversation seq for the tool message
     step_seq: int  # seq for the TOOL_RESULT step
+
+
+class SandboxCreate(BaseModel):
+    task_id: str
+    workflow_id: str
+    options: SandboxOptions
 
 
 class ToolOutcome(BaseModel):

@@ -37,13 +37,13 @@ PHASES: dict[Phase, PhaseSpec] = {
     ),
     Phase.BUILD: PhaseSpec(
         Phase.BUILD,
-        "Implement the plan: write the project's files in the workspace. Fix what you find wrong.",
-        (*_FILES, *_TALK),
+        "Implement the plan: write the project's files in the workspace, install and build. Fix what you find wrong.",
+        (*_FILES, "shell_exec", *_TALK),
     ),
     Phase.EXECUTE: PhaseSpec(
         Phase.EXECUTE,
-        "Check the result: read back what was built, verify it against the plan, and prepare it for delivery.",
-        (*_FILES, *_TALK),
+        "Run and test the result: run the tests and the build, verify it against the plan, prepare it for delivery.",
+        (*_FILES, "shell_exec", *_TALK),
     ),
     Phase.FINALIZE: PhaseSpec(
         Phase.FINALIZE,
@@ -53,6 +53,8 @@ PHASES: dict[Phase, PhaseSpec] = {
 }
 
 ALL_TOOLS: frozenset[str] = frozenset(t for spec in PHASES.values() for t in spec.tools)
+# Tools that run in the task's sandbox, on the worker that owns it (host-affinity task queue).
+SANDBOX_TOOLS: frozenset[str] = frozenset({"shell_exec"})
 
 SYSTEM_PROMPT = (
     "You are Morgus, an autonomous software engineer. You work through the phases RESEARCH, PLAN, BUILD, "

@@ -140,9 +140,9 @@ async def store(postgres: EmbeddedPostgres) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def worker(client: Any, store: Store, settings: Settings) -> AsyncIterator[Any]:
-    from worker import build_worker
+    from worker import running_workers
 
-    async with build_worker(client, store, settings) as w:
+    async with running_workers(client, store, settings) as w:
         yield w
 
 

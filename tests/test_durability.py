@@ -71,7 +71,7 @@ async def test_worker_sigkill_mid_build_then_restart(client, store, settings, ll
 
 
 async def test_database_outage_mid_task(client, llm, temporal_server, tmp_path):
-    from worker import build_worker
+    from worker import running_workers
 
     pg = EmbeddedPostgres(tmp_path / "pg", free_port())
     pg.start()
@@ -81,7 +81,7 @@ async def test_database_outage_mid_task(client, llm, temporal_server, tmp_path):
     await store.open()
     try:
         marker = llm.add("db-outage", build_heavy_script(slow_s=1.5))
-        async with build_worker(client, store, settings):
+        async with running_workers(client, store, settings):
             handle = await start(client, settings, marker)
             task_id = task_id_of(handle)
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -28,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         ProjectionBatch,
         ResumeState,
+        SandboxCreate,
+        SandboxRef,
         StepRecord,
         StepType,
         TaskInput,
@@ -40,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
     )
     from morgus.ids import task_id_from_workflow_id
-    from morgus.phases import ALL_TOOLS, PHASES, PhaseSpec, system_message
+    from morgus.phases import ALL_TOOLS, PHASES, SANDBOX_TOOLS, PhaseSpec, system_message
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
 
 LLM_RETRY = RetryPolicy(
@@ -51,12 +54,22 @@ LLM_RETRY = RetryPolicy(
     non_retryable_error_types=["LlmRequestRejected"],
 )
 TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+# A command is never re-run behind the model's back: if the sandbox's worker dies, the workflow recreates the
+# sandbox and runs the call once more itself.
+SANDBOX_TOOL_RETRY = RetryPolicy(maximum_attempts=1)
+SANDBOX_CREATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+HOST_QUEUE_PICKUP = timedelta(seconds=30)  # how long a host queue may go unanswered before its worker counts as gone
 # Projection must never give up: a database outage delays the mirror, it does not fail the task.
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=0)
 
 
 class _Cancelled(Exception):
     pass
+
+
+def _worker_lost(err: ActivityError) -> bool:
+    """The activity timed out waiting for, or hearing from, the sandbox's worker."""
+    return isinstance(err.cause, TemporalTimeout)
 
 
 def _failure_message(err: BaseException) -> str:
@@ -82,6 +95,7 @@ class TaskWorkflow:
         # Steps of calls the workflow rejected, written with the next LLM turn (carried across continue-as-new).
         self._pending_steps: list[StepRecord] = list(self._state.pending_steps)
         self._state.pending_steps = []
+        self._supervisor: workflow.ActivityHandle | None = None
 
     # ------------------------------------------------------------------ signals and queries
 
@@ -117,6 +131,8 @@ class TaskWorkflow:
         try:
             if inp.resume is None:
                 await self._set_status(TaskStatus.running, steps=[self._step(None, StepType.TASK_START, inp.display_title())])
+            elif self._state.sandbox is not None:
+                self._supervise(self._state.sandbox)  # the previous run's supervisor ended with it
             while self._state.phase_index < len(PHASE_ORDER):
                 spec = PHASES[PHASE_ORDER[self._state.phase_index]]
                 if not self._state.phase_started:
@@ -147,6 +163,8 @@ class TaskWorkflow:
         await self._project(
             TaskRowUpdate(phase=phase), [self._step(phase, StepType.PHASE_START, f"Phase {phase.value} started")]
         )
+        if self._input.sandbox.create_at == phase:
+            await self._ensure_sandbox()
         if self._state.message_count == 0 and not self._state.pending_messages:
             self._queue_message("system", system_message(self._input.display_title(), self._input.description))
         self._queue_message("user", spec.opening_message())
@@ -167,6 +185,8 @@ class TaskWorkflow:
                 )
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._supervisor is not None:  # the sandbox stays; the next run supervises it
+                    self._supervisor.cancel()
                 workflow.continue_as_new(self._input.model_copy(update={"resume": self._resume_state()}))
 
             turn = await self._call_llm(spec)
@@ -218,26 +238,97 @@ class TaskWorkflow:
             )
         if call.name == "ask_user":
             return await self._ask_user(spec.phase, call)
-        t = self._input.timeouts
         req = ToolRequest(
             task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
             result_seq=self._allocate_message_seq(), step_seq=self._reserve_pending_steps(),
         )
         try:
-            outcome: ToolOutcome = await self._cancellable(
-                workflow.start_activity(
-                    f"tool:{call.name}",
-                    req,
-                    result_type=ToolOutcome,
-                    start_to_close_timeout=timedelta(seconds=t.tool_start_to_close),
-                    heartbeat_timeout=timedelta(seconds=t.heartbeat),
-                    retry_policy=TOOL_RETRY,
-                )
-            )
+            if call.name in SANDBOX_TOOLS:
+                outcome = await self._run_in_sandbox(req)
+            else:
+                outcome = await self._cancellable(self._start_tool(req, TOOL_RETRY))
         except ActivityError as e:
             # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
             return self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
         self._state.step_seq += outcome.steps_written
+
+    def _start_tool(self, req: ToolRequest, retry: RetryPolicy, queue: str | None = None) -> workflow.ActivityHandle:
+        timeouts = self._input.timeouts
+        return workflow.start_activity(
+            f"tool:{req.call.name}",
+            req,
+            result_type=ToolOutcome,
+            task_queue=queue,
+            start_to_close_timeout=timedelta(seconds=timeouts.tool_start_to_close),
+            schedule_to_start_timeout=HOST_QUEUE_PICKUP if queue else None,
+            heartbeat_timeout=timedelta(seconds=timeouts.heartbeat),
+            retry_policy=retry,
+        )
+
+    async def _run_in_sandbox(self, req: ToolRequest) -> ToolOutcome:
+        """Run a sandbox tool on the worker that owns the sandbox; if that worker is gone, recreate the sandbox
+        on another worker (same workspace) and run the call there, once."""
+        for attempt in range(2):
+            ref = await self._ensure_sandbox()
+            try:
+                return await self._cancellable(
+                    self._start_tool(req.model_copy(update={"sandbox": ref}), SANDBOX_TOOL_RETRY, ref.host_queue)
+                )
+            except ActivityError as e:
+                if attempt == 1 or not _worker_lost(e):
+                    raise
+                workflow.logger.warning("sandbox worker lost; recreating the sandbox elsewhere")
+                self._drop_sandbox()
+        raise AssertionError("unreachable")
+
+    async def _ensure_sandbox(self) -> SandboxRef:
+        if self._state.sandbox is not None and (self._supervisor is None or not self._supervisor.done()):
+            return self._state.sandbox
+        self._drop_sandbox()
+        ref: SandboxRef = await workflow.execute_activity(
+            "sandbox_create",
+            SandboxCreate(task_id=self._task_id, workflow_id=workflow.info().workflow_id, options=self._input.sandbox),
+            result_type=SandboxRef,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=SANDBOX_CREATE_RETRY,
+        )
+        self._state.sandbox = ref
+        self._supervise(ref)
+        return ref
+
+    def _supervise(self, ref: SandboxRef) -> None:
+        self._supervisor = workflow.start_activity(
+            "sandbox_supervise",
+            ref,
+            task_queue=ref.host_queue,
+            start_to_close_timeout=timedelta(days=30),
+            schedule_to_start_timeout=HOST_QUEUE_PICKUP,
+            heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+
+    def _drop_sandbox(self) -> None:
+        if self._supervisor is not None and not self._supervisor.done():
+            self._supervisor.cancel()
+        self._supervisor = None
+        self._state.sandbox = None
+
+    async def _release_sandbox(self) -> None:
+        """Remove the task's sandbox: through its own worker, else through any worker on the same Docker host
+        (the reaper catches what neither can reach)."""
+        ref = self._state.sandbox
+        if ref is None:
+            return
+        self._drop_sandbox()
+        for queue in (ref.host_queue, None):
+            try:
+                await workflow.execute_activity(
+                    "sandbox_destroy", ref, task_queue=queue, start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_start_timeout=HOST_QUEUE_PICKUP, retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+                return
+            except ActivityError as e:
+                workflow.logger.warning(f"could not remove sandbox {ref.name} via {queue or 'the shared queue'}: {e}")
 
     async def _ask_user(self, phase: Phase, call: ToolCall) -> None:
         try:
@@ -334,6 +425,7 @@ class TaskWorkflow:
         )
 
     async def _finish(self, status: TaskStatus, message: str) -> None:
+        await self._release_sandbox()
         idx = self._state.phase_index
         phase = PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None
         if status is TaskStatus.error:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from morgus.config import Settings
-from morgus.contracts import ArtifactRecord, Phase, StepType
+from morgus.contracts import ArtifactRecord, Phase, SandboxRef, StepType
 
 
 @dataclass
@@ -23,7 +23,11 @@ class ToolContext:
     task_id: str
     phase: Phase
     settings: Settings
+    call_id: str = ""
     heartbeat: Callable[..., None] = lambda *a: None
+    sandbox: SandboxRef | None = None
+    backend: Any = None  # sandbox.base.SandboxBackend of this worker, for sandbox tools
+    memory_mb: int = 1024
 
     @property
     def workspace(self) -> Path:
@@ -56,6 +60,7 @@ class ToolSpec:
     description: str
     args: type[BaseModel]
     run: ToolFn | None  # None: the workflow handles it (ask_user)
+    sandbox: bool = False  # runs on the worker that owns the task's sandbox
 
     @property
     def activity_name(self) -> str:
@@ -79,9 +84,9 @@ def register(spec: ToolSpec) -> ToolSpec:
     return spec
 
 
-def tool(name: str, args: type[BaseModel], description: str) -> Callable[[ToolFn], ToolFn]:
+def tool(name: str, args: type[BaseModel], description: str, *, sandbox: bool = False) -> Callable[[ToolFn], ToolFn]:
     def decorate(fn: ToolFn) -> ToolFn:
-        register(ToolSpec(name=name, description=description, args=args, run=fn))
+        register(ToolSpec(name=name, description=description, args=args, run=fn, sandbox=sandbox))
         return fn
 
     return decorate
