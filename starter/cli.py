@@ -23,8 +23,10 @@ T = TypeVar("T")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Morgus: durable autonomous software tasks on Temporal.")
 task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer and cancel tasks.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="The sandbox image and containers.")
 app.add_typer(task_app, name="task")
 app.add_typer(db_app, name="db")
+app.add_typer(sandbox_app, name="sandbox")
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -119,6 +121,36 @@ def db_migrate() -> None:
 
     applied = apply_migrations(_settings().dsn)
     out.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@sandbox_app.command("build")
+def sandbox_build(force: bool = typer.Option(False, help="Rebuild even if the recipe's image exists."),
+                  mirror: str | None = typer.Option(None, help="Debian mirror (default: MORGUS_DEBIAN_MIRROR or deb.debian.org).")) -> None:
+    """Build the sandbox image offline from Debian packages (debootstrap + docker import); needs root and dockerd."""
+    from sandbox.image import build_offline, image_exists, image_tag
+
+    tag = image_tag()
+    if image_exists(tag) and not force:
+        out.print(f"{tag} is up to date")
+        return
+    out.print(f"building {tag} (debootstrap + apt, a few minutes)…")
+    try:
+        out.print(f"built {build_offline(mirror=mirror, force=force)}")
+    except RuntimeError as e:
+        raise ConfigError(f"sandbox image build failed: {e}") from None
+
+
+@sandbox_app.command("list")
+def sandbox_list() -> None:
+    """List the sandboxes Morgus manages on this host."""
+    from sandbox.base import SandboxUnavailable, select_backend
+
+    try:
+        backend = select_backend()
+    except SandboxUnavailable as e:
+        raise ConfigError(str(e)) from None
+    for sb in backend.list_managed():
+        out.print(f"{sb.name}  {sb.workflow_id}  {'running' if backend.alive(sb.name) else 'stopped'}")
 
 
 # ---------------------------------------------------------------- tasks

@@ -95,8 +95,11 @@ def test_registry_exposes_the_public_tool_contract():
     params = {name: set(spec.args.model_json_schema()["properties"]) for name, spec in REGISTRY.items()}
     assert params == {
         "file_read": {"path"}, "file_write": {"path", "content"}, "file_list": {"path"},
-        "notify_user": {"message"}, "ask_user": {"question"},
+        "notify_user": {"message"}, "ask_user": {"question"}, "shell_exec": {"command", "timeout_s"},
     }
+    from morgus.phases import SANDBOX_TOOLS
+
+    assert {n for n, spec in REGISTRY.items() if spec.sandbox} == SANDBOX_TOOLS
     assert REGISTRY["ask_user"].run is None  # the workflow's own durable wait
     assert REGISTRY["file_list"].openai_schema()["function"]["parameters"]["properties"]["path"]["default"] == "."
 
