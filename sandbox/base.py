@@ -49,7 +49,7 @@ class SandboxBackend(Protocol):
     def list_managed(self) -> list[ManagedSandbox]: ...
 
 
-def select_backend(choice: str | None = None) -> SandboxBackend:
+def select_backend(choice: str | None = None, workspace_root: Path | None = None) -> SandboxBackend:
     choice = (choice or os.environ.get("MORGUS_SANDBOX", "auto")).lower()
     if choice not in ("auto", "docker", "bwrap"):
         raise SandboxUnavailable(f"MORGUS_SANDBOX must be auto, docker or bwrap, not {choice!r}")
@@ -64,7 +64,7 @@ def select_backend(choice: str | None = None) -> SandboxBackend:
     if shutil.which("bwrap"):
         from sandbox.bwrap_backend import BwrapBackend
 
-        return BwrapBackend()
+        return BwrapBackend(workspace_root)
     raise SandboxUnavailable(
         "no sandbox available: start a Docker daemon (apt-get install docker.io) or install bubblewrap "
         "(apt-get install bubblewrap), then restart the worker"

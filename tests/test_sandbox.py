@@ -12,6 +12,10 @@ import time
 import uuid
 from pathlib import Path
 
+import shutil
+import subprocess
+import tempfile
+
 import psutil
 import pytest
 
@@ -34,18 +38,35 @@ def _docker_or_skip():
     return backend
 
 
+def _bwrap_or_skip():
+    from sandbox.bwrap_backend import BwrapBackend
+
+    try:
+        backend = BwrapBackend()
+    except SandboxUnavailable as e:
+        pytest.skip(f"bwrap backend not available here: {e}")
+    probe = subprocess.run(backend.argv(Path("/tmp"), SandboxOptions(), "true", 10), capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"bwrap cannot create namespaces here: {probe.stderr.strip()[:200]}")
+    return backend
+
+
 @pytest.fixture(scope="module")
 def docker_backend():
     return _docker_or_skip()
 
 
-@pytest.fixture
-def box(docker_backend, tmp_path):
+@pytest.fixture(params=["docker", "bwrap"])
+def box(request, tmp_path):
+    backend = _docker_or_skip() if request.param == "docker" else _bwrap_or_skip()
     task_id = f"t{uuid.uuid4().hex[:12]}"
-    ws = tmp_path / "ws"
-    name = docker_backend.ensure(task_id, f"task-{task_id}", ws, SandboxOptions(), "test-queue")
-    yield docker_backend, name, ws
-    docker_backend.remove(name)
+    # pytest's tmp_path sits under a 0700 directory the unprivileged sandbox user cannot enter
+    ws = Path(tempfile.mkdtemp(prefix="morgus-ws-"))
+    ws.chmod(0o755)
+    name = backend.ensure(task_id, f"task-{task_id}", ws, SandboxOptions(), "test-queue")
+    yield backend, name, ws
+    backend.remove(name)
+    shutil.rmtree(ws, ignore_errors=True)
 
 
 def run(box, command: str, timeout_s: float = 20) -> tuple[int, bool, str, str, CappedOutput]:
@@ -65,8 +86,11 @@ def test_no_network_not_even_the_hosts_loopback(box, postgres):
 
 
 def test_host_files_and_worker_environment_are_invisible(box, tmp_path):
-    secret = tmp_path / "host-secret.txt"
+    host_dir = Path(tempfile.mkdtemp(prefix="morgus-host-"))
+    host_dir.chmod(0o755)  # readable by anyone on the host: only the sandbox may hide it
+    secret = host_dir / "host-secret.txt"
     secret.write_text("host only")
+    secret.chmod(0o644)
     os.environ["MORGUS_TEST_SECRET"] = "sk-must-not-leak"
     try:
         code, _, out, err, _ = run(box, f"cat {secret}; env; ls /root")
@@ -85,13 +109,12 @@ def test_only_workspace_and_tmp_are_writable_and_root_is_read_only(box):
 
 
 def test_not_root_and_no_capabilities(box):
-    code, _, out, err, _ = run(box, "id -u; grep CapEff /proc/self/status; mount -t tmpfs none /tmp 2>&1; "
-                                    "chown 0:0 /workspace 2>&1; ping -c1 127.0.0.1 2>&1 | head -1; true")
+    code, _, out, err, _ = run(box, "id -u; grep CapEff /proc/self/status; mount -t tmpfs none /tmp && echo MOUNTED; "
+                                    "chown 0:0 /workspace && echo CHOWNED; true")
     lines = out.splitlines()
     assert lines[0] == "1000"
     assert lines[1].split()[1] == "0000000000000000"
-    assert "permission denied" in out.lower() or "must be superuser" in out
-    assert "Operation not permitted" in out
+    assert "MOUNTED" not in out and "CHOWNED" not in out and err
 
 
 # ---------------------------------------------------------------- limits
@@ -103,9 +126,11 @@ def test_fork_bomb_is_contained_by_the_pids_limit(box):
     assert out.splitlines()[0] == "still alive" and int(out.splitlines()[1]) < 10
 
 
-def test_memory_bomb_is_killed(box):
-    code, timed_out, *_ = run(box, "python3 -c 'a = bytearray(3 * 1024**3); print(len(a))'", timeout_s=60)
-    assert code == 137 and not timed_out
+def test_memory_bomb_is_stopped(box):
+    code, timed_out, out, err, _ = run(box, "python3 -c 'a = bytearray(3 * 1024**3); print(len(a))'", timeout_s=60)
+    assert code != 0 and not timed_out and str(3 * 1024**3) not in out
+    # docker: the cgroup OOM killer (137); bwrap: RLIMIT_AS makes the allocation fail (MemoryError)
+    assert code == 137 or "MemoryError" in err
 
 
 @pytest.mark.parametrize("command", ["while :; do :; done", "sleep 1000", "setsid sleep 1000 & sleep 1000"])
