@@ -182,19 +182,25 @@ def shell_script(commands: list[str]) -> list[dict]:
 
 
 async def test_shell_exec_in_a_task_and_the_container_is_removed_at_the_end(client, store, settings, worker, llm, docker_backend):
-    marker = llm.add("shell", shell_script(["echo 'hello from' \"$(whoami)\" > out.txt && cat out.txt", "rm -rf /", "exit 3"]))
+    script = shell_script(["echo 'hello from' \"$(whoami)\" > out.txt && cat out.txt", "rm -rf /", "exit 3",
+                           "echo appended >> notes/n.txt && cat notes/n.txt"])
+    # a file the worker writes after the container exists stays writable from inside it
+    script.insert(3, {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "notes/n.txt", "content": "first\n"}}]})
+    marker = llm.add("shell", script)
     handle = await start(client, settings, marker)
     task_id = task_id_of(handle)
     result: TaskResult = await handle.result()
     assert result.status == "completed"
     tool_msgs = [m["content"] for m in llm.requests_for("shell")[-1].body["messages"] if m["role"] == "tool"]
     assert tool_msgs[0].startswith("exit code 0") and "hello from morgus" in tool_msgs[0]
-    assert "refused by policy rule 'rm-root'" in tool_msgs[1]
-    assert tool_msgs[2].startswith("exit code 3")
+    assert tool_msgs[1].startswith("Wrote")
+    assert "refused by policy rule 'rm-root'" in tool_msgs[2]
+    assert tool_msgs[3].startswith("exit code 3")
+    assert tool_msgs[4].startswith("exit code 0") and "first\nappended" in tool_msgs[4]
     assert (settings.workspace_for(task_id) / "out.txt").read_text() == "hello from morgus\n"
     assert not docker_backend.alive(f"morgus-{task_id}")
     artifacts = await store.fetch_artifacts(task_id)
-    assert [a["type"] for a in artifacts] == ["log", "log"] and Path(artifacts[0]["path"]).exists()
+    assert [a["type"] for a in artifacts] == ["log", "log", "log"] and Path(artifacts[0]["path"]).exists()
 
 
 async def test_worker_sigkill_with_a_running_container(client, store, settings, llm, docker_backend):

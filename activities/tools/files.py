@@ -8,7 +8,7 @@ import tempfile
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.tools.registry import ToolContext, tool
-from activities.tools.workspace import ToolError, resolve_in_workspace
+from activities.tools.workspace import ToolError, hand_to_sandbox, resolve_in_workspace
 
 MAX_READ_BYTES = 200_000
 MAX_LIST_ENTRIES = 500
@@ -59,6 +59,7 @@ async def file_write(ctx: ToolContext, args: FileWriteArgs) -> str:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, target)
+        hand_to_sandbox(ctx.workspace, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -28,3 +28,15 @@ def resolve_in_workspace(root: Path, rel: str) -> Path:
     if resolved != root and root not in resolved.parents:
         raise ToolError(f"path {rel!r} resolves outside the workspace (symlink); refused")
     return resolved
+
+
+def hand_to_sandbox(root: Path, path: Path) -> None:
+    """Give what the worker wrote (as root) to the sandbox user, so commands in the sandbox can change it."""
+    if os.geteuid() != 0:
+        return
+    from sandbox.image import SANDBOX_UID
+
+    root = root.resolve()
+    while path != root and root in path.parents:
+        os.lchown(path, SANDBOX_UID, SANDBOX_UID)
+        path = path.parent
