@@ -26,7 +26,7 @@ def replayer() -> Replayer:
 
 
 def rich_script() -> list[dict]:
-    """Exercises every workflow branch: tools, a rejected call, ask_user, several phases."""
+    """Exercises every workflow branch: tools, a rejected call, ask_user, several phases, a sandbox command."""
     return [
         {"content": "r", "tool_calls": [{"name": "notify_user", "arguments": {"message": "hi"}},
                                         {"name": "no_such_tool", "arguments": {}}]},
@@ -36,6 +36,7 @@ def rich_script() -> list[dict]:
         {"content": "plan done"},
         {"content": "b", "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}},
                                         {"name": "file_read", "arguments": {"path": "x.txt"}}]},
+        {"content": "run", "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]},
         {"content": "build done"},
     ]
 
@@ -53,7 +54,7 @@ async def test_fresh_history_replays(client, store, settings, worker, llm):
         await replayer().replay_workflow(history)
         if os.environ.get("MORGUS_RECORD_HISTORIES"):
             HISTORIES.mkdir(exist_ok=True)
-            (HISTORIES / f"task-rich-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+            (HISTORIES / f"task-rich-v2-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
