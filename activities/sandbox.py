@@ -41,7 +41,7 @@ class SandboxActivities:
         workspace = self.settings.workspace_for(req.task_id)
         name = await asyncio.to_thread(backend.ensure, req.task_id, req.workflow_id, workspace, req.options, self.host_queue)
         activity_logger(req.task_id).info("sandbox ready", sandbox=name, backend=backend.name, host_queue=self.host_queue)
-        return SandboxRef(name=name, host_queue=self.host_queue, backend=backend.name)
+        return SandboxRef(name=name, host_queue=self.host_queue, backend=backend.name, network=req.options.network)
 
     @activity.defn(name="sandbox_supervise")
     async def supervise(self, ref: SandboxRef) -> str:

@@ -76,7 +76,8 @@ class ToolActivities:
             raw = holder.full_arguments(req.call.id) if holder else ""
 
         ctx = ToolContext(task_id=req.task_id, phase=req.phase, settings=self.settings, call_id=req.call.id,
-                          heartbeat=activity.heartbeat, sandbox=req.sandbox, backend=self.backend)
+                          heartbeat=activity.heartbeat, sandbox=req.sandbox, backend=self.backend,
+                          repo_url=req.repo_url)
         try:
             args = parse_arguments(spec, raw)
             assert spec.run is not None

@@ -84,6 +84,7 @@ class SandboxRef(BaseModel):
     name: str
     host_queue: str
     backend: str
+    network: Literal["none", "egress"] = "none"
 
 
 class ResumeState(BaseModel):
@@ -107,6 +108,7 @@ class TaskInput(BaseModel):
     title: str = ""
     description: str = Field(min_length=1, max_length=20_000)
     model: str | None = None
+    repo_url: str | None = Field(default=None, max_length=2000, description="git remote for git_push (no credentials)")
     limits: TaskLimits = Field(default_factory=TaskLimits)
     timeouts: ActivityTimeouts = Field(default_factory=ActivityTimeouts)
     sandbox: SandboxOptions = Field(default_factory=SandboxOptions)
@@ -285,6 +287,7 @@ class ToolRequest(BaseModel):
     call: ToolCall
     assistant_seq: int  # the message holding the call, read when `call.arguments` is None
     sandbox: SandboxRef | None = None  # set for tools that run in the sandbox
+    repo_url: str | None = None  # the task's git remote, for git_push
     result_seq: int  # conversation seq for the tool message
     step_seq: int  # seq for the TOOL_RESULT step
 

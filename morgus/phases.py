@@ -23,38 +23,43 @@ class PhaseSpec:
 
 _FILES = ("file_read", "file_write", "file_list")
 _TALK = ("notify_user", "ask_user")
+_GIT = ("git_init", "git_add", "git_commit")
 
 PHASES: dict[Phase, PhaseSpec] = {
     Phase.RESEARCH: PhaseSpec(
         Phase.RESEARCH,
-        "Research what the task needs: requirements, constraints, prior art. Ask the user only what you cannot infer.",
-        ("file_read", "file_list", *_TALK),
+        "Research what the task needs: requirements, constraints, prior art. Search and read the web where it helps. "
+        "Ask the user only what you cannot infer.",
+        ("search_web", "fetch_url", "file_read", "file_list", *_TALK),
     ),
     Phase.PLAN: PhaseSpec(
         Phase.PLAN,
-        "Write a concrete implementation plan: files, steps, how it will be tested and shipped.",
-        (*_FILES, *_TALK),
+        "Decide a concrete implementation plan: files, steps, how it will be tested and shipped. Reply with the plan.",
+        _TALK,
     ),
     Phase.BUILD: PhaseSpec(
         Phase.BUILD,
-        "Implement the plan: write the project's files in the workspace, install and build. Fix what you find wrong.",
-        (*_FILES, "shell_exec", *_TALK),
+        "Implement the plan: write the project's files in the workspace, install and build, and commit to git. "
+        "Fix what you find wrong.",
+        (*_FILES, "shell_exec", *_GIT, *_TALK),
     ),
     Phase.EXECUTE: PhaseSpec(
         Phase.EXECUTE,
-        "Run and test the result: run the tests and the build, verify it against the plan, prepare it for delivery.",
-        (*_FILES, "shell_exec", *_TALK),
+        "Run and test the result, then deploy it: to Cloudflare Pages when credentials are configured, "
+        "otherwise with deploy_local. Report the URL.",
+        ("file_read", "file_list", "shell_exec", "deploy_local", "cloudflare_deploy", *_TALK),
     ),
     Phase.FINALIZE: PhaseSpec(
         Phase.FINALIZE,
-        "Finish: summarise what was built, where it is, and anything the user must know. Notify the user.",
-        ("file_read", "file_list", "notify_user"),
+        "Finish: commit the final state, push it if a remote is configured, and notify the user with what was "
+        "built, where it is deployed, and anything they must know.",
+        (*_GIT, "git_push", "notify_user"),
     ),
 }
 
 ALL_TOOLS: frozenset[str] = frozenset(t for spec in PHASES.values() for t in spec.tools)
 # Tools that run in the task's sandbox, on the worker that owns it (host-affinity task queue).
-SANDBOX_TOOLS: frozenset[str] = frozenset({"shell_exec"})
+SANDBOX_TOOLS: frozenset[str] = frozenset({"shell_exec", "cloudflare_deploy"})
 
 SYSTEM_PROMPT = (
     "You are Morgus, an autonomous software engineer. You work through the phases RESEARCH, PLAN, BUILD, "

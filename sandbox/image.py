@@ -17,6 +17,7 @@ from pathlib import Path
 SUITE = "bookworm"
 PACKAGES = ("bash", "coreutils", "procps", "ca-certificates", "git", "python3", "python3-pip", "python3-venv",
             "nodejs", "npm")
+NPM_GLOBALS = ("wrangler@3",)
 SANDBOX_USER = "morgus"
 SANDBOX_UID = 1000
 REPOSITORY = "morgus-sandbox"
@@ -31,7 +32,8 @@ CHANGES = (
 
 
 def recipe() -> dict:
-    return {"suite": SUITE, "packages": sorted(PACKAGES), "user": SANDBOX_USER, "uid": SANDBOX_UID, "changes": CHANGES, "v": 1}
+    return {"suite": SUITE, "packages": sorted(PACKAGES), "npm": NPM_GLOBALS, "user": SANDBOX_USER, "uid": SANDBOX_UID,
+            "changes": CHANGES, "v": 1}
 
 
 def image_tag() -> str:
@@ -55,14 +57,32 @@ def image_exists(tag: str) -> bool:
         return False
 
 
-def _run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+def _run(cmd: list[str], log: Path, env: dict[str, str] | None = None, check: bool = True) -> None:
     with log.open("ab") as out:
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         tail = log.read_text(errors="replace")[-1500:]
         raise RuntimeError(f"{cmd[0]} failed (exit {proc.returncode}); last output:\n{tail}")
+
+
+def _install_npm_globals(root: Path, log: Path) -> None:
+    """npm packages the image ships (wrangler). The build trusts the host's CA bundle (a registry behind a TLS
+    proxy), for the build only; the check is the tool itself, since Debian's npm 9 can exit non-zero on success."""
+    host_ca = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
+    ca_env = []
+    if host_ca.exists():
+        shutil.copy(host_ca, root / "tmp/host-ca.crt")
+        ca_env = ["NODE_EXTRA_CA_CERTS=/tmp/host-ca.crt", "npm_config_cafile=/tmp/host-ca.crt"]
+    try:
+        _run(["chroot", str(root), "env", "HOME=/root", *ca_env, "npm", "install", "-g", "--no-audit", "--no-fund",
+              *NPM_GLOBALS], log, check=False)
+        for package in NPM_GLOBALS:
+            _run(["chroot", str(root), package.split("@")[0], "--version"], log)
+    finally:
+        (root / "tmp/host-ca.crt").unlink(missing_ok=True)
+        shutil.rmtree(root / "root/.npm", ignore_errors=True)
 
 
 def build_offline(*, mirror: str | None = None, force: bool = False, log: Path | None = None) -> str:
@@ -84,6 +104,7 @@ def build_offline(*, mirror: str | None = None, force: bool = False, log: Path |
         _run(["chroot", str(root), "apt-get", "update", "-qq"], log, apt_env)
         _run(["chroot", str(root), "apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], log, apt_env)
         _run(["chroot", str(root), "apt-get", "clean"], log)
+        _install_npm_globals(root, log)
         _run(["chroot", str(root), "useradd", "--uid", str(SANDBOX_UID), "--create-home", "--shell", "/bin/bash", SANDBOX_USER], log)
         (root / "workspace").mkdir(exist_ok=True)
         os.chown(root / "workspace", SANDBOX_UID, SANDBOX_UID)

@@ -68,6 +68,13 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
     signal.signal(signal.SIGINT, _stop)
     try:
         stack.ensure_services()
+        from starter.sites import serve_sites
+        from activities.tools.deploy import sites_url
+
+        try:
+            serve_sites(settings.home.resolve() / "sites")
+        except OSError as e:
+            raise ConfigError(f"cannot serve deployed sites at {sites_url()} ({e.strerror}); set MORGUS_SITES_URL") from None
         if worker:
             stack.start_worker()
         for note in stack.notes:
@@ -78,6 +85,7 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
 
         out.print(f"Postgres      {redact_dsn(settings.dsn)}")
         out.print(f"Task queue    {settings.task_queue}")
+        out.print(f"Sites         {sites_url()}/<task id>/")
         out.print(f"State         {settings.home.resolve()}")
         if not settings.openai_api_key and not settings.openai_base_url:
             out.print("[yellow]OPENAI_API_KEY is not set: tasks will fail at their first LLM call. "

@@ -16,6 +16,7 @@ from morgus.scripted_llm import ScriptedLLM
 DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "morgus" / "scripts" / "demo.json"
 DEMO_QUEUE = "morgus-demo"
 DEMO_ANSWER = "Blue and cream, please."
+DEMO_SITES_URL = "http://127.0.0.1:8091"
 
 
 def run_demo(settings: Settings, *, keep: bool, console: Console) -> None:
@@ -28,10 +29,20 @@ def run_demo(settings: Settings, *, keep: bool, console: Console) -> None:
     try:
         console.print("Starting Temporal dev server and Postgres…")
         stack.ensure_services()
+        from starter.sites import serve_sites
+
+        sites = serve_sites(settings.home.resolve() / "sites", DEMO_SITES_URL)
         # Its own queue, so a `morgus up` worker with a real model never picks up the demo (and vice versa).
-        stack.start_worker({"OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": "demo", "MORGUS_TASK_QUEUE": DEMO_QUEUE},
+        stack.start_worker({"OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": "demo", "MORGUS_TASK_QUEUE": DEMO_QUEUE,
+                            "MORGUS_SITES_URL": DEMO_SITES_URL},
                            log_file=settings.home.resolve() / "demo-worker.log")
         code = asyncio.run(_run(settings, console))
+        if keep:
+            console.print(f"The site stays up at {DEMO_SITES_URL}/ while this runs; Ctrl-C stops.")
+            import threading
+
+            threading.Event().wait()
+        sites.shutdown()
         if code:
             raise SystemExit(code)
     finally:
@@ -62,9 +73,17 @@ async def _run(settings: Settings, console: Console) -> int:
         await answer_task(client, tid, DEMO_ANSWER)
 
     code = await follow(settings, client, task_id, console, on_question=answer)
+    from starter.client import open_store
+
+    store = await open_store(settings)
+    try:
+        for a in await store.fetch_artifacts(task_id):
+            console.print(f"[green]{a['type']}:[/green] {a['url'] or a['path']}", highlight=False)
+    finally:
+        await store.close()
     workspace = settings.workspace_for(task_id)
     if workspace.exists():
         console.print(f"Files in {workspace}:")
-        for f in sorted(p for p in workspace.rglob("*") if p.is_file()):
+        for f in sorted(p for p in workspace.rglob("*") if p.is_file() and ".git" not in p.relative_to(workspace).parts):
             console.print(f"  {f.relative_to(workspace)}  ({f.stat().st_size} bytes)")
     return code

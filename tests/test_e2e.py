@@ -12,8 +12,8 @@ def five_phase_script(name: str) -> list[dict]:
     return [
         {"content": "researching", "tool_calls": [{"name": "notify_user", "arguments": {"message": "hello"}}]},
         {"content": "research done"},
-        {"content": "plan", "tool_calls": [{"name": "file_write", "arguments": {"path": "PLAN.md", "content": "plan 'quoted' \"x\"\n"}}]},
         {"content": "plan done"},
+        {"content": "plan", "tool_calls": [{"name": "file_write", "arguments": {"path": "PLAN.md", "content": "plan 'quoted' \"x\"\n"}}]},
         {"content": "build", "tool_calls": [
             {"name": "file_write", "arguments": {"path": "src/app.py", "content": "print('hi')\n"}},
             {"name": "file_write", "arguments": {"path": "src/util.py", "content": "X = 1\n"}},
@@ -76,5 +76,5 @@ async def test_assistant_tool_calls_message_is_kept_in_the_conversation(client, 
     openings = [m["content"].splitlines()[0] for m in last if m["role"] == "user"]
     assert openings == [f"Phase: {p.value}" for p in PHASE_ORDER]
     # the tools offered follow the phase
-    assert {t["function"]["name"] for t in reqs[-1].body["tools"]} == {"file_read", "file_list", "notify_user"}
+    assert {t["function"]["name"] for t in reqs[-1].body["tools"]} == {"git_init", "git_add", "git_commit", "git_push", "notify_user"}
     assert json.loads(assistant[0]["tool_calls"][0]["function"]["arguments"]) == {"message": "hello"}

@@ -70,6 +70,7 @@ async def test_malformed_tool_calls_go_back_to_the_model(client, store, settings
     marker = llm.add("malformed", [
         {"content": None, "delay_s": 1, "tool_calls": [{"name": "file_write", "arguments": {"path": "x", "content": ""}}]},
         {"content": "research done"},
+        {"content": "plan done"},
         {"content": None, "tool_calls": [
             {"name": "rm_rf", "arguments": {}},
             {"name": "file_write", "arguments": "{not json"},
@@ -83,7 +84,7 @@ async def test_malformed_tool_calls_go_back_to_the_model(client, store, settings
             {"name": "file_write", "arguments": {"path": "link/evil.txt", "content": "x"}},
             {"name": "ask_user", "arguments": {"prompt": "wrong field"}},
         ]},
-        {"content": "plan done despite the errors"},
+        {"content": "build done despite the errors"},
     ])
     handle = await start(client, settings, marker)
     task_id = task_id_of(handle)
@@ -97,7 +98,7 @@ async def test_malformed_tool_calls_go_back_to_the_model(client, store, settings
     contents = [m["content"] for m in tool_msgs]
     assert "'file_write' is not available in phase RESEARCH" in contents.pop(0)
     assert len(contents) == 9
-    assert "'rm_rf' is an unknown tool in phase PLAN" in contents[0]
+    assert "'rm_rf' is an unknown tool in phase BUILD" in contents[0]
     assert "not valid JSON" in contents[1]
     assert "content: Field required" in contents[2]
     assert "contains '..'" in contents[3]

@@ -96,6 +96,9 @@ def test_registry_exposes_the_public_tool_contract():
     assert params == {
         "file_read": {"path"}, "file_write": {"path", "content"}, "file_list": {"path"},
         "notify_user": {"message"}, "ask_user": {"question"}, "shell_exec": {"command", "timeout_s"},
+        "git_init": set(), "git_add": {"paths"}, "git_commit": {"message"}, "git_push": {"remote", "branch"},
+        "search_web": {"query", "max_results"}, "fetch_url": {"url"},
+        "deploy_local": {"directory"}, "cloudflare_deploy": {"directory", "project_name"},
     }
     from morgus.phases import SANDBOX_TOOLS
 

@@ -241,6 +241,7 @@ class TaskWorkflow:
         req = ToolRequest(
             task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
             result_seq=self._allocate_message_seq(), step_seq=self._reserve_pending_steps(),
+            repo_url=self._input.repo_url,
         )
         try:
             if call.name in SANDBOX_TOOLS:

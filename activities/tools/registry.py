@@ -28,6 +28,7 @@ class ToolContext:
     sandbox: SandboxRef | None = None
     backend: Any = None  # sandbox.base.SandboxBackend of this worker, for sandbox tools
     memory_mb: int = 1024
+    repo_url: str | None = None
 
     @property
     def workspace(self) -> Path:

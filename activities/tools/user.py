@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.tools.registry import ExtraStep, ToolContext, ToolOutput, ToolSpec, register, tool
@@ -15,6 +18,13 @@ class NotifyUserArgs(BaseModel):
 
 @tool("notify_user", NotifyUserArgs, "Tell the user something (progress, a result); does not wait for a reply.")
 async def notify_user(ctx: ToolContext, args: NotifyUserArgs) -> ToolOutput:
+    webhook = os.environ.get("MORGUS_NOTIFY_WEBHOOK")
+    if webhook:
+        # Slack-compatible JSON. A failure raises, so Temporal retries the activity (and the step is written once).
+        async with httpx.AsyncClient(timeout=15) as client:
+            resp = await client.post(webhook, json={"text": args.message, "task_id": ctx.task_id})
+        if resp.status_code >= 400:
+            raise RuntimeError(f"notification webhook answered HTTP {resp.status_code}")
     return ToolOutput(content="The user was notified.", steps=[ExtraStep(StepType.NOTIFICATION, args.message)])
 
 
