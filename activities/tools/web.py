@@ -111,6 +111,11 @@ async def fetch(url: str, *, max_bytes: int = MAX_BYTES) -> Page:
     raise ToolError(f"too many redirects (more than {MAX_REDIRECTS})")
 
 
+def _squash(text: str) -> str:
+    """Inline text as a reader sees it: one space between words, whatever the markup did."""
+    return " ".join(text.split())
+
+
 def html_to_text(html: str, base_url: str) -> dict[str, Any]:
     tree = HTMLParser(html)
     title = tree.css_first("title")
@@ -122,7 +127,7 @@ def html_to_text(html: str, base_url: str) -> dict[str, Any]:
     links = []
     for a in (main.css("a[href]") if main else []):
         href = a.attributes.get("href") or ""
-        label = a.text(strip=True)
+        label = _squash(a.text())
         if href and not href.startswith(("#", "javascript:", "mailto:")) and label:
             links.append((label[:80], urljoin(base_url, href)))
     return {"title": title.text(strip=True) if title else "", "text": "\n".join(lines), "links": links[:40]}
@@ -205,8 +210,8 @@ async def search_duckduckgo(query: str, n: int) -> list[SearchResult]:
         if link is None:
             continue
         snippet = node.css_first(".result__snippet")
-        results.append(SearchResult(link.text(strip=True), _ddg_target(link.attributes.get("href") or ""),
-                                    snippet.text(strip=True) if snippet else ""))
+        results.append(SearchResult(_squash(link.text()), _ddg_target(link.attributes.get("href") or ""),
+                                    _squash(snippet.text()) if snippet else ""))
         if len(results) >= n:
             break
     return results
