@@ -29,6 +29,17 @@ class ManagedSandbox:
     workflow_id: str
 
 
+def give_to_sandbox_user(path: Path) -> None:
+    """When the worker runs as root, hand `path` and everything under it to the sandbox user, so commands in
+    the sandbox can change what the worker wrote."""
+    if os.geteuid() != 0 or not path.exists():
+        return
+    from sandbox.image import SANDBOX_UID
+
+    for p in [path, *path.rglob("*")]:
+        os.lchown(p, SANDBOX_UID, SANDBOX_UID)
+
+
 def sandbox_name(task_id: str) -> str:
     return f"morgus-{task_id}"
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from morgus.contracts import SandboxOptions
-from sandbox.base import ExecResult, ManagedSandbox, SandboxUnavailable, sandbox_name
+from sandbox.base import ExecResult, ManagedSandbox, SandboxUnavailable, give_to_sandbox_user, sandbox_name
 from sandbox.image import SANDBOX_UID
 from sandbox.output import CappedOutput
 
@@ -52,9 +52,8 @@ class BwrapBackend:
         if options.network != "none":
             raise SandboxUnavailable("the bubblewrap sandbox has no network; use the Docker backend for network: egress")
         workspace.mkdir(parents=True, exist_ok=True)
+        give_to_sandbox_user(workspace)
         if os.geteuid() == 0:
-            for path in [workspace, *workspace.rglob("*")]:
-                os.lchown(path, SANDBOX_UID, SANDBOX_UID)
             blocked = _untraversable_parent(workspace.resolve(), SANDBOX_UID)
             if blocked is not None:
                 raise SandboxUnavailable(

@@ -7,7 +7,6 @@ non-root user, and CPU / memory / pids limits.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from morgus.contracts import SandboxOptions
-from sandbox.base import ExecResult, ManagedSandbox, SandboxUnavailable, sandbox_name
+from sandbox.base import ExecResult, ManagedSandbox, SandboxUnavailable, give_to_sandbox_user, sandbox_name
 from sandbox.image import SANDBOX_UID, configured_image
 from sandbox.output import CappedOutput
 
@@ -50,9 +49,7 @@ class DockerBackend:
         except NotFound:
             raise SandboxUnavailable(f"sandbox image {self.image} is missing; build it with `morgus sandbox build`") from None
         workspace.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # the sandbox user must own what the file tools wrote before it existed
-            for path in [workspace, *workspace.rglob("*")]:
-                os.lchown(path, SANDBOX_UID, SANDBOX_UID)
+        give_to_sandbox_user(workspace)  # what the file tools wrote before the container existed
         network = "none" if options.network == "none" else "bridge"
         try:
             self.client.containers.run(

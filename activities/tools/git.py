@@ -16,8 +16,9 @@ import git
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.tools.registry import ToolContext, ToolOutput, tool
-from activities.tools.workspace import ToolError, hand_to_sandbox, resolve_in_workspace
+from activities.tools.workspace import ToolError, resolve_in_workspace
 from morgus.contracts import ArtifactRecord
+from sandbox.base import give_to_sandbox_user
 
 DEFAULT_AUTHOR = "Morgus <morgus@localhost>"
 _AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>@\s]+@[^<>\s]*)>\s*$")
@@ -78,10 +79,7 @@ def _repo(ctx: ToolContext) -> git.Repo:
 
 
 def _settle(ctx: ToolContext) -> None:
-    git_dir = ctx.workspace / ".git"
-    if os.geteuid() == 0 and git_dir.exists():
-        for path in [git_dir, *git_dir.rglob("*")]:
-            hand_to_sandbox(ctx.workspace, path)
+    give_to_sandbox_user(ctx.workspace / ".git")
 
 
 def _fail(action: str, e: git.GitCommandError) -> ToolError:
