@@ -7,6 +7,8 @@ errors raise a retryable error (honouring Retry-After); a rejected request fails
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import timedelta
 
 import openai
@@ -17,14 +19,28 @@ from activities.common import heartbeating, with_db_retry
 from activities.tools import REGISTRY
 from db.store import Store
 from morgus.config import Settings
-from morgus.contracts import ChatMessage, LlmRequest, LlmTurn, StepRecord, StepType, TokenUsage, ToolCall
+from morgus.context import CONDENSE_PROMPT, Condensation, build_request, estimate_tokens, is_protected, transcript, turn_start
+from morgus.contracts import (
+    ChatMessage,
+    CondenseRequest,
+    CondenseResult,
+    LlmRequest,
+    LlmTurn,
+    Phase,
+    StepRecord,
+    StepType,
+    TokenUsage,
+    ToolCall,
+)
 from morgus.log import activity_logger
+from morgus.models import ModelInfo, choose_model, model_info
 
 # Arguments larger than this stay in Postgres; the workflow and the tool activity pass a reference instead.
 INLINE_ARGUMENTS_MAX = 8_000
 STEP_CONTENT_MAX = 4_000
 RETRYABLE_STATUS = {408, 409, 429}
 NON_RETRYABLE_TYPE = "LlmRequestRejected"
+CONTEXT_OVERFLOW_TYPE = "ContextOverflow"  # the workflow condenses the conversation and tries again
 
 
 def _retry_after(err: openai.APIStatusError) -> timedelta | None:
@@ -44,11 +60,17 @@ def _provider_message(err: openai.APIStatusError) -> str:
     return err.message
 
 
+_OVERFLOW = re.compile(r"context[ _]length|maximum context|context window|too many tokens|prompt is too long", re.I)
+
+
 def classify_error(err: Exception) -> ApplicationError:
     """Map an OpenAI SDK error to a Temporal error: retryable or not, with a clear message."""
     if isinstance(err, openai.APIStatusError):
         status = err.status_code
         msg = f"LLM provider returned HTTP {status}: {_provider_message(err)}"
+        code = (err.body or {}).get("error", {}).get("code") if isinstance(err.body, dict) else None
+        if status in (400, 413) and (code == "context_length_exceeded" or _OVERFLOW.search(msg)):
+            return ApplicationError(msg, type=CONTEXT_OVERFLOW_TYPE, non_retryable=True)
         if status in RETRYABLE_STATUS or status >= 500:
             return ApplicationError(msg, type="LlmTransientError", next_retry_delay=_retry_after(err))
         return ApplicationError(msg, type=NON_RETRYABLE_TYPE, non_retryable=True)
@@ -101,16 +123,12 @@ class LlmActivities:
             log.info("llm reply already stored; reusing it", seq=seq)
             return self._turn_from(existing)
 
-        stored = await with_db_retry(
-            lambda: self.store.load_messages(req.task_id, req.message_count), give_up_after_s=retry_db, what="load conversation"
-        )
-        by_seq = {m.seq: m for m in stored} | {m.seq: m for m in req.append}
-        if sorted(by_seq) != list(range(req.message_count)):
-            missing = sorted(set(range(req.message_count)) - set(by_seq))
-            raise ApplicationError(f"conversation of task {req.task_id} is missing messages {missing[:10]}", type="ConversationGap")
-        messages = [by_seq[i].to_openai() for i in range(req.message_count)]
+        messages_in = await self._conversation(req.task_id, req.message_count, req.append)
+        model = choose_model(req.phase, req.model, self.settings.model, self.settings.code_model)
+        info = model_info(model, self.settings.model_config_file)
         tools = [REGISTRY[name].openai_schema() for name in req.tools if name in REGISTRY]
-        model = req.model or self.settings.model
+        cond = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
+        messages = self._fit(messages_in, cond, tools, info)
 
         async with heartbeating():
             try:
@@ -126,15 +144,12 @@ class LlmActivities:
             raise ApplicationError("LLM provider returned no choices", type="LlmTransientError")
         reply = resp.choices[0].message
         calls = [
-            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "",
+                     digest=hashlib.sha256((c.function.arguments or "").encode()).hexdigest()[:16])
             for c in (reply.tool_calls or [])
             if getattr(c, "function", None) is not None
         ]
-        usage = TokenUsage(
-            prompt_tokens=getattr(resp.usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(resp.usage, "completion_tokens", 0) or 0,
-            total_tokens=getattr(resp.usage, "total_tokens", 0) or 0,
-        )
+        usage = usage_of(resp, info)
         steps = [
             *req.pending_steps,
             StepRecord(
@@ -142,7 +157,8 @@ class LlmActivities:
                 phase=req.phase,
                 type=StepType.LLM_RESPONSE,
                 content=_clip(reply.content),
-                metadata={"model": resp.model or model, "usage": usage.model_dump(), "tool_calls": len(calls)},
+                metadata={"model": resp.model or model, "usage": usage.model_dump(), "tool_calls": len(calls),
+                          "request_tokens_estimate": estimate_tokens(messages, tools)},
             ),
             *(
                 StepRecord(
@@ -160,7 +176,8 @@ class LlmActivities:
             role="assistant",
             content=reply.content,
             tool_calls=calls,
-            meta={"usage": usage.model_dump(), "model": resp.model or model, "steps_written": len(steps) - len(req.pending_steps)},
+            meta={"usage": usage.model_dump(), "model": resp.model or model, "steps_written": len(steps) - len(req.pending_steps),
+                  "phase": req.phase.value, "plan": req.phase == Phase.PLAN and not calls},
         )
         total = req.usage_before.plus(usage)
         await with_db_retry(
@@ -170,3 +187,76 @@ class LlmActivities:
         )
         log.info("llm reply", seq=seq, tool_calls=[c.name for c in calls], tokens=usage.total_tokens)
         return self._turn_from(assistant)
+
+    # ------------------------------------------------------------------ context
+
+    async def _conversation(self, task_id: str, message_count: int, append: list[ChatMessage]) -> list[ChatMessage]:
+        stored = await with_db_retry(
+            lambda: self.store.load_messages(task_id, message_count), give_up_after_s=self.settings.db_retry_s,
+            what="load conversation",
+        )
+        by_seq = {m.seq: m for m in stored} | {m.seq: m for m in append}
+        if sorted(by_seq) != list(range(message_count)):
+            missing = sorted(set(range(message_count)) - set(by_seq))
+            raise ApplicationError(f"conversation of task {task_id} is missing messages {missing[:10]}", type="ConversationGap")
+        return [by_seq[i] for i in range(message_count)]
+
+    def _fit(self, messages: list[ChatMessage], cond: Condensation | None, tools: list, info: ModelInfo) -> list[dict]:
+        """The request as sent: whole if it fits, else with older tool results elided; if even that does not
+        fit, ask the workflow to condense (ContextOverflow)."""
+        limit = int(info.context_window * self.settings.context_threshold)
+        request = build_request(messages, cond, elide=False)
+        if estimate_tokens(request, tools) <= limit:
+            return request
+        request = build_request(messages, cond, elide=True)
+        size = estimate_tokens(request, tools)
+        if size <= limit:
+            return request
+        raise ApplicationError(
+            f"the conversation (~{size} tokens) exceeds {limit} tokens ({self.settings.context_threshold:.0%} of the "
+            f"{info.context_window}-token window)", type=CONTEXT_OVERFLOW_TYPE, non_retryable=True,
+        )
+
+    @activity.defn(name="condense_conversation")
+    async def condense(self, req: CondenseRequest) -> CondenseResult:
+        """Summarise older turns (everything but the protected messages and the latest turns) with one LLM call."""
+        log = activity_logger(req.task_id).bind(phase=req.phase)
+        retry_db = self.settings.db_retry_s
+        messages = await self._conversation(req.task_id, req.message_count, req.append)
+        previous = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
+        floor = previous.upto_seq if previous else 0
+        cut = next((c for keep in (4, 2, 1) if (c := turn_start(messages, keep)) is not None and c > floor), None)
+        if cut is None:
+            raise ApplicationError("the conversation cannot be condensed further: its latest turn alone is too large "
+                                   "for the model's context window", type="ContextExhausted", non_retryable=True)
+        older = [m for m in messages if floor <= m.seq < cut and not is_protected(m)]
+        turns = sum(1 for m in older if m.role == "assistant") + (previous.turns if previous else 0)
+        model = choose_model(req.phase, req.model, self.settings.model, self.settings.code_model)
+        info = model_info(model, self.settings.model_config_file)
+        text = transcript(older, previous, max_chars=int(info.context_window * self.settings.context_threshold * 2))
+        async with heartbeating():
+            try:
+                resp = await self.client.chat.completions.create(
+                    model=model, messages=[{"role": "system", "content": CONDENSE_PROMPT}, {"role": "user", "content": text}]
+                )
+            except Exception as e:  # noqa: BLE001
+                raise classify_error(e) from e
+        summary = (resp.choices[0].message.content or "").strip() if resp.choices else ""
+        if not summary:
+            raise ApplicationError("the model returned an empty summary", type="LlmTransientError")
+        c = Condensation(upto_seq=cut, summary=summary, turns=turns)
+        await with_db_retry(lambda: self.store.save_condensation(req.task_id, c), give_up_after_s=retry_db, what="store summary")
+        log.info("conversation condensed", upto_seq=cut, messages=len(older), turns=turns)
+        return CondenseResult(upto_seq=cut, condensed_messages=len(older), usage=usage_of(resp, info))
+
+
+def usage_of(resp: object, info: ModelInfo) -> TokenUsage:
+    u = getattr(resp, "usage", None)
+    details = getattr(u, "prompt_tokens_details", None)
+    usage = TokenUsage(
+        prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(u, "completion_tokens", 0) or 0,
+        total_tokens=getattr(u, "total_tokens", 0) or 0,
+        cached_tokens=getattr(details, "cached_tokens", 0) or 0,
+    )
+    return usage.model_copy(update={"cost_usd": round(info.cost(usage), 8)})

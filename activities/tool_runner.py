@@ -7,6 +7,7 @@ transaction; a retried activity that finds its result already stored returns it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,10 @@ from morgus.log import activity_logger
 
 RESULT_STEP_MAX = 4_000
 PREVIEW_MAX = 300
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _schema_errors(e: ValidationError) -> str:
@@ -68,7 +73,7 @@ class ToolActivities:
         if done is not None and done.tool_call_id == req.call.id:
             log.info("tool result already stored; not running the tool again")
             return ToolOutcome(ok=bool(done.meta.get("ok", True)), preview=(done.content or "")[:PREVIEW_MAX],
-                               steps_written=int(done.meta.get("steps_written", 1)))
+                               steps_written=int(done.meta.get("steps_written", 1)), digest=_digest(done.content or ""))
 
         raw = req.call.arguments
         if raw is None:
@@ -113,4 +118,5 @@ class ToolActivities:
             give_up_after_s=retry_db,
             what="store tool result",
         )
-        return ToolOutcome(ok=output.ok, preview=output.content[:PREVIEW_MAX], steps_written=len(steps))
+        return ToolOutcome(ok=output.ok, preview=output.content[:PREVIEW_MAX], steps_written=len(steps),
+                           digest=_digest(output.content))

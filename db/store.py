@@ -22,6 +22,7 @@ from morgus.contracts import (
     TaskRowUpdate,
     TokenUsage,
 )
+from morgus.context import Condensation
 from morgus.ids import artifact_id, step_id
 
 
@@ -101,10 +102,28 @@ class Store:
     @staticmethod
     async def _put_usage(cur: psycopg.AsyncCursor, task_id: str, usage: TokenUsage) -> None:
         await cur.execute(
-            "update tasks set prompt_tokens = %s, completion_tokens = %s, total_tokens = %s, updated_at = now() "
-            "where id = %s",
-            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, task_id),
+            "update tasks set prompt_tokens = %s, completion_tokens = %s, total_tokens = %s, cached_tokens = %s, "
+            "cost_usd = %s, updated_at = now() where id = %s",
+            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cached_tokens, usage.cost_usd, task_id),
         )
+
+    async def latest_condensation(self, task_id: str) -> Condensation | None:
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "select upto_seq, summary, turns from task_condensations where task_id = %s order by upto_seq desc limit 1",
+                    (task_id,),
+                )
+            ).fetchone()
+        return Condensation(*row) if row else None
+
+    async def save_condensation(self, task_id: str, c: Condensation, usage_total: TokenUsage | None = None) -> None:
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "insert into task_condensations (task_id, upto_seq, summary, turns) values (%s, %s, %s, %s) "
+                "on conflict (task_id, upto_seq) do nothing",
+                (task_id, c.upto_seq, c.summary, c.turns),
+            )
 
     async def save_llm_turn(
         self, task_id: str, messages: list[ChatMessage], steps: list[StepRecord], usage_total: TokenUsage
@@ -147,8 +166,8 @@ class Store:
         elif u.clear_question:
             sets.append("pending_question = null")
         if u.usage is not None:
-            sets += ["prompt_tokens = %s", "completion_tokens = %s", "total_tokens = %s"]
-            args += [u.usage.prompt_tokens, u.usage.completion_tokens, u.usage.total_tokens]
+            sets += ["prompt_tokens = %s", "completion_tokens = %s", "total_tokens = %s", "cached_tokens = %s", "cost_usd = %s"]
+            args += [u.usage.prompt_tokens, u.usage.completion_tokens, u.usage.total_tokens, u.usage.cached_tokens, u.usage.cost_usd]
         if u.completed:
             sets.append("completed_at = coalesce(completed_at, now())")
         await cur.execute(f"update tasks set {', '.join(sets)} where id = %s", (*args, task_id))

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     openai_api_key: str | None = Field(default=None, alias="OPENAI_API_KEY", repr=False)
     model: str = Field(default="gpt-4o", alias="MORGUS_MODEL")
+    code_model: str | None = Field(default=None, alias="MORGUS_CODE_MODEL")
+    model_config_file: str | None = Field(default=None, alias="MORGUS_MODEL_CONFIG")
+    context_threshold: float = Field(default=0.8, alias="MORGUS_CONTEXT_THRESHOLD", gt=0.1, le=1.0)
     home: Path = Field(default=Path(".morgus"), alias="MORGUS_HOME")
     workspaces: Path | None = Field(default=None, alias="MORGUS_WORKSPACES")
     llm_timeout_s: float = Field(default=120.0, alias="MORGUS_LLM_TIMEOUT_S", gt=0)
@@ -50,6 +53,13 @@ class Settings(BaseSettings):
         if not v.startswith(("postgres://", "postgresql://")):
             raise ValueError("must start with postgresql:// (unset it to use the embedded Postgres)")
         return v
+
+    @field_validator("model_config_file")
+    @classmethod
+    def _model_file(cls, v: str | None) -> str | None:
+        if v and not Path(v).is_file():
+            raise ValueError(f"file {v!r} does not exist")
+        return v or None
 
     @field_validator("log_format")
     @classmethod

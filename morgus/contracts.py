@@ -52,10 +52,24 @@ class StepType(StrEnum):
 # ---------------------------------------------------------------- workflow input, signals, queries
 
 
+class Budget(BaseModel):
+    """Per-task limits, checked before every LLM call (so one call is the most a budget can be overshot by).
+    None: no limit."""
+
+    max_tokens_total: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
+
+
+class RaiseBudgetSignal(Budget):
+    """New limits for a task (fields left out keep their value)."""
+
+
 class TaskLimits(BaseModel):
     """Per-task limits; defaults are the product's, tests and users may lower them."""
 
     max_iterations_per_phase: int = Field(default=50, ge=1, le=10_000)
+    loop_repeats: int = Field(default=3, ge=2, le=100)  # identical call+result (or reply) in a row = a loop
 
 
 class ActivityTimeouts(BaseModel):
@@ -99,6 +113,8 @@ class ResumeState(BaseModel):
     pending_messages: list[ChatMessage] = Field(default_factory=list)
     pending_steps: list[StepRecord] = Field(default_factory=list)
     sandbox: SandboxRef | None = None
+    budget: Budget | None = None  # raised limits, when the user raised them
+    llm_calls: int = 0
     runs: int = 1
 
 
@@ -110,6 +126,7 @@ class TaskInput(BaseModel):
     model: str | None = None
     repo_url: str | None = Field(default=None, max_length=2000, description="git remote for git_push (no credentials)")
     limits: TaskLimits = Field(default_factory=TaskLimits)
+    budget: Budget = Field(default_factory=Budget)
     timeouts: ActivityTimeouts = Field(default_factory=ActivityTimeouts)
     sandbox: SandboxOptions = Field(default_factory=SandboxOptions)
     resume: ResumeState | None = None
@@ -133,13 +150,20 @@ class TokenUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the provider served from its prefix cache
+    cost_usd: float = 0.0
 
     def plus(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
         )
+
+
+
 
 
 class TaskStatusView(BaseModel):
@@ -153,6 +177,8 @@ class TaskStatusView(BaseModel):
     iteration: int
     usage: TokenUsage
     error_message: str | None = None
+    llm_calls: int = 0
+    budget: Budget | None = None
 
 
 class TaskResult(BaseModel):
@@ -169,6 +195,7 @@ class TaskResult(BaseModel):
 class ToolCall(BaseModel):
     id: str
     name: str
+    digest: str = ""  # of the arguments, for loop detection when the arguments themselves are not carried
     # Raw JSON text exactly as the model produced it; None when too large to carry through workflow history,
     # in which case the tool activity reads it from the stored assistant message (claim-check).
     arguments: str | None
@@ -272,6 +299,20 @@ class LlmRequest(BaseModel):
     usage_before: TokenUsage = Field(default_factory=TokenUsage)
 
 
+class CondenseRequest(BaseModel):
+    task_id: str
+    phase: Phase
+    model: str | None
+    message_count: int
+    append: list[ChatMessage] = Field(default_factory=list)
+
+
+class CondenseResult(BaseModel):
+    upto_seq: int
+    condensed_messages: int
+    usage: TokenUsage
+
+
 class LlmTurn(BaseModel):
     seq: int  # where the assistant message was stored
     content: str | None
@@ -302,6 +343,7 @@ class ToolOutcome(BaseModel):
     ok: bool
     preview: str  # the first few hundred characters, for the workflow's logs and the status view
     steps_written: int
+    digest: str = ""  # of the whole result, for loop detection
 
 
 ResumeState.model_rebuild()

@@ -13,10 +13,10 @@ class PhaseSpec:
     purpose: str
     tools: tuple[str, ...]
 
-    def opening_message(self) -> str:
+    def opening_message(self, tools: tuple[str, ...] | None = None) -> str:
         return (
             f"Phase: {self.phase.value}\n{self.purpose}\n"
-            f"Tools available in this phase: {', '.join(self.tools) or 'none'}. "
+            f"Tools available in this phase: {', '.join(self.tools if tools is None else tools) or 'none'}. "
             "When this phase's work is done, reply with a short summary and no tool call."
         )
 
@@ -56,6 +56,22 @@ PHASES: dict[Phase, PhaseSpec] = {
         (*_GIT, "git_push", "notify_user"),
     ),
 }
+
+# Tool lists decide what the workflow runs or rejects, so changing them changes workflow behaviour. Tasks that
+# started before a change keep the lists they started with (workflow.patched); add an entry here on each change.
+PHASE_TOOLS_PATCH = "phase-tools-v2"
+LEGACY_PHASE_TOOLS: dict[Phase, tuple[str, ...]] = {
+    Phase.RESEARCH: ("file_read", "file_list", *_TALK),
+    Phase.PLAN: (*_FILES, *_TALK),
+    Phase.BUILD: (*_FILES, "shell_exec", *_TALK),
+    Phase.EXECUTE: (*_FILES, "shell_exec", *_TALK),
+    Phase.FINALIZE: ("file_read", "file_list", "notify_user"),
+}
+
+
+def phase_tools(phase: Phase, current: bool) -> tuple[str, ...]:
+    return PHASES[phase].tools if current else LEGACY_PHASE_TOOLS[phase]
+
 
 ALL_TOOLS: frozenset[str] = frozenset(t for spec in PHASES.values() for t in spec.tools)
 # Tools that run in the task's sandbox, on the worker that owns it (host-affinity task queue).

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 SCENARIO_RE = re.compile(r"\[scenario:([A-Za-z0-9_.\-]+)\]")
+CONDENSED_RE = re.compile(r"^\[condensed: (\d+) assistant turns\]")
+CONDENSE_MARKER = "[morgus:condense]"
 
 
 class ProtocolError(Exception):
@@ -82,9 +84,12 @@ class ScriptedLLM:
 
     # ---------------------------------------------------------------- script
 
-    def add(self, name: str, replies: list[dict[str, Any]], *, repeat_last: bool = False) -> str:
+    def add(self, name: str, replies: list[dict[str, Any]], *, repeat_last: bool = False,
+            context_window: int | None = None) -> str:
+        """`context_window`: answer requests estimated above it (characters / 4) with the provider's
+        context_length_exceeded error, as a real model would."""
         with self._lock:
-            self.scenarios[name] = {"replies": replies, "repeat_last": repeat_last}
+            self.scenarios[name] = {"replies": replies, "repeat_last": repeat_last, "context_window": context_window}
         return f"[scenario:{name}]"
 
     def load_file(self, path: Path) -> None:
@@ -111,9 +116,14 @@ class ScriptedLLM:
             return 401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), {}
         messages = body.get("messages") or []
         text = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+        if CONDENSE_MARKER in text:
+            return self._condense(body)
         match = SCENARIO_RE.search(text)
         name = match.group(1) if match else "default"
-        index = sum(1 for m in messages if m.get("role") == "assistant")
+        # turns a summary replaced still count, so the script stays in step after a condensation
+        index = sum(1 for m in messages if m.get("role") == "assistant") + sum(
+            int(c.group(1)) for m in messages if m.get("role") == "user" and (c := CONDENSED_RE.match(str(m.get("content") or "")))
+        )
         with self._lock:
             spec = self.scenarios.get(name)
         if spec is None:
@@ -124,6 +134,12 @@ class ScriptedLLM:
             validate_messages(messages)
         except ProtocolError as e:
             return self._record(name, index, body, 400, _error(str(e), "invalid_request_error", None))
+        window = spec.get("context_window")
+        size = estimate(body)
+        if window and size > window:
+            return self._record(name, index, body, 400, _error(
+                f"This model's maximum context length is {window} tokens. However, your messages resulted in {size} tokens.",
+                "invalid_request_error", "context_length_exceeded"))
 
         replies = spec["replies"]
         if index < len(replies):
@@ -143,7 +159,7 @@ class ScriptedLLM:
             if failing:
                 status = int(fail["status"])
                 headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
-                payload = _error(fail.get("message", f"scripted error {status}"), "server_error", None)
+                payload = _error(fail.get("message", f"scripted error {status}"), "server_error", fail.get("code"))
                 return (*self._record(name, index, body, status, payload)[:2], headers)
         if reply.get("delay_s"):
             with self._lock:
@@ -154,6 +170,11 @@ class ScriptedLLM:
                 with self._lock:
                     self._in_flight[name] -= 1
         return self._record(name, index, body, 200, _completion(body["model"], index, reply, messages))
+
+    def _condense(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        transcript = str(body["messages"][-1].get("content") or "")
+        reply = {"content": f"Condensed summary: {transcript.count(chr(10)) + 1} lines of earlier work (scripted)."}
+        return self._record("_condense", 0, body, 200, _completion(body.get("model", ""), 0, reply, body["messages"]))
 
     def _record(self, name: str, index: int, body: dict[str, Any], status: int, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
@@ -213,6 +234,12 @@ class ScriptedLLM:
             self._server = None
 
 
+def estimate(body: dict[str, Any]) -> int:
+    """The same estimate Morgus uses (characters / 4), so a test window means the same on both sides."""
+    return (len(json.dumps(body.get("messages") or [], ensure_ascii=False)) + len(json.dumps(body.get("tools") or []))) // 4 \
+        + 4 * len(body.get("messages") or [])
+
+
 def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
@@ -232,6 +259,9 @@ def _completion(model: str, index: int, reply: dict[str, Any], messages: list[di
     content = reply.get("content")
     prompt_tokens = max(1, len(json.dumps(messages)) // 4)
     completion_tokens = max(1, len(json.dumps(calls) + (content or "")) // 4)
+    # like a provider's prefix cache: everything before the newest turn was seen in the previous request
+    last_assistant = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
+    cached = len(json.dumps(messages[:last_assistant])) // 4 if last_assistant else 0
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if calls:
         message["tool_calls"] = calls
@@ -241,7 +271,8 @@ def _completion(model: str, index: int, reply: dict[str, Any], messages: list[di
         "created": 0,
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens, "prompt_tokens_details": {"cached_tokens": cached}},
     }
 
 

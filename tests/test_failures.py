@@ -45,12 +45,12 @@ async def test_llm_429_retry_after_is_honoured(client, settings, worker, llm):
 
 async def test_llm_400_fails_the_task_with_the_provider_message(client, store, settings, worker, llm):
     marker = llm.add("rejected", [{"content": "never", "fail": [{"status": 400, "times": -1,
-                                                                 "message": "This model's maximum context length is 8 tokens."}]}])
+                                                                 "message": "Invalid 'messages[1].content': string too long."}]}])
     handle = await start(client, settings, marker)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     row = await wait_task_status(store, task_id_of(handle), "error")
-    assert row["error_message"] == "LLM provider returned HTTP 400: This model's maximum context length is 8 tokens."
+    assert row["error_message"] == "LLM provider returned HTTP 400: Invalid 'messages[1].content': string too long."
     assert len(llm.requests_for("rejected")) == 1  # not retried
 
 

@@ -17,6 +17,6 @@ class ChangedWithoutPatch(TaskWorkflow):
         return await super().run(inp)
 
     async def _start_phase(self, spec: PhaseSpec) -> None:  # the real one minus its projection activity
-        self._queue_message("user", spec.opening_message())
+        self._queue_message("user", spec.opening_message(self._tools(spec)))
         self._state.phase_started = True
         self._state.iteration = 0

@@ -7,7 +7,9 @@ conversation lives in Postgres; activities get its length, never its content, so
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -22,12 +24,16 @@ with workflow.unsafe.imports_passed_through():
         PHASE_ORDER,
         AnswerSignal,
         AskUserArgs,
+        Budget,
         CancelSignal,
         ChatMessage,
+        CondenseRequest,
+        CondenseResult,
         LlmRequest,
         LlmTurn,
         Phase,
         ProjectionBatch,
+        RaiseBudgetSignal,
         ResumeState,
         SandboxCreate,
         SandboxRef,
@@ -43,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
     )
     from morgus.ids import task_id_from_workflow_id
-    from morgus.phases import ALL_TOOLS, PHASES, SANDBOX_TOOLS, PhaseSpec, system_message
+    from morgus.phases import ALL_TOOLS, PHASE_TOOLS_PATCH, PHASES, SANDBOX_TOOLS, PhaseSpec, phase_tools, system_message
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
 
 LLM_RETRY = RetryPolicy(
@@ -72,6 +78,11 @@ def _worker_lost(err: ActivityError) -> bool:
     return isinstance(err.cause, TemporalTimeout)
 
 
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
 def _failure_message(err: BaseException) -> str:
     """The innermost error's message: what the provider or tool actually said."""
     while isinstance(err, ActivityError) and err.cause is not None:
@@ -96,6 +107,11 @@ class TaskWorkflow:
         self._pending_steps: list[StepRecord] = list(self._state.pending_steps)
         self._state.pending_steps = []
         self._supervisor: workflow.ActivityHandle | None = None
+        self._current_tools = True
+        self._budget: Budget = self._state.budget or inp.budget
+        self._budget_raised = False
+        self._repeats: dict[str, list[str]] = {"tool": [], "text": []}
+        self._loop_warned = False
 
     # ------------------------------------------------------------------ signals and queries
 
@@ -110,6 +126,12 @@ class TaskWorkflow:
     def cancel(self, signal: CancelSignal | None = None) -> None:
         self._cancel = signal or CancelSignal()
 
+    @workflow.signal(name="raise_budget")
+    def raise_budget(self, signal: RaiseBudgetSignal) -> None:
+        self._budget = self._budget.model_copy(update=signal.model_dump(exclude_none=True))
+        self._state.budget = self._budget
+        self._budget_raised = True
+
     @workflow.query(name="status")
     def status(self) -> TaskStatusView:
         idx = self._state.phase_index
@@ -122,12 +144,15 @@ class TaskWorkflow:
             iteration=self._state.iteration,
             usage=self._state.usage,
             error_message=self._error,
+            llm_calls=self._state.llm_calls,
+            budget=self._budget,
         )
 
     # ------------------------------------------------------------------ main loop
 
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskResult:
+        self._current_tools = workflow.patched(PHASE_TOOLS_PATCH)
         try:
             if inp.resume is None:
                 await self._set_status(TaskStatus.running, steps=[self._step(None, StepType.TASK_START, inp.display_title())])
@@ -167,7 +192,7 @@ class TaskWorkflow:
             await self._ensure_sandbox()
         if self._state.message_count == 0 and not self._state.pending_messages:
             self._queue_message("system", system_message(self._input.display_title(), self._input.description))
-        self._queue_message("user", spec.opening_message())
+        self._queue_message("user", spec.opening_message(self._tools(spec)))
         self._state.phase_started = True
         self._state.iteration = 0
 
@@ -189,11 +214,15 @@ class TaskWorkflow:
                     self._supervisor.cancel()
                 workflow.continue_as_new(self._input.model_copy(update={"resume": self._resume_state()}))
 
+            reason = self._budget_reason()
+            if reason:
+                await self._budget_reached(spec.phase, reason)
+                continue
             turn = await self._call_llm(spec)
             if not turn.tool_calls:
                 return
-            for call in turn.tool_calls:
-                await self._run_tool_call(spec, call, turn.seq)
+            fingerprints = [await self._run_tool_call(spec, call, turn.seq) for call in turn.tool_calls]
+            await self._watch_for_loops(spec.phase, turn, fingerprints)
 
     async def _call_llm(self, spec: PhaseSpec) -> LlmTurn:
         st = self._state
@@ -204,40 +233,52 @@ class TaskWorkflow:
             model=self._input.model,
             message_count=st.message_count,
             append=list(st.pending_messages),
-            tools=list(spec.tools),
+            tools=list(self._tools(spec)),
             step_seq=step_seq,
             pending_steps=list(self._pending_steps),
             usage_before=st.usage,
         )
         t = self._input.timeouts
-        turn: LlmTurn = await self._cancellable(
-            workflow.start_activity(
-                "llm_call",
-                req,
-                result_type=LlmTurn,
-                start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
-                heartbeat_timeout=timedelta(seconds=t.heartbeat),
-                retry_policy=LLM_RETRY,
-            )
-        )
+        for condensations in range(3):
+            try:
+                turn: LlmTurn = await self._cancellable(
+                    workflow.start_activity(
+                        "llm_call",
+                        req,
+                        result_type=LlmTurn,
+                        start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
+                        heartbeat_timeout=timedelta(seconds=t.heartbeat),
+                        retry_policy=LLM_RETRY,
+                    )
+                )
+                break
+            except ActivityError as e:
+                if _error_type(e) != "ContextOverflow" or condensations == 2:
+                    raise
+                await self._condense(spec, req)
         st.message_count = turn.seq + 1  # the reply's slot
         st.pending_messages = []
         self._pending_steps = []
         st.step_seq = step_seq + turn.steps_written
         st.usage = st.usage.plus(turn.usage)
         st.iteration += 1
+        st.llm_calls += 1
         if turn.content:
             self._last_reply = turn.content[:2000]
         return turn
 
-    async def _run_tool_call(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int) -> None:
-        if call.name not in spec.tools:
+    async def _run_tool_call(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int) -> str:
+        """Run one call; returns its fingerprint (tool, arguments, result) for loop detection."""
+        tools = self._tools(spec)
+        if call.name not in tools:
             known = "is not available" if call.name in ALL_TOOLS else "is an unknown tool"
-            return self._queue_tool_error(
-                spec.phase, call, f"{call.name!r} {known} in phase {spec.phase.value}; available: {', '.join(spec.tools)}"
+            self._queue_tool_error(
+                spec.phase, call, f"{call.name!r} {known} in phase {spec.phase.value}; available: {', '.join(tools)}"
             )
+            return f"{call.name}:{call.digest}:rejected"
         if call.name == "ask_user":
-            return await self._ask_user(spec.phase, call)
+            await self._ask_user(spec.phase, call)
+            return f"ask_user:{call.id}"
         req = ToolRequest(
             task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
             result_seq=self._allocate_message_seq(), step_seq=self._reserve_pending_steps(),
@@ -250,8 +291,10 @@ class TaskWorkflow:
                 outcome = await self._cancellable(self._start_tool(req, TOOL_RETRY))
         except ActivityError as e:
             # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
-            return self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
+            self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
+            return f"{call.name}:{call.digest}:failed"
         self._state.step_seq += outcome.steps_written
+        return f"{call.name}:{call.digest}:{outcome.digest}"
 
     def _start_tool(self, req: ToolRequest, retry: RetryPolicy, queue: str | None = None) -> workflow.ActivityHandle:
         timeouts = self._input.timeouts
@@ -336,26 +379,117 @@ class TaskWorkflow:
             question = AskUserArgs.model_validate(json.loads(call.arguments or "")).question
         except (ValueError, ValidationError) as e:
             return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
+        answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
+        assert answer is not None
+        self._queue_message("tool", answer, tool_call_id=call.id)
+
+    async def _wait_for_human(self, phase: Phase, question: str, metadata: dict,
+                              unblock: Callable[[], bool] | None = None) -> str | None:
+        """Ask and wait, durably. Returns the answer, or None if `unblock` released the wait instead."""
         self._question, self._answer = question, None
-        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(TaskStatus.waiting_for_input.value)])
         self._status = TaskStatus.waiting_for_input
+        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(TaskStatus.waiting_for_input.value)])
         await self._project(
             TaskRowUpdate(status=TaskStatus.waiting_for_input, pending_question=question),
-            [self._step(phase, StepType.QUESTION, question, {"tool_call_id": call.id})],
+            [self._step(phase, StepType.QUESTION, question, metadata)],
         )
-        await workflow.wait_condition(lambda: self._answer is not None or self._cancel is not None)
-        if self._answer is None:
+        await workflow.wait_condition(
+            lambda: self._answer is not None or self._cancel is not None or bool(unblock and unblock())
+        )
+        if self._cancel is not None:
             raise _Cancelled()
         answer, self._question, self._answer = self._answer, None, None
         self._status = TaskStatus.running
         workflow.upsert_search_attributes([MORGUS_STATUS.value_set(TaskStatus.running.value)])
-        await self._project(
-            TaskRowUpdate(status=TaskStatus.running, clear_question=True),
-            [self._step(phase, StepType.ANSWER, answer, {"tool_call_id": call.id})],
+        steps = [self._step(phase, StepType.ANSWER, answer, metadata)] if answer is not None else []
+        await self._project(TaskRowUpdate(status=TaskStatus.running, clear_question=True), steps)
+        return answer
+
+    # ------------------------------------------------------------------ budget, loops, context
+
+    def _budget_reason(self) -> str | None:
+        b, u = self._budget, self._state.usage
+        if b.max_tokens_total is not None and u.total_tokens >= b.max_tokens_total:
+            return f"{u.total_tokens} of {b.max_tokens_total} tokens used"
+        if b.max_cost_usd is not None and u.cost_usd >= b.max_cost_usd:
+            return f"${u.cost_usd:.4f} of ${b.max_cost_usd:.4f} spent"
+        if b.max_steps is not None and self._state.llm_calls >= b.max_steps:
+            return f"{self._state.llm_calls} of {b.max_steps} LLM calls made"
+        return None
+
+    async def _budget_reached(self, phase: Phase, reason: str) -> None:
+        """Not a failure: the user decides. Any answer but 'stop' doubles the limits that were reached; the
+        `raise_budget` signal sets new limits directly."""
+        self._budget_raised = False
+        answer = await self._wait_for_human(
+            phase, f"Budget reached ({reason}) — raise it or stop? Answer 'stop', or anything else to double it.",
+            {"kind": "budget"}, unblock=lambda: self._budget_raised,
         )
-        self._queue_message("tool", answer, tool_call_id=call.id)
+        if answer is None:
+            return
+        if answer.strip().lower() in ("stop", "no", "cancel", "abort"):
+            self._cancel = CancelSignal(reason=f"stopped by the user at the budget ({reason})")
+            raise _Cancelled()
+        b, u = self._budget, self._state.usage
+        self._budget = Budget(
+            max_tokens_total=b.max_tokens_total * 2 if b.max_tokens_total and u.total_tokens >= b.max_tokens_total else b.max_tokens_total,
+            max_cost_usd=b.max_cost_usd * 2 if b.max_cost_usd and u.cost_usd >= b.max_cost_usd else b.max_cost_usd,
+            max_steps=b.max_steps * 2 if b.max_steps and self._state.llm_calls >= b.max_steps else b.max_steps,
+        )
+        self._state.budget = self._budget
+
+    async def _watch_for_loops(self, phase: Phase, turn: LlmTurn, fingerprints: list[str]) -> None:
+        """The same calls with the same results, or the same reply, N turns in a row: tell the model once; if it
+        goes on, ask the user how to proceed."""
+        n = self._input.limits.loop_repeats
+        text = hashlib.sha256((turn.content or "").encode()).hexdigest()[:16] if (turn.content or "").strip() else None
+        for kind, mark in (("tool", "|".join(fingerprints)), ("text", text)):
+            history = self._repeats[kind]
+            if mark is None:
+                history.clear()
+                continue
+            history.append(mark)
+            del history[:-n]
+            if len(history) == n and len(set(history)) == 1:
+                history.clear()
+                await self._loop_detected(phase, turn, kind, n)
+                return
+
+    async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int) -> None:
+        what = (f"called {', '.join(c.name for c in turn.tool_calls)} with the same arguments and got the same result"
+                if kind == "tool" else "given the same reply")
+        if not self._loop_warned:
+            self._loop_warned = True
+            self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it: "
+                                        "try a different approach, or ask the user.")
+            return
+        self._loop_warned = False
+        answer = await self._wait_for_human(
+            phase, f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?",
+            {"kind": "loop"},
+        )
+        self._queue_message("user", f"The user says how to proceed: {answer}")
+
+    async def _condense(self, spec: PhaseSpec, req: LlmRequest) -> None:
+        t = self._input.timeouts
+        result: CondenseResult = await self._cancellable(
+            workflow.start_activity(
+                "condense_conversation",
+                CondenseRequest(task_id=self._task_id, phase=spec.phase, model=self._input.model,
+                                message_count=req.message_count, append=req.append),
+                result_type=CondenseResult,
+                start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
+                heartbeat_timeout=timedelta(seconds=t.heartbeat),
+                retry_policy=LLM_RETRY,
+            )
+        )
+        self._state.usage = self._state.usage.plus(result.usage)
+        req.usage_before = self._state.usage
 
     # ------------------------------------------------------------------ helpers
+
+    def _tools(self, spec: PhaseSpec) -> tuple[str, ...]:
+        return phase_tools(spec.phase, self._current_tools)
 
     async def _cancellable(self, handle: workflow.ActivityHandle) -> object:
         """Await an activity, abandoning it (and requesting its cancellation) if the task is cancelled."""
