@@ -115,6 +115,9 @@ class ResumeState(BaseModel):
     sandbox: SandboxRef | None = None
     budget: Budget | None = None  # raised limits, when the user raised them
     llm_calls: int = 0
+    # loop detection: fingerprints of the latest turns per kind ("tool", "text"), and whether the model was warned
+    repeats: dict[str, list[str]] = Field(default_factory=lambda: {"tool": [], "text": []})
+    loop_warned: bool = False
     runs: int = 1
 
 

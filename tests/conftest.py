@@ -153,7 +153,9 @@ FAST = ActivityTimeouts(heartbeat=3, llm_start_to_close=60, tool_start_to_close=
 
 
 async def start(client: Any, settings: Settings, marker: str, *, title: str = "test task", **fields: Any) -> Any:
-    task = TaskInput(title=title, description=f"Test task {marker}", model="scripted", timeouts=FAST, **fields)
+    fields.setdefault("model", "scripted")
+    fields.setdefault("timeouts", FAST)
+    task = TaskInput(title=title, description=f"Test task {marker}", **fields)
     return await start_task(client, task, task_queue=settings.task_queue)
 
 

@@ -110,8 +110,6 @@ class TaskWorkflow:
         self._current_tools = True
         self._budget: Budget = self._state.budget or inp.budget
         self._budget_raised = False
-        self._repeats: dict[str, list[str]] = {"tool": [], "text": []}
-        self._loop_warned = False
 
     # ------------------------------------------------------------------ signals and queries
 
@@ -444,26 +442,27 @@ class TaskWorkflow:
         n = self._input.limits.loop_repeats
         text = hashlib.sha256((turn.content or "").encode()).hexdigest()[:16] if (turn.content or "").strip() else None
         for kind, mark in (("tool", "|".join(fingerprints)), ("text", text)):
-            history = self._repeats[kind]
+            history = self._state.repeats[kind]
             if mark is None:
                 history.clear()
                 continue
             history.append(mark)
             del history[:-n]
             if len(history) == n and len(set(history)) == 1:
-                history.clear()
+                for h in self._state.repeats.values():  # one loop, however it showed: start counting afresh
+                    h.clear()
                 await self._loop_detected(phase, turn, kind, n)
                 return
 
     async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int) -> None:
         what = (f"called {', '.join(c.name for c in turn.tool_calls)} with the same arguments and got the same result"
                 if kind == "tool" else "given the same reply")
-        if not self._loop_warned:
-            self._loop_warned = True
+        if not self._state.loop_warned:
+            self._state.loop_warned = True
             self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it: "
                                         "try a different approach, or ask the user.")
             return
-        self._loop_warned = False
+        self._state.loop_warned = False
         answer = await self._wait_for_human(
             phase, f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?",
             {"kind": "loop"},
