@@ -246,7 +246,8 @@ def task_show(task: str = typer.Argument(..., help="Task id (or task-<id>).")) -
 
     out.print(f"[bold]{escape(row['title'])}[/bold]  ({row['id']})")
     out.print(f"status {row['status']}   phase {row['phase'] or '-'}   steps {row['step_count']}   "
-              f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, completion {row['completion_tokens']})")
+              f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, cached {row['cached_tokens']}, "
+              f"completion {row['completion_tokens']})   cost ${float(row['cost_usd']):.4f}")
     if row["pending_question"]:
         out.print(f"[yellow]waiting for an answer:[/yellow] {escape(row['pending_question'])}")
     if row["error_message"]:

@@ -54,7 +54,7 @@ async def test_fresh_history_replays(client, store, settings, worker, llm):
         await replayer().replay_workflow(history)
         if os.environ.get("MORGUS_RECORD_HISTORIES"):
             HISTORIES.mkdir(exist_ok=True)
-            (HISTORIES / f"task-rich-v2-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+            (HISTORIES / f"task-rich-v3-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)

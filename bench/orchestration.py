@@ -1,0 +1,181 @@
+"""How fast Morgus orchestrates: a real dev server, real Postgres, a real worker process, and a zero-latency
+scripted LLM, so what is measured is Morgus and Temporal, not a model.
+
+    python bench/orchestration.py            # full: 50 tasks pickup, 10/100/500-step tasks, 1/10/50 concurrent
+    python bench/orchestration.py --small    # CI: 10 tasks, 10-step tasks, 1/5 concurrent (so it cannot rot)
+    python bench/orchestration.py --write    # also replace the results section of docs/benchmarks.md
+
+An agent step is one LLM activity, one tool activity (`notify_user`) and their projection rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from db.embedded import EmbeddedPostgres  # noqa: E402
+from db.migrate import apply_migrations  # noqa: E402
+from db.store import Store  # noqa: E402
+from morgus.config import Settings  # noqa: E402
+from morgus.contracts import TaskInput, TaskLimits  # noqa: E402
+from morgus.scripted_llm import ScriptedLLM  # noqa: E402
+from starter.client import connect_temporal  # noqa: E402
+from starter.stack import TemporalDevServer, start_worker_process, terminate, wait_for_port  # noqa: E402
+from starter.tasks import start_task  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+MARK_BEGIN, MARK_END = "<!-- bench:orchestration:begin -->", "<!-- bench:orchestration:end -->"
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs)) - 1))]
+
+
+def script(steps: int) -> list[dict]:
+    return [{"content": f"step {i}", "tool_calls": [{"name": "notify_user", "arguments": {"message": f"step {i}"}}]}
+            for i in range(steps)] + [{"content": "done"}]
+
+
+class Bench:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.llm = ScriptedLLM()
+        self.temporal = TemporalDevServer(port=free_port(), ui_port=None, log_file=root / "temporal.log")
+        self.pg = EmbeddedPostgres(root / "pg", free_port())
+        self.worker = None
+
+    async def __aenter__(self) -> Bench:
+        url = self.llm.start()
+        self.temporal.start()
+        self.pg.start()
+        apply_migrations(self.pg.dsn)
+        self.settings = Settings(TEMPORAL_ADDRESS=self.temporal.address, DATABASE_URL=self.pg.dsn, OPENAI_BASE_URL=url,  # type: ignore[call-arg]
+                                 OPENAI_API_KEY="bench", MORGUS_HOME=str(self.root / "home"), MORGUS_TASK_QUEUE="bench",
+                                 MORGUS_WORKSPACES=str(self.root / "ws"))
+        env = {**os.environ, "TEMPORAL_ADDRESS": self.temporal.address, "DATABASE_URL": self.pg.dsn, "OPENAI_BASE_URL": url,
+               "OPENAI_API_KEY": "bench", "MORGUS_HOME": str(self.root / "home"), "MORGUS_TASK_QUEUE": "bench",
+               "MORGUS_WORKSPACES": str(self.root / "ws"), "MORGUS_LOG_LEVEL": "warning", "MORGUS_SANDBOX": "bwrap"}
+        self.worker = start_worker_process(env, self.root / "worker.log")
+        self.client = await connect_temporal(self.settings)
+        self.store = Store(self.pg.dsn, max_size=10)
+        await self.store.open()
+        await self.run_task(1)  # warm-up: worker up, caches hot
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store.close()
+        terminate(self.worker)
+        self.temporal.stop()
+        self.pg.stop("immediate")
+        self.llm.stop()
+
+    async def start(self, steps: int):
+        name = f"b{steps}-{time.monotonic_ns()}"
+        marker = self.llm.add(name, script(steps))
+        task = TaskInput(title=name, description=f"bench {marker}", model="bench",
+                         limits=TaskLimits(max_iterations_per_phase=steps + 5, loop_repeats=100))
+        return await start_task(self.client, task, task_queue="bench")
+
+    async def run_task(self, steps: int):
+        handle = await self.start(steps)
+        result = await handle.result()
+        return handle, result
+
+    async def pickup(self, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            handle = await self.start(1)
+            task_id = handle.id.removeprefix("task-")
+            while not await self.store.fetch_steps(task_id):
+                await asyncio.sleep(0.002)
+            out.append(time.perf_counter() - t0)
+            await handle.result()
+        return out
+
+    async def per_step(self, steps: int) -> tuple[list[float], float, int]:
+        handle, result = await self.run_task(steps)
+        assert result.status == "completed", result
+        rows = await self.store.fetch_steps(handle.id.removeprefix("task-"))
+        times = [r["created_at"] for r in rows if r["type"] == "LLM_RESPONSE" and r["phase"] == "RESEARCH"]
+        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+        runs = [wf async for wf in self.client.list_workflows(f"WorkflowId = '{handle.id}'")]
+        size = 0
+        for wf in runs:
+            h = await self.client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
+            size += sum(e.ByteSize() for e in h.events)
+        return gaps, size / max(1, len(rows)), len(runs)
+
+    async def throughput(self, concurrent: int, steps: int) -> tuple[float, float, int, float]:
+        proc = psutil.Process(self.worker.pid)
+        peak = proc.memory_info().rss
+        t0 = time.perf_counter()
+        handles = [await self.start(steps) for _ in range(concurrent)]
+        pending = [asyncio.ensure_future(h.result()) for h in handles]
+        while not all(p.done() for p in pending):
+            peak = max(peak, proc.memory_info().rss)
+            await asyncio.sleep(0.2)
+        wall = time.perf_counter() - t0
+        errors = sum(1 for p in pending if p.exception() is not None or p.result().status != "completed")
+        return wall, concurrent * steps / wall, errors, peak / 2**20
+
+
+async def main(small: bool, write: bool) -> int:
+    sizes = [10] if small else [10, 100, 500]
+    levels = [1, 5] if small else [1, 10, 50]
+    pickups = 10 if small else 50
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="morgus-bench-") as tmp:
+        async with Bench(Path(tmp)) as b:
+            p = await b.pickup(pickups)
+            lines += [f"Pickup latency (`start_workflow` → first `task_steps` row), {pickups} tasks: "
+                      f"p50 **{pct(p, 50) * 1000:.0f} ms**, p95 **{pct(p, 95) * 1000:.0f} ms**.", "",
+                      "| task steps | per-step overhead p50 | p95 | history bytes per step | runs (continue-as-new) |",
+                      "|---|---|---|---|---|"]
+            for n in sizes:
+                gaps, per_step_bytes, runs = await b.per_step(n)
+                lines.append(f"| {n} | {pct(gaps, 50) * 1000:.0f} ms | {pct(gaps, 95) * 1000:.0f} ms | {per_step_bytes:.0f} B | {runs} |")
+            lines += ["", "| concurrent tasks × 20 steps | wall time | agent steps/s | errors | worker peak RSS |", "|---|---|---|---|---|"]
+            errors = 0
+            for c in levels:
+                wall, rate, err, rss = await b.throughput(c, 20)
+                errors += err
+                lines.append(f"| {c} | {wall:.1f} s | {rate:.1f} | {err} | {rss:.0f} MiB |")
+    import temporalio
+
+    machine = (f"{platform.node()}: {psutil.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+               f"{psutil.virtual_memory().total / 2**30:.0f} GiB; Python {platform.python_version()}, temporalio "
+               f"{temporalio.__version__ if hasattr(temporalio, '__version__') else ''}, Postgres 18 (embedded); "
+               f"{datetime.now().date()}; mode {'small' if small else 'full'}")
+    report = "\n".join([f"Machine: {machine}", "", *lines])
+    print(report)
+    if write:
+        doc = ROOT / "docs" / "benchmarks.md"
+        text = doc.read_text()
+        start, end = text.index(MARK_BEGIN) + len(MARK_BEGIN), text.index(MARK_END)
+        doc.write_text(text[:start] + "\n" + report + "\n" + text[end:])
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--write", action="store_true")
+    a = parser.parse_args()
+    code = asyncio.run(main(a.small, a.write))
+    sys.stdout.flush()
+    os._exit(code)  # temporalio/sdk-python#300
