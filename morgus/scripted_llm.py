@@ -89,6 +89,8 @@ class ScriptedLLM:
         """`context_window`: answer requests estimated above it (characters / 4) with the provider's
         context_length_exceeded error, as a real model would."""
         with self._lock:
+            if name in self.scenarios:  # requests are recorded by scenario: a reused name mixes two tasks' traffic
+                raise ValueError(f"scenario {name!r} already exists")
             self.scenarios[name] = {"replies": replies, "repeat_last": repeat_last, "context_window": context_window}
         return f"[scenario:{name}]"
 

@@ -56,25 +56,25 @@ async def test_token_budget_is_overshot_by_at_most_one_call(client, store, setti
 
 
 async def test_a_repeating_model_is_told_once_then_the_user_is_asked(client, store, settings, worker, llm):
-    marker = llm.add("loop", FOREVER, repeat_last=True)
+    marker = llm.add("repeating", FOREVER, repeat_last=True)
     handle = await start(client, settings, marker, limits=TaskLimits(max_iterations_per_phase=100, loop_repeats=3))
     task_id = task_id_of(handle)
     row = await wait_task_status(store, task_id, "waiting_for_input")
     assert row["pending_question"].startswith("The agent seems stuck: it has called file_list with the same arguments")
-    requests = llm.requests_for("loop")
+    requests = llm.requests_for("repeating")
     assert len(requests) == 6  # 3 repeats, the warning, 3 more repeats, then the user is asked
     warnings = [m["content"] for m in requests[3].body["messages"] if m["role"] == "user" and "Loop detected" in m["content"]]
     assert len(warnings) == 1
     await handle.signal("answer", {"text": "read README.md instead"})
     await wait_for(lambda: _asked_again(llm), what="the next request")
-    last = llm.requests_for("loop")[6].body["messages"]
+    last = llm.requests_for("repeating")[6].body["messages"]
     assert last[-1] == {"role": "user", "content": "The user says how to proceed: read README.md instead"}
     await handle.signal("cancel")
     assert (await handle.result()).status == "cancelled"
 
 
 async def _asked_again(llm) -> bool:
-    return len(llm.requests_for("loop")) >= 7
+    return len(llm.requests_for("repeating")) >= 7
 
 
 async def test_long_task_with_large_tool_outputs_stays_inside_the_window(client, store, llm, temporal_server, postgres, tmp_path):
