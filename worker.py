@@ -58,12 +58,17 @@ class MorgusWorkers:
 
 
 def build_workers(client: Client, store: Store, settings: Settings, *, backend: SandboxBackend | None = None) -> MorgusWorkers:
-    grace = timedelta(seconds=float(os.environ.get("MORGUS_SHUTDOWN_GRACE_S", "30")))
+    """Limits keep one host from taking more than it can run (MORGUS_MAX_CONCURRENT_*, MORGUS_MAX_CACHED_TASKS);
+    on shutdown in-flight activities get MORGUS_SHUTDOWN_GRACE_S to finish, the rest is retried elsewhere."""
+    grace = timedelta(seconds=settings.shutdown_grace_s)
     sandbox = sandbox_activities(settings, host_queue_name(settings.task_queue), backend)
     acts = build_activities(store, settings, sandbox)
     shared = Worker(client, task_queue=settings.task_queue, workflows=[TaskWorkflow], activities=acts.shared,
-                    graceful_shutdown_timeout=grace)
-    host = Worker(client, task_queue=sandbox.host_queue, activities=acts.host, graceful_shutdown_timeout=grace)
+                    graceful_shutdown_timeout=grace, max_concurrent_activities=settings.max_concurrent_activities,
+                    max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+                    max_cached_workflows=settings.max_cached_tasks)
+    host = Worker(client, task_queue=sandbox.host_queue, activities=acts.host, graceful_shutdown_timeout=grace,
+                  max_concurrent_activities=settings.max_concurrent_activities)
     return MorgusWorkers(shared, host, sandbox)
 
 
@@ -79,7 +84,7 @@ async def run_worker(settings: Settings) -> None:
 
     log = structlog.get_logger().bind(task_queue=settings.task_queue)
     await asyncio.to_thread(apply_migrations, settings.dsn)
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, metrics=True)
     store = await open_store(settings, max_size=20)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -39,6 +39,11 @@ class SandboxActivities:
     async def create(self, req: SandboxCreate) -> SandboxRef:
         backend = self._require()
         workspace = self.settings.workspace_for(req.task_id)
+        others = [sb for sb in await asyncio.to_thread(backend.list_managed) if sb.workflow_id != req.workflow_id]
+        if len(others) >= self.settings.max_sandboxes:
+            # Retryable: Temporal tries again later, and another worker with room may take it first.
+            raise ApplicationError(f"this host already runs {len(others)} sandboxes (MORGUS_MAX_SANDBOXES)",
+                                   type="SandboxHostFull")
         name = await asyncio.to_thread(backend.ensure, req.task_id, req.workflow_id, workspace, req.options, self.host_queue)
         activity_logger(req.task_id).info("sandbox ready", sandbox=name, backend=backend.name, host_queue=self.host_queue)
         return SandboxRef(name=name, host_queue=self.host_queue, backend=backend.name, network=req.options.network)

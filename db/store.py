@@ -117,7 +117,7 @@ class Store:
             ).fetchone()
         return Condensation(*row) if row else None
 
-    async def save_condensation(self, task_id: str, c: Condensation, usage_total: TokenUsage | None = None) -> None:
+    async def save_condensation(self, task_id: str, c: Condensation) -> None:
         async with self.pool.connection() as conn, conn.cursor() as cur:
             await cur.execute(
                 "insert into task_condensations (task_id, upto_seq, summary, turns) values (%s, %s, %s, %s) "

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    temporal_api_key: str | None = Field(default=None, alias="TEMPORAL_API_KEY", repr=False)
+    temporal_tls_cert: str | None = Field(default=None, alias="TEMPORAL_TLS_CERT")
+    temporal_tls_key: str | None = Field(default=None, alias="TEMPORAL_TLS_KEY", repr=False)
     task_queue: str = Field(default="morgus", alias="MORGUS_TASK_QUEUE")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
@@ -37,6 +40,12 @@ class Settings(BaseSettings):
     log_format: str = Field(default="console", alias="MORGUS_LOG_FORMAT")
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", alias="MORGUS_TEMPORAL_UI_URL")
     db_retry_s: float = Field(default=600.0, alias="MORGUS_DB_RETRY_S", gt=0)
+    max_concurrent_activities: int = Field(default=100, alias="MORGUS_MAX_CONCURRENT_ACTIVITIES", ge=1)
+    max_concurrent_workflow_tasks: int = Field(default=50, alias="MORGUS_MAX_CONCURRENT_WORKFLOW_TASKS", ge=1)
+    max_cached_tasks: int = Field(default=500, alias="MORGUS_MAX_CACHED_TASKS", ge=0)
+    max_sandboxes: int = Field(default=8, alias="MORGUS_MAX_SANDBOXES", ge=1)
+    shutdown_grace_s: float = Field(default=30.0, alias="MORGUS_SHUTDOWN_GRACE_S", ge=0)
+    metrics_addr: str | None = Field(default=None, alias="MORGUS_METRICS_ADDR")
 
     @field_validator("temporal_address")
     @classmethod

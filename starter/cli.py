@@ -106,6 +106,17 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         stack.stop()
 
 
+@app.command()
+def api(host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
+        port: int = typer.Option(8080)) -> None:
+    """Serve the HTTP API (`/healthz` for now)."""
+    import uvicorn
+
+    from starter.api import create_app
+
+    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+
+
 @app.command("worker")
 def worker_cmd() -> None:
     """Run a worker in the foreground (same as `python worker.py`)."""

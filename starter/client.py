@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from temporalio.client import Client
+from pathlib import Path
+
+from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from db.store import Store
 from morgus.config import ConfigError, Settings
@@ -24,10 +27,26 @@ def redact_dsn(dsn: str) -> str:
     return f"{d.get('host', 'localhost')}:{d.get('port', 5432)}/{d.get('dbname', '')}"
 
 
-async def connect_temporal(settings: Settings) -> Client:
+def _runtime(settings: Settings) -> Runtime | None:
+    """The SDK's Prometheus endpoint (MORGUS_METRICS_ADDR, e.g. 0.0.0.0:9464): worker and task metrics."""
+    if not settings.metrics_addr:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.metrics_addr)))
+
+
+async def connect_temporal(settings: Settings, *, metrics: bool = False) -> Client:
+    """Connect with Morgus's data converter. TEMPORAL_API_KEY (Temporal Cloud) and TEMPORAL_TLS_CERT/KEY (mTLS)
+    are honoured when set."""
+    tls: TLSConfig | bool = False
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        tls = TLSConfig(client_cert=Path(settings.temporal_tls_cert).read_bytes(),
+                        client_private_key=Path(settings.temporal_tls_key).read_bytes())
+    elif settings.temporal_api_key:
+        tls = True
     try:
         return await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
+            api_key=settings.temporal_api_key, tls=tls, runtime=_runtime(settings) if metrics else None,
         )
     except Exception:  # noqa: BLE001 - the SDK raises RuntimeError for connection problems
         raise Unavailable(
