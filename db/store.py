@@ -172,7 +172,53 @@ class Store:
             sets.append("completed_at = coalesce(completed_at, now())")
         await cur.execute(f"update tasks set {', '.join(sets)} where id = %s", (*args, task_id))
 
+    async def insert_pending(self, task_id: str, workflow_id: str, title: str, description: str, model: str | None) -> None:
+        """The API shows a task the moment it is submitted, before a worker picks it up."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "insert into tasks (id, workflow_id, title, description, model, status) values (%s, %s, %s, %s, %s, 'pending') "
+                "on conflict (id) do nothing",
+                (task_id, workflow_id, title, description, model),
+            )
+
     # ------------------------------------------------------------------ reads (CLI, API, tests)
+
+    async def search_tasks(self, *, status: str | None, phase: str | None, q: str | None, limit: int,
+                           cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; `cursor` is the opaque `next_cursor` of the previous page (created_at|id)."""
+        after_ts, after_id = (cursor.split("|", 1) if cursor and "|" in cursor else (None, None))
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select * from tasks where (%(s)s::text is null or status = %(s)s) and (%(p)s::text is null or phase = %(p)s) "
+                "and (%(q)s::text is null or title ilike %(like)s or description ilike %(like)s) "
+                "and (%(ts)s::timestamptz is null or (created_at, id) < (%(ts)s::timestamptz, %(id)s::uuid)) "
+                "order by created_at desc, id desc limit %(l)s",
+                {"s": status, "p": phase, "q": q, "like": f"%{q}%" if q else None, "ts": after_ts, "id": after_id,
+                 "l": limit + 1},
+            )
+            rows = await cur.fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (f"{rows[-1]['created_at'].isoformat()}|{rows[-1]['id']}" if more else None)
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("select status, count(*) from tasks group by status")).fetchall()
+        return {status: n for status, n in rows}
+
+    async def last_event_id(self) -> int:
+        async with self.pool.connection() as conn:
+            return (await (await conn.execute("select coalesce(max(id), 0) from task_events")).fetchone())[0]
+
+    async def events_after(self, after: int, *, task_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select id, task_id, kind, payload from task_events where id > %s and (%s::uuid is null or task_id = %s::uuid) "
+                "order by id limit %s",
+                (after, task_id, task_id, limit),
+            )
+            return await cur.fetchall()
+
 
     async def fetch_task(self, task_id: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:

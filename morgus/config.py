@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     max_sandboxes: int = Field(default=8, alias="MORGUS_MAX_SANDBOXES", ge=1)
     shutdown_grace_s: float = Field(default=30.0, alias="MORGUS_SHUTDOWN_GRACE_S", ge=0)
     metrics_addr: str | None = Field(default=None, alias="MORGUS_METRICS_ADDR")
+    api_token: str | None = Field(default=None, alias="MORGUS_API_TOKEN", repr=False)
 
     @field_validator("temporal_address")
     @classmethod

@@ -109,12 +109,10 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
 @app.command()
 def api(host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
         port: int = typer.Option(8080)) -> None:
-    """Serve the HTTP API (`/healthz` for now)."""
-    import uvicorn
+    """Serve the HTTP API (and the console, when built) on one port."""
+    from starter.api import serve
 
-    from starter.api import create_app
-
-    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+    serve(_settings(), host, port)
 
 
 @app.command("worker")
