@@ -1,19 +1,24 @@
 # The two set-up commands of the README, plus the pieces they are made of.
 PY ?= python3
 
-.PHONY: install demo up test
+.PHONY: install console demo up test
 
 install:
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+
+## Build the web console (served by the API); skipped with a note where npm is missing.
+console:
+	@if command -v npm >/dev/null; then cd console && npm ci --no-audit --no-fund --silent && npm run build --silent; \
+	else echo "npm not found: the console is not built (the API still runs)"; fi
 
 ## Start the embedded stack (Temporal dev server, Postgres, a worker) and run one recorded task through it.
 demo: install
 	$(PY) -m starter demo
 
-## Start the embedded stack and keep it running (Ctrl-C stops it).
-up: install
+## Start the embedded stack, the API and the console, and keep them running (Ctrl-C stops them).
+up: install console
 	$(PY) -m starter up
 
 ## Run the test suite against a real Temporal dev server, real Postgres and a scripted LLM server.
-test: install
+test: install console
 	$(PY) -m pytest -q

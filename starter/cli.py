@@ -77,9 +77,11 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
             raise ConfigError(f"cannot serve deployed sites at {sites_url()} ({e.strerror}); set MORGUS_SITES_URL") from None
         if worker:
             stack.start_worker()
+        stack.start_api()
         for note in stack.notes:
             out.print(f"[dim]{note}[/dim]")
         out.print(f"Temporal      {settings.temporal_address}  (namespace {settings.temporal_namespace})")
+        out.print(f"Console/API   http://127.0.0.1:{stack.api_port}  (build the console once: cd console && npm ci && npm run build)")
         out.print(f"Temporal UI   {settings.temporal_ui_url}")
         from starter.client import redact_dsn
 
@@ -94,6 +96,7 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         restarts = 0
         while not stopping:
             time.sleep(0.5)
+            # keep the worker(s) and the API up; a crash loop ends `morgus up` with the reason
             for i, proc in enumerate(stack.workers):
                 if proc.poll() is not None and not stopping:
                     restarts += 1
@@ -101,6 +104,12 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
                         raise ConfigError(f"the worker keeps exiting (code {proc.returncode}); see the log above")
                     err.print(f"worker exited with code {proc.returncode}; restarting it")
                     stack.workers[i] = stack.start_worker()
+            if stack.api is not None and stack.api.poll() is not None and not stopping:
+                restarts += 1
+                if restarts > 5:
+                    raise ConfigError(f"the API keeps exiting (code {stack.api.returncode}); see the log above")
+                err.print(f"the API exited with code {stack.api.returncode}; restarting it")
+                stack.start_api()
     finally:
         out.print("Stopping…")
         stack.stop()

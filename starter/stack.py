@@ -119,6 +119,8 @@ class Stack:
     postgres: EmbeddedPostgres | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    api: subprocess.Popen | None = None
+    api_port: int = 8080
 
     def ensure_services(self) -> None:
         from db.migrate import apply_migrations
@@ -151,7 +153,14 @@ class Stack:
         self.workers.append(proc)
         return proc
 
+    def start_api(self) -> subprocess.Popen:
+        """The HTTP API and the built console on one port (loopback)."""
+        self.api = subprocess.Popen([sys.executable, "-m", "starter", "api", "--port", str(self.api_port)],
+                                    start_new_session=True)
+        return self.api
+
     def stop(self) -> None:
+        terminate(self.api)
         for w in self.workers:
             terminate(w)
         if self.temporal:

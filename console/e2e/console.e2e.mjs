@@ -1,0 +1,60 @@
+// End-to-end in real headless Chromium: New Task -> live timeline -> answer the question -> completed with its
+// artifact link -> Dashboard filter and search. Screenshots go to docs/screenshots/.
+//   node console/e2e/console.e2e.mjs <base url> <scenario marker> <screenshot dir>
+import { chromium } from "playwright-core";
+
+const [base, marker, shots] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+         "--no-first-run", "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+const step = (msg) => console.log(`e2e: ${msg}`);
+try {
+  await page.goto(`${base}/#/new`);
+  await page.getByRole("heading", { name: "New task" }).waitFor();
+  await page.fill("input[name=title]", "Bakery landing page");
+  await page.fill("textarea[name=description]", `A landing page for my bakery, deployed. ${marker}`);
+  await page.screenshot({ path: `${shots}/new-task.png` });
+  await page.click("button[type=submit]");
+  await page.waitForURL(/#\/tasks\/[0-9a-f-]{36}$/);
+  const taskUrl = page.url();
+  step(`started ${taskUrl}`);
+
+  await page.getByText("The agent asks:").waitFor({ timeout: 60000 });
+  await page.locator(".step").first().waitFor();
+  step(`question shown after ${await page.locator(".step").count()} live steps`);
+  await page.screenshot({ path: `${shots}/task-question.png`, fullPage: true });
+  await page.fill("input[aria-label=answer]", "Blue and cream, please.");
+  await page.click(".question button[type=submit]");
+
+  await page.locator(".task-detail .badge-completed").waitFor({ timeout: 60000 });
+  const link = page.locator(".artifacts a").first();
+  await link.waitFor({ timeout: 30000 });
+  step(`completed; artifact ${await link.getAttribute("href")}`);
+  if ((await page.locator(".phase-done").count()) !== 5) throw new Error("phase progress is not complete");
+  if (!(await page.getByText("Blue and cream, please.").count())) throw new Error("the answer is not in the timeline");
+  await page.screenshot({ path: `${shots}/task-detail.png`, fullPage: true });
+
+  await page.goto(`${base}/#/`);
+  await page.fill("input[aria-label=search]", "Bakery landing");
+  await page.locator("table.tasks tbody tr").first().waitFor();
+  await page.selectOption("select[aria-label='status filter']", "completed");
+  await page.waitForTimeout(500);
+  const rows = await page.locator("table.tasks tbody tr").count();
+  if (rows < 1) throw new Error("the completed task is not listed");
+  await page.selectOption("select[aria-label='status filter']", "error");
+  await page.getByText("No tasks match").waitFor();
+  await page.selectOption("select[aria-label='status filter']", "");
+  await page.fill("input[aria-label=search]", "");
+  await page.locator("table.tasks tbody tr").first().waitFor();
+  await page.screenshot({ path: `${shots}/dashboard.png`, fullPage: true });
+  step("dashboard filters and search work");
+} catch (e) {
+  await page.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
+  console.error(`e2e failed: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

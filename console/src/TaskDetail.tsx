@@ -1,0 +1,86 @@
+import { useCallback, useEffect, useState } from "react";
+import { api, subscribe, type Artifact, type Step, type Task } from "./api";
+import { mergeSteps, PhaseProgress, StatusBadge, Timeline } from "./components";
+
+export function TaskDetail({ id }: { id: string }) {
+  const [task, setTask] = useState<Task | null>(null);
+  const [steps, setSteps] = useState<Step[]>([]);
+  const [artifacts, setArtifacts] = useState<Artifact[]>([]);
+  const [answer, setAnswer] = useState("");
+  const [error, setError] = useState<string | null>(null);
+
+  const refresh = useCallback(async () => {
+    try {
+      const [t, s, a] = await Promise.all([api.get(id), api.steps(id), api.artifacts(id)]);
+      setTask(t);
+      setSteps((cur) => mergeSteps(cur, s.steps));
+      setArtifacts(a.artifacts);
+      setError(null);
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }, [id]);
+
+  useEffect(() => { refresh(); }, [refresh]);
+  useEffect(() => subscribe(id, (kind, data) => {
+    if (kind === "step") setSteps((cur) => mergeSteps(cur, [data as Step]));
+    else if (kind === "task") setTask((cur) => (cur ? { ...cur, ...data } : (data as Task)));
+    else if (kind === "artifact") setArtifacts((cur) => (cur.some((a) => a.id === data.id) ? cur : [...cur, data as Artifact]));
+  }), [id]);
+  // A reconnect after the API restarts replays missed events; this also catches anything else.
+  useEffect(() => { const t = setInterval(refresh, 15000); return () => clearInterval(t); }, [refresh]);
+
+  if (!task) return error ? <p className="error">{error}</p> : <p className="loading">Loading task…</p>;
+  const live = ["pending", "running", "waiting_for_input"].includes(task.status);
+
+  async function send(e: React.FormEvent) {
+    e.preventDefault();
+    try {
+      await api.answer(id, answer);
+      setAnswer("");
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  }
+
+  return (
+    <div className="task-detail">
+      <header>
+        <h2>{task.title}</h2>
+        <StatusBadge status={task.status} />
+        {task.temporal_url && <a className="temporal-link" href={task.temporal_url} target="_blank" rel="noreferrer">Temporal history ↗</a>}
+        {live && <button className="danger" onClick={() => api.cancel(id).catch((e) => setError(e.message))}>Cancel</button>}
+      </header>
+      <p className="description">{task.description}</p>
+      <PhaseProgress phase={task.phase} status={task.status} />
+      {task.status === "waiting_for_input" && task.pending_question && (
+        <form className="question" onSubmit={send}>
+          <p><strong>The agent asks:</strong> {task.pending_question}</p>
+          <input aria-label="answer" value={answer} onChange={(e) => setAnswer(e.target.value)} placeholder="Your answer" />
+          <button type="submit" disabled={!answer.trim()}>Answer</button>
+        </form>
+      )}
+      {task.error_message && <p className="error">{task.error_message}</p>}
+      {error && <p className="error">{error}</p>}
+      <section className="usage">
+        tokens {task.total_tokens} (prompt {task.prompt_tokens}, cached {task.cached_tokens}, completion {task.completion_tokens})
+        · cost ${Number(task.cost_usd).toFixed(4)} · {task.step_count} steps
+      </section>
+      {artifacts.length > 0 && (
+        <section className="artifacts">
+          <h3>Artifacts</h3>
+          <ul>
+            {artifacts.map((a) => (
+              <li key={a.id}>
+                <span className={`artifact-type artifact-${a.type}`}>{a.type}</span>{" "}
+                {a.url ? <a href={a.url} target="_blank" rel="noreferrer">{a.name}</a> : <span>{a.name}</span>}
+                {a.path && !a.url && <code> {a.path}</code>}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <Timeline steps={steps} />
+    </div>
+  );
+}

@@ -1,0 +1,81 @@
+import { useState } from "react";
+import { PHASES, type Phase, type Step, type TaskStatus } from "./api";
+
+const STATUS_LABEL: Record<TaskStatus, string> = {
+  pending: "pending", running: "running", waiting_for_input: "waiting for input",
+  completed: "completed", error: "error", cancelled: "cancelled",
+};
+
+export function StatusBadge({ status }: { status: TaskStatus }) {
+  return <span className={`badge badge-${status}`}>{STATUS_LABEL[status]}</span>;
+}
+
+export function PhaseProgress({ phase, status }: { phase: Phase | null; status: TaskStatus }) {
+  const current = phase ? PHASES.indexOf(phase) : -1;
+  const finished = status === "completed";
+  return (
+    <ol className="phases" aria-label="phases">
+      {PHASES.map((p, i) => {
+        const state = finished || i < current ? "done" : i === current ? "current" : "todo";
+        return <li key={p} className={`phase phase-${state}`} data-state={state}>{p}</li>;
+      })}
+    </ol>
+  );
+}
+
+// Plain symbols that every font has (emoji fonts are often missing on servers and in headless browsers).
+export const STEP_ICONS: Record<string, string> = {
+  TASK_START: "▶", PHASE_START: "■", LLM_RESPONSE: "◆", TOOL_CALL: "→", TOOL_RESULT: "←",
+  NOTIFICATION: "!", QUESTION: "?", ANSWER: "✎", ERROR: "✗", TASK_END: "✓",
+};
+
+const COLLAPSIBLE = new Set(["TOOL_CALL", "TOOL_RESULT", "LLM_RESPONSE"]);
+
+export function StepItem({ step }: { step: Step }) {
+  const long = COLLAPSIBLE.has(step.type) && step.content.length > 160;
+  const [open, setOpen] = useState(false);
+  const failed = step.type === "TOOL_RESULT" && step.metadata?.ok === false;
+  const content = step.type === "LLM_RESPONSE" && !step.content ? "(calls tools)" : step.content;
+  const text = long && !open ? content.slice(0, 160) + "…" : content;
+  return (
+    <li className={`step step-${step.type.toLowerCase()}${failed ? " step-failed" : ""}`} data-seq={step.seq}>
+      <span className="step-icon" aria-hidden>{failed ? "✗" : STEP_ICONS[step.type] ?? "·"}</span>
+      <span className="step-type">{step.type.replace("_", " ").toLowerCase()}</span>
+      <pre className="step-content">{text}</pre>
+      {long && <button className="link" onClick={() => setOpen(!open)}>{open ? "less" : "more"}</button>}
+    </li>
+  );
+}
+
+/** Steps grouped by phase, in order (steps before the first phase go under "Task"). */
+export function groupByPhase(steps: Step[]): [string, Step[]][] {
+  const groups: [string, Step[]][] = [];
+  for (const s of [...steps].sort((a, b) => a.seq - b.seq)) {
+    const name = s.phase ?? "Task";
+    const last = groups[groups.length - 1];
+    if (last && last[0] === name) last[1].push(s);
+    else groups.push([name, [s]]);
+  }
+  return groups;
+}
+
+/** Merge new steps into a list without duplicates, ordered by seq. */
+export function mergeSteps(current: Step[], incoming: Step[]): Step[] {
+  const bySeq = new Map(current.map((s) => [s.seq, s]));
+  for (const s of incoming) bySeq.set(s.seq, s);
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+export function Timeline({ steps }: { steps: Step[] }) {
+  if (steps.length === 0) return <p className="empty">No steps yet: the task is waiting for a worker.</p>;
+  return (
+    <div className="timeline">
+      {groupByPhase(steps).map(([phase, items], i) => (
+        <section key={`${phase}-${i}`} className="phase-group">
+          <h3>{phase}</h3>
+          <ul>{items.map((s) => <StepItem key={s.seq} step={s} />)}</ul>
+        </section>
+      ))}
+    </div>
+  );
+}

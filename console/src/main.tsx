@@ -1,0 +1,33 @@
+import { useEffect, useState } from "react";
+import { createRoot } from "react-dom/client";
+import { Dashboard } from "./Dashboard";
+import { NewTask } from "./NewTask";
+import { TaskDetail } from "./TaskDetail";
+import "./styles.css";
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash);
+  useEffect(() => {
+    const on = () => setHash(location.hash);
+    window.addEventListener("hashchange", on);
+    return () => window.removeEventListener("hashchange", on);
+  }, []);
+  return hash;
+}
+
+function App() {
+  const hash = useHash();
+  const task = hash.match(/^#\/tasks\/([0-9a-f-]{36})/);
+  return (
+    <>
+      <nav>
+        <a className="brand" href="#/">Morgus</a>
+        <a href="#/">Dashboard</a>
+        <a href="#/new">New task</a>
+      </nav>
+      <main>{task ? <TaskDetail id={task[1]} /> : hash === "#/new" ? <NewTask /> : <Dashboard />}</main>
+    </>
+  );
+}
+
+createRoot(document.getElementById("root")!).render(<App />);
