@@ -73,12 +73,20 @@ function headers(): HeadersInit {
   return { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) };
 }
 
-async function call<T>(path: string, init?: RequestInit): Promise<T> {
+async function call<T>(path: string, init?: RequestInit, retried = false): Promise<T> {
   let resp: Response;
   try {
     resp = await fetch(path, { ...init, headers: headers() });
   } catch {
     throw new ApiError("The Morgus API is not reachable; retrying…");
+  }
+  if (resp.status === 401 && !retried) {
+    // The server has MORGUS_API_TOKEN set: ask once, keep it for this browser.
+    const token = window.prompt("This Morgus server needs its API token (MORGUS_API_TOKEN):");
+    if (token) {
+      localStorage.setItem("morgus.token", token.trim());
+      return call<T>(path, init, true);
+    }
   }
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new ApiError(body.error ?? `HTTP ${resp.status}`);
