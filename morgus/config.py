@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_PG_PORT = 54329
 EMBEDDED_DB_NAME = "morgus"
 
@@ -20,11 +21,8 @@ EMBEDDED_DB_NAME = "morgus"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
-    temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
+    temporal_address: str = Field(default=DEFAULT_TEMPORAL_ADDRESS, alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
-    temporal_api_key: str | None = Field(default=None, alias="TEMPORAL_API_KEY", repr=False)
-    temporal_tls_cert: str | None = Field(default=None, alias="TEMPORAL_TLS_CERT")
-    temporal_tls_key: str | None = Field(default=None, alias="TEMPORAL_TLS_KEY", repr=False)
     task_queue: str = Field(default="morgus", alias="MORGUS_TASK_QUEUE")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")

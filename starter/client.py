@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pathlib import Path
-
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from db.store import Store
-from morgus.config import ConfigError, Settings
+from morgus.config import DEFAULT_TEMPORAL_ADDRESS, ConfigError, Settings
 
 
 class Unavailable(ConfigError):
@@ -35,19 +34,18 @@ def _runtime(settings: Settings) -> Runtime | None:
 
 
 async def connect_temporal(settings: Settings, *, metrics: bool = False) -> Client:
-    """Connect with Morgus's data converter. TEMPORAL_API_KEY (Temporal Cloud) and TEMPORAL_TLS_CERT/KEY (mTLS)
-    are honoured when set."""
-    tls: TLSConfig | bool = False
-    if settings.temporal_tls_cert and settings.temporal_tls_key:
-        tls = TLSConfig(client_cert=Path(settings.temporal_tls_cert).read_bytes(),
-                        client_private_key=Path(settings.temporal_tls_key).read_bytes())
-    elif settings.temporal_api_key:
-        tls = True
+    """Connect with Morgus's data converter. Credentials come from the SDK's environment configuration
+    (TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH, TEMPORAL_PROFILE and its TOML file), so the
+    same worker reaches a dev server, a self-hosted cluster or Temporal Cloud."""
+    config = dict(ClientConfig.load_client_connect_config())
+    # Morgus's settings win, unless they are the defaults and a profile names the server.
+    if settings.temporal_address != DEFAULT_TEMPORAL_ADDRESS or not config.get("target_host"):
+        config["target_host"] = settings.temporal_address
+    if settings.temporal_namespace != "default" or not config.get("namespace"):
+        config["namespace"] = settings.temporal_namespace
     try:
-        return await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
-            api_key=settings.temporal_api_key, tls=tls, runtime=_runtime(settings) if metrics else None,
-        )
+        return await Client.connect(**config, data_converter=pydantic_data_converter,
+                                    runtime=_runtime(settings) if metrics else None)
     except Exception:  # noqa: BLE001 - the SDK raises RuntimeError for connection problems
         raise Unavailable(
             f"cannot reach Temporal at {settings.temporal_address}; "

@@ -139,3 +139,18 @@ async def test_healthz_and_worker_metrics(settings):
 def test_dockerfile_installs_the_package():
     text = (ROOT / "Dockerfile").read_text()
     assert "pip install" in text and 'CMD ["python", "-m", "worker"]' in text
+
+
+async def test_connection_settings_come_from_the_sdk_environment_configuration(temporal_server, tmp_path, monkeypatch):
+    """A profile in the SDK's TOML file (how Temporal Cloud credentials are usually kept) is honoured."""
+    from morgus.config import Settings
+    from starter.client import connect_temporal
+
+    config = tmp_path / "temporal.toml"
+    config.write_text(f'[profile.bench]\naddress = "{temporal_server.address}"\nnamespace = "default"\n')
+    monkeypatch.delenv("TEMPORAL_ADDRESS", raising=False)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(config))
+    monkeypatch.setenv("TEMPORAL_PROFILE", "bench")
+    client = await connect_temporal(Settings())  # defaults: the profile names the server
+    assert client.service_client.config.target_host == temporal_server.address
+    assert await client.service_client.check_health()
