@@ -181,6 +181,14 @@ class Store:
                 (task_id, workflow_id, title, description, model),
             )
 
+    async def mark_failed_to_start(self, task_id: str, message: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "update tasks set status = 'error', error_message = %s, completed_at = now(), updated_at = now() "
+                "where id = %s and status = 'pending'",
+                (message, task_id),
+            )
+
     # ------------------------------------------------------------------ reads (CLI, API, tests)
 
     async def search_tasks(self, *, status: str | None, phase: str | None, q: str | None, limit: int,

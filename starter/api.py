@@ -136,7 +136,12 @@ def create_app(settings: Settings | None = None, *, client: Any = None, store: A
                          repo_url=body.repo_url, budget=body.budget)
         task_id = new_task_id()
         await state["store"].insert_pending(task_id, workflow_id_for(task_id), task.display_title(), task.description, task.model)
-        await start_task(state["client"], task, task_queue=settings.task_queue, task_id=task_id)
+        try:
+            await start_task(state["client"], task, task_queue=settings.task_queue, task_id=task_id)
+        except Exception as e:  # noqa: BLE001 - never leave a task "pending" that will never run
+            message = f"could not start the task: Temporal refused or is unreachable ({type(e).__name__})"
+            await state["store"].mark_failed_to_start(task_id, message)
+            raise HTTPException(503, message) from None
         return _json(await state["store"].fetch_task(task_id))  # type: ignore[return-value]
 
     @app.get("/api/tasks")

@@ -173,3 +173,17 @@ async def test_sse_resumes_after_a_dropped_connection_with_no_gap_or_duplicate(c
     assert {"task", "step"} <= kinds
     steps = [e["data"]["seq"] for e in first + resumed + tail if e["kind"] == "step"]
     assert steps == sorted(steps) and steps == list(range(len(steps)))
+
+
+async def test_a_task_temporal_refuses_is_not_left_pending(store, settings, temporal_server):
+    """Temporal really refuses the start (a namespace that does not exist): the row says so, it is not left pending."""
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    wrong = await Client.connect(temporal_server.address, namespace="no-such-namespace", data_converter=pydantic_data_converter)
+    async with api_server(settings, wrong, store) as http:
+        r = await http.post("/api/tasks", json={"description": "never starts", "model": "scripted"})
+        assert r.status_code == 503 and "could not start the task" in r.json()["error"]
+        listed = (await http.get("/api/tasks", params={"q": "never starts"})).json()["tasks"]
+    assert [t["status"] for t in listed] == ["error"]
+    assert "could not start the task" in listed[0]["error_message"]
