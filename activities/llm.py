@@ -7,7 +7,6 @@ errors raise a retryable error (honouring Retry-After); a rejected request fails
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import timedelta
 
@@ -32,6 +31,7 @@ from morgus.contracts import (
     TokenUsage,
     ToolCall,
 )
+from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info
 
@@ -124,8 +124,7 @@ class LlmActivities:
             return self._turn_from(existing)
 
         messages_in = await self._conversation(req.task_id, req.message_count, req.append)
-        model = choose_model(req.phase, req.model, self.settings.model, self.settings.code_model)
-        info = model_info(model, self.settings.model_config_file)
+        model, info = self._route(req.phase, req.model)
         tools = [REGISTRY[name].openai_schema() for name in req.tools if name in REGISTRY]
         cond = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
         messages = self._fit(messages_in, cond, tools, info)
@@ -145,7 +144,7 @@ class LlmActivities:
         reply = resp.choices[0].message
         calls = [
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "",
-                     digest=hashlib.sha256((c.function.arguments or "").encode()).hexdigest()[:16])
+                     digest=digest(c.function.arguments or ""))
             for c in (reply.tool_calls or [])
             if getattr(c, "function", None) is not None
         ]
@@ -187,6 +186,10 @@ class LlmActivities:
         )
         log.info("llm reply", seq=seq, tool_calls=[c.name for c in calls], tokens=usage.total_tokens)
         return self._turn_from(assistant)
+
+    def _route(self, phase: Phase, task_model: str | None) -> tuple[str, ModelInfo]:
+        model = choose_model(phase, task_model, self.settings.model, self.settings.code_model)
+        return model, model_info(model, self.settings.model_config_file)
 
     # ------------------------------------------------------------------ context
 
@@ -231,8 +234,7 @@ class LlmActivities:
                                    "for the model's context window", type="ContextExhausted", non_retryable=True)
         older = [m for m in messages if floor <= m.seq < cut and not is_protected(m)]
         turns = sum(1 for m in older if m.role == "assistant") + (previous.turns if previous else 0)
-        model = choose_model(req.phase, req.model, self.settings.model, self.settings.code_model)
-        info = model_info(model, self.settings.model_config_file)
+        model, info = self._route(req.phase, req.model)
         text = transcript(older, previous, max_chars=int(info.context_window * self.settings.context_threshold * 2))
         async with heartbeating():
             try:

@@ -7,7 +7,6 @@ transaction; a retried activity that finds its result already stored returns it 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,14 +19,11 @@ from activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolS
 from db.store import Store
 from morgus.config import Settings
 from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest
+from morgus.ids import digest
 from morgus.log import activity_logger
 
 RESULT_STEP_MAX = 4_000
 PREVIEW_MAX = 300
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _schema_errors(e: ValidationError) -> str:
@@ -73,7 +69,7 @@ class ToolActivities:
         if done is not None and done.tool_call_id == req.call.id:
             log.info("tool result already stored; not running the tool again")
             return ToolOutcome(ok=bool(done.meta.get("ok", True)), preview=(done.content or "")[:PREVIEW_MAX],
-                               steps_written=int(done.meta.get("steps_written", 1)), digest=_digest(done.content or ""))
+                               steps_written=int(done.meta.get("steps_written", 1)), digest=digest(done.content or ""))
 
         raw = req.call.arguments
         if raw is None:
@@ -119,4 +115,4 @@ class ToolActivities:
             what="store tool result",
         )
         return ToolOutcome(ok=output.ok, preview=output.content[:PREVIEW_MAX], steps_written=len(steps),
-                           digest=_digest(output.content))
+                           digest=digest(output.content))

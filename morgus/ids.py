@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 _STEP_NS = uuid.UUID("6f1d1c2e-4b8a-4f57-9a1e-3d2b7c9e0a11")
@@ -33,6 +34,11 @@ def normalize_task_ref(ref: str) -> str:
     if ref.startswith(WORKFLOW_ID_PREFIX):
         ref = ref[len(WORKFLOW_ID_PREFIX):]
     return str(uuid.UUID(ref))
+
+
+def digest(text: str) -> str:
+    """A short, stable fingerprint of a text (tool arguments, results, replies) for loop detection."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def step_id(task_id: str, seq: int) -> str:

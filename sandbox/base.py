@@ -32,12 +32,18 @@ class ManagedSandbox:
 def give_to_sandbox_user(path: Path) -> None:
     """When the worker runs as root, hand `path` and everything under it to the sandbox user, so commands in
     the sandbox can change what the worker wrote."""
-    if os.geteuid() != 0 or not path.exists():
+    if path.exists():
+        for p in [path, *path.rglob("*")]:
+            chown_to_sandbox_user(p)
+
+
+def chown_to_sandbox_user(path: Path) -> None:
+    """The one place that decides whether (worker is root) and to whom (the image's user) files are handed."""
+    if os.geteuid() != 0:
         return
     from sandbox.image import SANDBOX_UID
 
-    for p in [path, *path.rglob("*")]:
-        os.lchown(p, SANDBOX_UID, SANDBOX_UID)
+    os.lchown(path, SANDBOX_UID, SANDBOX_UID)
 
 
 def sandbox_name(task_id: str) -> str:

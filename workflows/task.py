@@ -7,7 +7,6 @@ conversation lives in Postgres; activities get its length, never its content, so
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -48,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
         ToolRequest,
     )
-    from morgus.ids import task_id_from_workflow_id
+    from morgus.ids import digest, task_id_from_workflow_id
     from morgus.phases import ALL_TOOLS, PHASE_TOOLS_PATCH, PHASES, SANDBOX_TOOLS, PhaseSpec, phase_tools, system_message
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
 
@@ -385,22 +384,16 @@ class TaskWorkflow:
                               unblock: Callable[[], bool] | None = None) -> str | None:
         """Ask and wait, durably. Returns the answer, or None if `unblock` released the wait instead."""
         self._question, self._answer = question, None
-        self._status = TaskStatus.waiting_for_input
-        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(TaskStatus.waiting_for_input.value)])
-        await self._project(
-            TaskRowUpdate(status=TaskStatus.waiting_for_input, pending_question=question),
-            [self._step(phase, StepType.QUESTION, question, metadata)],
-        )
+        await self._set_status(TaskStatus.waiting_for_input, [self._step(phase, StepType.QUESTION, question, metadata)],
+                               pending_question=question)
         await workflow.wait_condition(
             lambda: self._answer is not None or self._cancel is not None or bool(unblock and unblock())
         )
         if self._cancel is not None:
             raise _Cancelled()
         answer, self._question, self._answer = self._answer, None, None
-        self._status = TaskStatus.running
-        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(TaskStatus.running.value)])
         steps = [self._step(phase, StepType.ANSWER, answer, metadata)] if answer is not None else []
-        await self._project(TaskRowUpdate(status=TaskStatus.running, clear_question=True), steps)
+        await self._set_status(TaskStatus.running, steps, clear_question=True)
         return answer
 
     # ------------------------------------------------------------------ budget, loops, context
@@ -440,7 +433,7 @@ class TaskWorkflow:
         """The same calls with the same results, or the same reply, N turns in a row: tell the model once; if it
         goes on, ask the user how to proceed."""
         n = self._input.limits.loop_repeats
-        text = hashlib.sha256((turn.content or "").encode()).hexdigest()[:16] if (turn.content or "").strip() else None
+        text = digest(turn.content or "") if (turn.content or "").strip() else None
         for kind, mark in (("tool", "|".join(fingerprints)), ("text", text)):
             history = self._state.repeats[kind]
             if mark is None:

@@ -32,11 +32,9 @@ def resolve_in_workspace(root: Path, rel: str) -> Path:
 
 def hand_to_sandbox(root: Path, path: Path) -> None:
     """Give what the worker wrote (as root) to the sandbox user, so commands in the sandbox can change it."""
-    if os.geteuid() != 0:
-        return
-    from sandbox.image import SANDBOX_UID
+    from sandbox.base import chown_to_sandbox_user
 
     root = root.resolve()
-    while path != root and root in path.parents:
-        os.lchown(path, SANDBOX_UID, SANDBOX_UID)
+    while path != root and root in path.parents:  # the file and the folders its write created
+        chown_to_sandbox_user(path)
         path = path.parent
