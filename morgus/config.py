@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default=DEFAULT_TEMPORAL_ADDRESS, alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     task_queue: str = Field(default="morgus", alias="MORGUS_TASK_QUEUE")
-    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL", repr=False)  # may hold a password
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     openai_api_key: str | None = Field(default=None, alias="OPENAI_API_KEY", repr=False)
     model: str = Field(default="gpt-4o", alias="MORGUS_MODEL")
@@ -82,8 +82,13 @@ class Settings(BaseSettings):
 
     @cached_property
     def dsn(self) -> str:
-        """The Postgres to use: DATABASE_URL, else the embedded server `morgus up` runs."""
-        return self.database_url or f"postgresql://postgres@127.0.0.1:{EMBEDDED_PG_PORT}/{EMBEDDED_DB_NAME}"
+        """The Postgres to use: DATABASE_URL, else the embedded server `morgus up` runs (as its unprivileged
+        `morgus` role, password from MORGUS_HOME). Holds a password: never log or print it (`redact_dsn`)."""
+        if self.database_url:
+            return self.database_url
+        from morgus.pgsecret import embedded_dsn  # raises a ConfigError for an unsafe secret file
+
+        return embedded_dsn(self.home.resolve(), "127.0.0.1", EMBEDDED_PG_PORT, EMBEDDED_DB_NAME)
 
     @cached_property
     def workspace_root(self) -> Path:
