@@ -238,7 +238,7 @@ class Settings(BaseSettings):
     def embedded_db(self) -> bool:
         return self.database_url is None
 
-    @cached_property
+    @property  # not cached: `morgus up` creates the embedded role's secret after reading the settings
     def dsn(self) -> str:
         """The Postgres to use: DATABASE_URL, else the embedded server `morgus up` runs (as its unprivileged
         `morgus` role, password from MORGUS_HOME). Holds a password: never log or print it (`redact_dsn`)."""
