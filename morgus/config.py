@@ -5,17 +5,36 @@ Every entry point calls `load_settings()`; a bad value ends the process with one
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_PG_PORT = 54329
 EMBEDDED_DB_NAME = "morgus"
+GIT_AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>@\s]+@[^<>\s]*)>\s*$")
+POLICY_RULES = ("rm-root", "mkfs", "dd-device", "fork-bomb", "device-redirect")  # = sandbox.policy.RULES
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _http_url(v: str | None) -> str | None:
+    if v in (None, ""):
+        return None
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname or _CONTROL.search(v) or " " in v:
+        raise ValueError("must be an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("must be an http:// or https:// URL with a valid port") from None
+    return v
 
 
 class Settings(BaseSettings):
@@ -24,7 +43,7 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default=DEFAULT_TEMPORAL_ADDRESS, alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     task_queue: str = Field(default="morgus", alias="MORGUS_TASK_QUEUE")
-    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL", repr=False)  # may hold a password
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     openai_api_key: str | None = Field(default=None, alias="OPENAI_API_KEY", repr=False)
     model: str = Field(default="gpt-4o", alias="MORGUS_MODEL")
@@ -45,6 +64,139 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, alias="MORGUS_SHUTDOWN_GRACE_S", ge=0)
     metrics_addr: str | None = Field(default=None, alias="MORGUS_METRICS_ADDR")
     api_token: str | None = Field(default=None, alias="MORGUS_API_TOKEN", repr=False)
+    # Read by the sandbox and tool modules; validated here so a bad value stops the process at start.
+    sandbox: Literal["auto", "docker", "bwrap"] = Field(default="auto", alias="MORGUS_SANDBOX")
+    sandbox_image: str | None = Field(default=None, alias="MORGUS_SANDBOX_IMAGE")
+    policy_allow: str | None = Field(default=None, alias="MORGUS_POLICY_ALLOW")
+    debian_mirror: str | None = Field(default=None, alias="MORGUS_DEBIAN_MIRROR")
+    git_author: str = Field(default="Morgus <morgus@localhost>", alias="MORGUS_GIT_AUTHOR")
+    git_remote: str | None = Field(default=None, alias="MORGUS_GIT_REMOTE")
+    git_token: str | None = Field(default=None, alias="MORGUS_GIT_TOKEN", repr=False)
+    search_provider: Literal["duckduckgo", "searxng", "brave"] = Field(default="duckduckgo", alias="MORGUS_SEARCH_PROVIDER")
+    searxng_url: str | None = Field(default=None, alias="MORGUS_SEARXNG_URL")
+    brave_api_key: str | None = Field(default=None, alias="BRAVE_API_KEY", repr=False)
+    brave_url: str | None = Field(default=None, alias="MORGUS_BRAVE_URL")
+    duckduckgo_url: str | None = Field(default=None, alias="MORGUS_DUCKDUCKGO_URL")
+    fetch_allow: str | None = Field(default=None, alias="MORGUS_FETCH_ALLOW")
+    sites_url: str | None = Field(default=None, alias="MORGUS_SITES_URL")
+    notify_webhook: str | None = Field(default=None, alias="MORGUS_NOTIFY_WEBHOOK", repr=False)  # a webhook URL is a secret
+    cloudflare_api_token: str | None = Field(default=None, alias="CLOUDFLARE_API_TOKEN", repr=False)
+    cloudflare_account_id: str | None = Field(default=None, alias="CLOUDFLARE_ACCOUNT_ID")
+    console_dist: Path | None = Field(default=None, alias="MORGUS_CONSOLE_DIST")
+
+    @field_validator("sandbox", "search_provider", "log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        if v not in ("debug", "info", "warning", "error", "critical"):
+            raise ValueError("must be debug, info, warning, error or critical")
+        return v
+
+    @field_validator("openai_base_url", "temporal_ui_url", "debian_mirror", "searxng_url", "brave_url",
+                     "duckduckgo_url", "sites_url", "notify_webhook")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+    @field_validator("temporal_namespace", "task_queue", "model")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip() or len(v) > 255 or _CONTROL.search(v):
+            raise ValueError("must be a non-empty name without control characters")
+        return v
+
+    @field_validator("code_model", "api_token", "git_token", "brave_api_key", "cloudflare_api_token")
+    @classmethod
+    def _optional_token(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if _CONTROL.search(v) or " " in v:
+            raise ValueError("must not contain spaces or control characters")
+        return v
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _metrics_addr(cls, v: str | None) -> str | None:
+        return cls._host_port(v) if v else None
+
+    @field_validator("sandbox_image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v and not re.fullmatch(r"[a-z0-9][a-z0-9._/:@-]{0,254}", v):
+            raise ValueError("must be a Docker image reference such as morgus-sandbox:latest")
+        return v or None
+
+    @field_validator("policy_allow")
+    @classmethod
+    def _policy(cls, v: str | None) -> str | None:
+        rules = {r.strip() for r in (v or "").split(",") if r.strip()}
+        unknown = rules - {*POLICY_RULES, "all"}
+        if unknown:
+            raise ValueError(f"unknown rule {sorted(unknown)[0]!r}; rules are {', '.join(POLICY_RULES)} or all")
+        return v or None
+
+    @field_validator("git_author")
+    @classmethod
+    def _author(cls, v: str) -> str:
+        if not GIT_AUTHOR_RE.match(v) or _CONTROL.search(v):
+            raise ValueError("must look like 'Name <email@host>'")
+        return v
+
+    @field_validator("git_remote")
+    @classmethod
+    def _remote(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        # a leading '-' would be read by git as an option (--upload-pack=<command>)
+        if v.startswith("-") or _CONTROL.search(v) or " " in v:
+            raise ValueError("must be a repository URL or path (not starting with '-', no spaces)")
+        scheme = urlsplit(v).scheme
+        if scheme and scheme not in ("https", "http", "ssh", "git", "file") and "@" not in v:
+            raise ValueError(f"unsupported scheme {scheme!r}; use https://, ssh:// or a path")
+        if scheme.startswith("ext") or v.startswith("ext::"):
+            raise ValueError("the ext:: transport runs a command; use https://, ssh:// or a path")
+        return v
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _fetch_allow(cls, v: str | None) -> str | None:
+        for item in (i.strip() for i in (v or "").split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                if not re.fullmatch(r"(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?", item):
+                    raise ValueError(f"{item!r} is neither a CIDR nor a host name") from None
+        return v or None
+
+    @field_validator("cloudflare_account_id")
+    @classmethod
+    def _cf_account(cls, v: str | None) -> str | None:
+        if v and not re.fullmatch(r"[0-9a-fA-F]{32}", v):
+            raise ValueError("must be the 32-character hexadecimal account id")
+        return v or None
+
+    @field_validator("console_dist")
+    @classmethod
+    def _console_dist(cls, v: Path | None) -> Path | None:
+        if v is not None and str(v) and not v.is_dir():
+            raise ValueError(f"directory {str(v)!r} does not exist")
+        return v
+
+    @model_validator(mode="after")
+    def _pairs(self) -> "Settings":
+        if self.search_provider == "searxng" and not self.searxng_url:
+            raise ValueError("MORGUS_SEARCH_PROVIDER=searxng needs MORGUS_SEARXNG_URL")
+        if self.search_provider == "brave" and not self.brave_api_key:
+            raise ValueError("MORGUS_SEARCH_PROVIDER=brave needs BRAVE_API_KEY")
+        if bool(self.cloudflare_api_token) != bool(self.cloudflare_account_id):
+            raise ValueError("CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID go together; set both or neither")
+        return self
 
     @field_validator("temporal_address")
     @classmethod
@@ -60,6 +212,12 @@ class Settings(BaseSettings):
             return None
         if not v.startswith(("postgres://", "postgresql://")):
             raise ValueError("must start with postgresql:// (unset it to use the embedded Postgres)")
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(v)
+        except Exception:  # noqa: BLE001 - psycopg's message would echo the URL, password included
+            raise ValueError("is not a valid postgresql:// URL") from None
         return v
 
     @field_validator("model_config_file")
@@ -80,10 +238,15 @@ class Settings(BaseSettings):
     def embedded_db(self) -> bool:
         return self.database_url is None
 
-    @cached_property
+    @property  # not cached: `morgus up` creates the embedded role's secret after reading the settings
     def dsn(self) -> str:
-        """The Postgres to use: DATABASE_URL, else the embedded server `morgus up` runs."""
-        return self.database_url or f"postgresql://postgres@127.0.0.1:{EMBEDDED_PG_PORT}/{EMBEDDED_DB_NAME}"
+        """The Postgres to use: DATABASE_URL, else the embedded server `morgus up` runs (as its unprivileged
+        `morgus` role, password from MORGUS_HOME). Holds a password: never log or print it (`redact_dsn`)."""
+        if self.database_url:
+            return self.database_url
+        from morgus.pgsecret import embedded_dsn  # raises a ConfigError for an unsafe secret file
+
+        return embedded_dsn(self.home.resolve(), "127.0.0.1", EMBEDDED_PG_PORT, EMBEDDED_DB_NAME)
 
     @cached_property
     def workspace_root(self) -> Path:
@@ -102,8 +265,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         first = e.errors()[0]
-        field = first.get("loc", ("?",))[0]
-        raise ConfigError(f"invalid configuration: {field}: {first.get('msg')}") from None
+        loc = first.get("loc") or ()
+        msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        if not loc:  # a rule across two variables: the message names them
+            raise ConfigError(f"invalid configuration: {msg}") from None
+        raise ConfigError(f"invalid configuration: {loc[0]}: {msg}") from None
 
 
 def fail(message: str, code: int = 2) -> None:

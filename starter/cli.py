@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from morgus.config import ConfigError, Settings, load_settings
-from morgus.contracts import TaskInput
+from morgus.contracts import TaskInput, TaskStatus
+from starter.terminal import term_safe
 
 T = TypeVar("T")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Morgus: durable autonomous software tasks on Temporal.")
@@ -40,7 +40,9 @@ def _settings() -> Settings:
     settings = load_settings()
     from morgus.log import configure_logging
 
-    configure_logging(os.environ.get("MORGUS_LOG_LEVEL", "warning"), settings.log_format)
+    # quieter than the worker unless MORGUS_LOG_LEVEL says otherwise
+    level = settings.log_level if "log_level" in settings.model_fields_set else "warning"
+    configure_logging(level, settings.log_format)
     return settings
 
 
@@ -216,7 +218,7 @@ def task_start(
 
 
 @task_app.command("list")
-def task_list(status: str | None = typer.Option(None, help="Only tasks with this status."),
+def task_list(status: TaskStatus | None = typer.Option(None, help="Only tasks with this status."),
               limit: int = typer.Option(20, min=1, max=1000)) -> None:
     """List recent tasks from the database."""
 
@@ -225,7 +227,7 @@ def task_list(status: str | None = typer.Option(None, help="Only tasks with this
 
         store = await open_store(settings)
         try:
-            return await store.list_tasks(status=status, limit=limit)
+            return await store.list_tasks(status=status.value if status else None, limit=limit)
         finally:
             await store.close()
 
@@ -235,7 +237,8 @@ def task_list(status: str | None = typer.Option(None, help="Only tasks with this
         return
     table = Table("id", "status", "phase", "title", "steps", "tokens", "created")
     for r in rows:
-        table.add_row(str(r["id"]), r["status"], r["phase"] or "", escape(r["title"][:50]), str(r["step_count"]),
+        table.add_row(str(r["id"]), term_safe(r["status"], markup=True), term_safe(r["phase"] or "", markup=True),
+                      term_safe(r["title"][:50], markup=True), str(r["step_count"]),
                       str(r["total_tokens"]), r["created_at"].strftime("%Y-%m-%d %H:%M:%S"))
     out.print(table)
 
@@ -262,18 +265,19 @@ def task_show(task: str = typer.Argument(..., help="Task id (or task-<id>).")) -
     row, steps, artifacts = _run(go)
     from starter.progress import render_step
 
-    out.print(f"[bold]{escape(row['title'])}[/bold]  ({row['id']})")
-    out.print(f"status {row['status']}   phase {row['phase'] or '-'}   steps {row['step_count']}   "
+    out.print(f"[bold]{term_safe(row['title'], markup=True)}[/bold]  ({row['id']})")
+    out.print(f"status {term_safe(row['status'])}   phase {term_safe(row['phase'] or '-')}   steps {row['step_count']}   "
               f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, cached {row['cached_tokens']}, "
-              f"completion {row['completion_tokens']})   cost ${float(row['cost_usd']):.4f}")
+              f"completion {row['completion_tokens']})   cost ${float(row['cost_usd']):.4f}", markup=False)
     if row["pending_question"]:
-        out.print(f"[yellow]waiting for an answer:[/yellow] {escape(row['pending_question'])}")
+        out.print(f"[yellow]waiting for an answer:[/yellow] {term_safe(row['pending_question'], newlines=True, markup=True)}")
     if row["error_message"]:
-        out.print(f"[red]error:[/red] {escape(row['error_message'])}")
+        out.print(f"[red]error:[/red] {term_safe(row['error_message'], newlines=True, markup=True)}")
     for s in steps:
         out.print(render_step(s), markup=False)
     for a in artifacts:
-        out.print(f"artifact {a['type']}: {a['name']} {a['url'] or a['path'] or ''}", markup=False)
+        out.print(f"artifact {term_safe(a['type'])}: {term_safe(a['name'])} {term_safe(a['url'] or a['path'] or '')}",
+                  markup=False)
 
 
 @task_app.command("answer")
@@ -308,13 +312,35 @@ def task_cancel(task: str, reason: str = typer.Option("cancelled by user")) -> N
     out.print(f"cancel requested for task {task_id}")
 
 
+def _usage_error(e: Exception) -> int:
+    """A usage error (unknown command, missing argument, bad option or value) as one line on stderr; exit 2.
+    `morgus` or `morgus task` alone prints the help instead (also exit 2, as click does)."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    if isinstance(e, NoArgsIsHelpError):
+        out.print(e.format_message(), markup=False, highlight=False)
+        return 2
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else "morgus"
+    message = " ".join(e.format_message().split())  # click wraps long messages over several lines
+    err.print(f"morgus: {term_safe(message)} (see `{term_safe(where)} --help`)", markup=False, highlight=False)
+    return 2
+
+
 def main() -> None:
     """Console-script entry: one clear line for user errors, then a hard exit (temporalio/sdk-python#300)."""
+    from typer._click.exceptions import ClickException, UsageError
+
     code = 0
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="morgus")
+    except UsageError as e:
+        code = _usage_error(e)
+    except ClickException as e:  # e.g. a file option that cannot be opened
+        err.print(f"morgus: {term_safe(' '.join(e.format_message().split()))}", markup=False, highlight=False)
+        code = e.exit_code
     except ConfigError as e:
-        err.print(f"morgus: {e}")
+        err.print(f"morgus: {e}", markup=False, highlight=False)
         code = 2
     except _Exit as e:
         code = e.code
@@ -322,14 +348,6 @@ def main() -> None:
         code = 130
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            code = e.exit_code
-        else:
-            raise
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

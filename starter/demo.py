@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from morgus.config import Settings
 from morgus.contracts import TaskInput
 from morgus.scripted_llm import ScriptedLLM
+from starter.terminal import term_safe
 
 DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "morgus" / "scripts" / "demo.json"
 DEMO_QUEUE = "morgus-demo"
@@ -68,7 +68,7 @@ async def _run(settings: Settings, console: Console) -> int:
                   f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}")
 
     async def answer(tid: str, question: str) -> None:
-        console.print(f"[yellow]The agent asks:[/yellow] {escape(question)}")
+        console.print(f"[yellow]The agent asks:[/yellow] {term_safe(question, newlines=True, markup=True)}")
         console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] {DEMO_ANSWER}")
         await answer_task(client, tid, DEMO_ANSWER)
 
@@ -78,12 +78,14 @@ async def _run(settings: Settings, console: Console) -> int:
     store = await open_store(settings)
     try:
         for a in await store.fetch_artifacts(task_id):
-            console.print(f"[green]{a['type']}:[/green] {a['url'] or a['path']}", highlight=False)
+            console.print(f"[green]{term_safe(a['type'], markup=True)}:[/green] "
+                          f"{term_safe(a['url'] or a['path'], markup=True)}", highlight=False)
     finally:
         await store.close()
     workspace = settings.workspace_for(task_id)
     if workspace.exists():
-        console.print(f"Files in {workspace}:")
+        console.print(f"Files in {term_safe(workspace)}:", markup=False)
         for f in sorted(p for p in workspace.rglob("*") if p.is_file() and ".git" not in p.relative_to(workspace).parts):
-            console.print(f"  {f.relative_to(workspace)}  ({f.stat().st_size} bytes)")
+            # names the sandboxed code chose
+            console.print(f"  {term_safe(f.relative_to(workspace))}  ({f.stat().st_size} bytes)", markup=False)
     return code

@@ -10,6 +10,7 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from morgus.config import Settings
+from starter.terminal import term_safe
 
 ICONS = {
     "TASK_START": "▶", "PHASE_START": "■", "LLM_RESPONSE": "💬", "TOOL_CALL": "→", "TOOL_RESULT": "←",
@@ -18,14 +19,14 @@ ICONS = {
 
 
 def render_step(step: dict[str, Any], width: int = 160) -> str:
-    content = " ".join((step.get("content") or "").split())
+    content = term_safe(" ".join((step.get("content") or "").split()))
     if len(content) > width:
         content = content[: width - 1] + "…"
     icon = ICONS.get(step["type"], "·")
     if step["type"] == "TOOL_RESULT" and not (step.get("metadata") or {}).get("ok", True):
         icon = "✗"
-    phase = step.get("phase") or ""
-    return f"{step['seq']:>4} {phase:<8} {icon} {step['type']:<12} {content}"
+    phase = term_safe(step.get("phase") or "")
+    return f"{step['seq']:>4} {phase:<8} {icon} {term_safe(step['type']):<12} {content}"
 
 
 OnQuestion = Callable[[str, str], Awaitable[None]]
@@ -53,8 +54,8 @@ async def follow(settings: Settings, client: Client, task_id: str, console: Cons
                 for step in await store.fetch_steps(task_id, after=last_seq):
                     console.print(render_step(step), markup=False)
                 row = await store.fetch_task(task_id) or {}
-                console.print(f"task {task_id}: {row.get('status', desc.status.name.lower())}"
-                              f"  ({row.get('total_tokens', 0)} tokens, {row.get('step_count', 0)} steps)")
+                console.print(f"task {task_id}: {term_safe(row.get('status', desc.status.name.lower()))}"
+                              f"  ({row.get('total_tokens', 0)} tokens, {row.get('step_count', 0)} steps)", markup=False)
                 return 0 if row.get("status") == "completed" else 1
             await asyncio.sleep(poll_s)
     finally:
