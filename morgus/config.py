@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, alias="MORGUS_SHUTDOWN_GRACE_S", ge=0)
     metrics_addr: str | None = Field(default=None, alias="MORGUS_METRICS_ADDR")
     api_token: str | None = Field(default=None, alias="MORGUS_API_TOKEN", repr=False)
+    # git tools (activities/tools/git.py); the token only ever reaches the push's environment
+    git_author: str = Field(default="Morgus <morgus@localhost>", alias="MORGUS_GIT_AUTHOR")
+    git_remote: str | None = Field(default=None, alias="MORGUS_GIT_REMOTE")
+    git_token: str | None = Field(default=None, alias="MORGUS_GIT_TOKEN", repr=False)
+    git_timeout_s: float = Field(default=300.0, alias="MORGUS_GIT_TIMEOUT_S", gt=0)
+    git_max_file_mb: int = Field(default=100, alias="MORGUS_GIT_MAX_FILE_MB", ge=1)
 
     @field_validator("temporal_address")
     @classmethod
@@ -76,6 +82,13 @@ class Settings(BaseSettings):
             raise ValueError("must be 'console' or 'json'")
         return v
 
+    @field_validator("git_author")
+    @classmethod
+    def _git_author(cls, v: str) -> str:
+        if not re.fullmatch(r"\s*[^<>\n]+?\s*<[^<>@\s]+@[^<>\s]*>\s*", v):
+            raise ValueError(f"must look like 'Name <email>', not {v!r}")
+        return v
+
     @cached_property
     def embedded_db(self) -> bool:
         return self.database_url is None
@@ -91,6 +104,11 @@ class Settings(BaseSettings):
 
     def workspace_for(self, task_id: str) -> Path:
         return self.workspace_root / task_id
+
+    @cached_property
+    def git_root(self) -> Path:
+        """Where the tasks' repositories live: on the host, outside every workspace, out of the sandbox's reach."""
+        return (self.home / "git").resolve()
 
 
 class ConfigError(Exception):
