@@ -318,6 +318,19 @@ async def test_push_ignores_remote_settings_planted_in_the_workspace(settings, t
 # ---------------------------------------------------------------- a slow push does not starve other tasks
 
 
+async def _all_runs(client: Any, workflow_id: str) -> list[dict[str, Any]]:
+    """Events of every run of a workflow (the task continues as new), oldest first."""
+    events: list[dict[str, Any]] = []
+    run_id: str | None = None
+    while True:
+        history = json.loads((await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).to_json())
+        events = history["events"] + events
+        started = history["events"][0]["workflowExecutionStartedEventAttributes"]
+        run_id = started.get("continuedExecutionRunId")
+        if not run_id:
+            return events
+
+
 @contextmanager
 def stalling_server() -> Iterator[str]:
     """Accepts connections and never answers: a remote that hangs a push."""
@@ -382,8 +395,7 @@ async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartb
     assert pushed.status == "completed" and slept.status == "completed"
     push_result = [m["content"] for m in llm.requests_for("stalled-push")[-1].body["messages"] if m["role"] == "tool"][-1]
     assert "git push did not finish within 12s and was stopped" in push_result and TOKEN not in push_result
-    history = json.loads((await neighbour.fetch_history()).to_json())
-    events = history["events"]
+    events = await _all_runs(client, neighbour.id)
     kinds = [e["eventType"] for e in events]
     assert "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT" not in kinds, "a heartbeat timed out while the push stalled"
     creates = [e for e in events if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
