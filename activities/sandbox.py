@@ -10,6 +10,7 @@ over the same workspace.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from temporalio import activity
@@ -29,6 +30,9 @@ class SandboxActivities:
         self.backend = backend
         self.host_queue = host_queue
         self.unavailable = unavailable
+        # Liveness probes get threads of their own: long tool calls (a shell command holds a thread of the shared
+        # pool for its whole run) must never queue a supervisor's probe, or its heartbeat, behind them.
+        self._probes = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-probe")
 
     def _require(self) -> SandboxBackend:
         if self.backend is None:
@@ -55,7 +59,7 @@ class SandboxActivities:
         info = activity.info()
         interval = max(0.5, (info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30) / 3)
         while True:
-            if not await asyncio.to_thread(backend.alive, ref.name):
+            if not await asyncio.get_running_loop().run_in_executor(self._probes, backend.alive, ref.name):
                 return "gone"
             activity.heartbeat()
             await asyncio.sleep(interval)

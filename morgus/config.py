@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     cloudflare_api_token: str | None = Field(default=None, alias="CLOUDFLARE_API_TOKEN", repr=False)
     cloudflare_account_id: str | None = Field(default=None, alias="CLOUDFLARE_ACCOUNT_ID")
     console_dist: Path | None = Field(default=None, alias="MORGUS_CONSOLE_DIST")
+    # git tools (activities/tools/git.py): bounds on one git command and on one staged file
+    git_timeout_s: float = Field(default=300.0, alias="MORGUS_GIT_TIMEOUT_S", gt=0)
+    git_max_file_mb: int = Field(default=100, alias="MORGUS_GIT_MAX_FILE_MB", ge=1)
 
     @field_validator("sandbox", "search_provider", "log_level", "log_format", mode="before")
     @classmethod
@@ -254,6 +257,11 @@ class Settings(BaseSettings):
 
     def workspace_for(self, task_id: str) -> Path:
         return self.workspace_root / task_id
+
+    @cached_property
+    def git_root(self) -> Path:
+        """Where the tasks' repositories live: on the host, outside every workspace, out of the sandbox's reach."""
+        return (self.home / "git").resolve()
 
 
 class ConfigError(Exception):

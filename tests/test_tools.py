@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from activities.tools import REGISTRY, ToolContext, ToolError
-from activities.tools.git import _SAFE_ENV as SAFE_ENV
 from activities.tools.web import check_url
 from morgus.contracts import Phase, TaskResult
 from tests.conftest import free_port, start, task_id_of
@@ -71,8 +70,8 @@ def responder(routes: dict[str, tuple[int, dict[str, str], bytes]], seen: list |
 # ---------------------------------------------------------------- git
 
 
-async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon(settings, tmp_path, monkeypatch):
-    monkeypatch.setenv("MORGUS_GIT_AUTHOR", "Morgus Bot <bot@example.com>")
+async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon(settings, tmp_path):
+    settings = settings.model_copy(update={"git_author": "Morgus Bot <bot@example.com>"})
     bare = tmp_path / "remote.git"
     git.Repo.init(bare, bare=True)
     ctx = ctx_for(settings, task_id="00000000-0000-0000-0000-0000000000b1", repo_url=str(bare))
@@ -96,9 +95,7 @@ async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon
                                "--enable=receive-pack", f"--port={port}", "--listen=127.0.0.1", str(served)])
     try:
         await asyncio.sleep(0.5)
-        repo = git.Repo(ctx.workspace)
-        repo.git.update_environment(**SAFE_ENV)
-        repo.create_remote("daemon", f"git://127.0.0.1:{port}/proj.git")
+        ctx.repo_url = f"git://127.0.0.1:{port}/proj.git"
         out = await call("git_push", ctx, remote="daemon", branch="release")
         assert "pushed" in out.content
     finally:
@@ -107,9 +104,9 @@ async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon
     assert git.Repo(served / "proj.git").commit("release").message == message
 
 
-async def test_push_token_goes_only_into_the_push_and_never_into_errors(settings, monkeypatch):
+async def test_push_token_goes_only_into_the_push_and_never_into_errors(settings):
     token = "ghp_SECRETtoken1234567890"
-    monkeypatch.setenv("MORGUS_GIT_TOKEN", token)
+    settings = settings.model_copy(update={"git_token": token})
     seen: list = []
     with http_server(responder({}, seen)) as base:
         ctx = ctx_for(settings, task_id="00000000-0000-0000-0000-0000000000b2", repo_url=f"{base}/org/repo.git")
@@ -122,12 +119,12 @@ async def test_push_token_goes_only_into_the_push_and_never_into_errors(settings
     expected = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
     assert any(h.get("Authorization") == expected for _, _, h in seen), "the token was not sent with the push"
     assert token not in str(info.value) and "git push failed" in str(info.value)
-    config = (ctx.workspace / ".git" / "config").read_text()
+    config = (settings.git_root / f"{ctx.task_id}.git" / "config").read_text()
     assert token not in config and base64.b64encode(token.encode()).decode() not in config
 
 
-async def test_push_without_a_remote_is_a_clear_error(settings, monkeypatch):
-    monkeypatch.delenv("MORGUS_GIT_REMOTE", raising=False)
+async def test_push_without_a_remote_is_a_clear_error(settings):
+    settings = settings.model_copy(update={"git_remote": None})
     ctx = ctx_for(settings, task_id="00000000-0000-0000-0000-0000000000b3")
     await call("git_init", ctx)
     with pytest.raises(ToolError, match="no remote is configured"):
@@ -140,7 +137,7 @@ async def test_token_never_reaches_steps_history_or_database_in_a_task(client, s
     from worker import running_workers
 
     token = "ghp_NEVERshowTHIS0987654321"
-    monkeypatch.setenv("MORGUS_GIT_TOKEN", token)
+    settings = settings.model_copy(update={"git_token": token})
     bare = tmp_path / "task-remote.git"
     git.Repo.init(bare, bare=True)
     marker = llm.add("git-task", [
