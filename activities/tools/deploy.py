@@ -97,7 +97,8 @@ def _skipped(report: safe_fs.CopyReport) -> str:
 async def deploy_local(ctx: ToolContext, args: DeployLocalArgs) -> ToolOutput:
     workspace = ctx.settings.workspace_for(ctx.task_id)
     sites = ctx.settings.home.resolve() / "sites"
-    target, report = await asyncio.to_thread(_publish, workspace, args.directory, sites, ctx.task_id)
+    with safe_fs.sentences(safe_fs.show(args.directory)):
+        target, report = await asyncio.to_thread(_publish, workspace, args.directory, sites, ctx.task_id)
     url = f"{sites_url()}/{ctx.task_id}/"
     directory = safe_fs.show(args.directory)
     return ToolOutput(

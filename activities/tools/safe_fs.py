@@ -90,6 +90,18 @@ def split_rel(rel: str) -> list[str]:
 
 
 @contextmanager
+def sentences(shown: str) -> Iterator[None]:
+    """An OSError here almost always means the sandbox changed the tree under us (a folder removed mid-write): say
+    so to the model in one sentence instead of crashing the activity."""
+    try:
+        yield
+    except ToolError:
+        raise
+    except OSError as e:
+        raise ToolError(f"{shown!r}: {e.strerror or e} (the workspace changed while it was used); try again") from None
+
+
+@contextmanager
 def closing_fd(fd: int) -> Iterator[int]:
     try:
         yield fd
@@ -203,9 +215,10 @@ def read_capped(fd: int, limit: int) -> bytes:
 
 
 def read_file(root: Path, rel: str, limit: int) -> bytes:
-    fd, _ = open_regular(root, rel)
-    with closing_fd(fd):
-        return read_capped(fd, limit)
+    with sentences(show(rel)):
+        fd, _ = open_regular(root, rel)
+        with closing_fd(fd):
+            return read_capped(fd, limit)
 
 
 # ---------------------------------------------------------------- writing
@@ -220,7 +233,7 @@ def write_file(root: Path, rel: str, data: bytes, *, chown_at: Callable[[int, st
     if not parts:
         raise ToolError(f"{show(rel)!r} is the workspace folder; give a file path")
     shown = show(rel)
-    with closing_fd(open_root(root)) as rfd, closing_fd(open_dir(rfd, parts[:-1], create=True, on_create=chown_at)) as dfd:
+    with sentences(shown), closing_fd(open_root(root)) as rfd, closing_fd(open_dir(rfd, parts[:-1], create=True, on_create=chown_at)) as dfd:
         name = parts[-1]
         try:
             if stat.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
@@ -263,7 +276,7 @@ def walk(root: Path, rel: str, *, max_entries: int, skip_dirs: frozenset[str] = 
     parts = split_rel(rel) if rel.strip() not in ("", ".") else []
     out: list[Entry] = []
     scanned = 0
-    with closing_fd(open_root(root)) as rfd, closing_fd(open_dir(rfd, parts)) as base:
+    with sentences(show(rel)), closing_fd(open_root(root)) as rfd, closing_fd(open_dir(rfd, parts)) as base:
         prefix = "/".join(show(p) for p in parts)
         try:
             start = reopen_dir(base)
