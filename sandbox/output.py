@@ -5,6 +5,7 @@ Memory stays constant whatever the command prints (a 1 GB flood costs the worker
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,7 +50,9 @@ class CappedOutput:
         self._logged = 0
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = log_path.open("wb")
+            # host-only folder, but never write through a link found at the name
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._log = os.fdopen(os.open(log_path, flags, 0o600), "wb")
 
     def feed(self, stream: str, data: bytes) -> None:
         self.streams[stream].feed(data)

@@ -4,6 +4,7 @@ through the real stack (Temporal dev server, Postgres, a worker process), with t
 from __future__ import annotations
 
 import asyncio
+import stat
 from pathlib import Path
 
 from rich.console import Console
@@ -82,10 +83,25 @@ async def _run(settings: Settings, console: Console) -> int:
                           f"{term_safe(a['url'] or a['path'], markup=True)}", highlight=False)
     finally:
         await store.close()
+<<<<<<< HEAD
     workspace = settings.workspace_for(task_id)
     if workspace.exists():
         console.print(f"Files in {term_safe(workspace)}:", markup=False)
         for f in sorted(p for p in workspace.rglob("*") if p.is_file() and ".git" not in p.relative_to(workspace).parts):
             # names the sandboxed code chose
             console.print(f"  {term_safe(f.relative_to(workspace))}  ({f.stat().st_size} bytes)", markup=False)
+=======
+    from activities.tools.safe_fs import walk
+    from activities.tools.workspace import ToolError
+
+    try:  # the workspace was written by sandboxed code: lstat only, no link followed, names escaped
+        entries, _ = walk(settings.workspace_for(task_id), ".", max_entries=200, skip_dirs=frozenset({".git"}))
+    except (ToolError, OSError):
+        entries = []
+    if entries:
+        console.print(f"Files in {settings.workspace_for(task_id)}:")
+        for e in sorted(entries, key=lambda e: e.rel):
+            if stat.S_ISREG(e.mode) and not e.rel.startswith(".git/") and e.rel != ".git":
+                console.print(f"  {e.rel}  ({e.size} bytes)", markup=False, highlight=False)
+>>>>>>> fs
     return code

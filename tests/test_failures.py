@@ -103,9 +103,9 @@ async def test_malformed_tool_calls_go_back_to_the_model(client, store, settings
     assert "content: Field required" in contents[2]
     assert "contains '..'" in contents[3]
     assert "is absolute" in contents[4]
-    assert contents[5].startswith("link/")  # the listing itself works
-    assert "outside the workspace (symlink)" in contents[6]
-    assert "outside the workspace (symlink)" in contents[7]
+    assert contents[5] == "link -> (link, not followed)"  # the listing itself works
+    assert "'link' is a symlink; links in the workspace are never followed" in contents[6]
+    assert "'link' is a symlink; links in the workspace are never followed" in contents[7]
     assert "ask_user needs" in contents[8]
     assert all(c.startswith("Error:") for i, c in enumerate(contents) if i != 5)
     assert not (tmp_path / "evil.txt").exists()

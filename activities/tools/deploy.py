@@ -1,7 +1,9 @@
 """deploy_local and cloudflare_deploy: publish a built directory and record a `deployment` artifact.
 
 deploy_local copies the directory to MORGUS_HOME/sites/<task id>/, which Morgus serves over HTTP
-(`morgus up` and `morgus demo` run the static server; MORGUS_SITES_URL is where it is reached).
+(`morgus up` and `morgus demo` run the static server; MORGUS_SITES_URL is where it is reached). The directory was
+written by sandboxed code: only its regular files and folders are copied, walked by descriptor without following
+a link (safe_fs); links, FIFOs, sockets, devices and hard-linked files are skipped and named in the result.
 cloudflare_deploy runs `wrangler pages deploy` in the task's sandbox; the Cloudflare credentials are passed to
 that one command only and never appear in its output, a step or a log.
 """
@@ -13,15 +15,20 @@ import os
 import re
 import shutil
 import uuid
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.tools.registry import ToolContext, ToolOutput, tool
+from activities.tools import safe_fs
 from activities.tools.workspace import ToolError, resolve_in_workspace
 from morgus.contracts import ArtifactRecord
 from sandbox.output import CappedOutput
 
 DEFAULT_SITES_URL = "http://127.0.0.1:8090"
+MAX_SITE_FILES = 10_000
+MAX_SITE_BYTES = 200_000_000
+SHOW_SKIPPED = 20
 _PAGES_URL = re.compile(r"https://[A-Za-z0-9.-]+\.pages\.dev\S*")
 
 
@@ -40,33 +47,65 @@ class CloudflareDeployArgs(BaseModel):
     project_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,57}$", description="Cloudflare Pages project name.")
 
 
+def _publish(workspace: Path, directory: str, sites: Path, task_id: str) -> tuple[Path, safe_fs.CopyReport]:
+    """Copy the regular files and folders of `directory` into a fresh staging folder, then switch the site to it."""
+    parts = safe_fs.split_rel(directory)
+    shown = safe_fs.show(directory)
+    with safe_fs.closing_fd(safe_fs.open_root(workspace)) as rfd:
+        try:
+            src = safe_fs.open_dir(rfd, parts)
+        except ToolError as e:
+            if "does not exist" in str(e):
+                raise ToolError(f"{shown!r} is not a folder in the workspace; build the site first") from None
+            raise
+    with safe_fs.closing_fd(src):
+        try:
+            index, _ = safe_fs.open_regular_at(src, "index.html", f"{shown}/index.html")
+        except ToolError as e:
+            if "does not exist" in str(e):
+                raise ToolError(f"{shown!r} has no index.html; deploy the folder that holds the built site") from None
+            raise ToolError(f"{e}; the site needs a regular index.html") from None
+        os.close(index)
+        sites.mkdir(parents=True, exist_ok=True)
+        staging = sites / f".{task_id}.{uuid.uuid4().hex[:6]}"
+        staging.mkdir(mode=0o755)
+        try:
+            with safe_fs.closing_fd(os.open(staging, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)) as dst:
+                report = safe_fs.copy_regular_tree(src, dst, max_files=MAX_SITE_FILES, max_bytes=MAX_SITE_BYTES,
+                                                   skip_dirs=frozenset({".git"}))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    target = sites / task_id
+    old = sites / f".{task_id}.old"
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)  # the site switches in one step
+    shutil.rmtree(old, ignore_errors=True)
+    return target, report
+
+
+def _skipped(report: safe_fs.CopyReport) -> str:
+    if not report.skipped:
+        return ""
+    shown = ", ".join(report.skipped[:SHOW_SKIPPED])
+    more = f", and {len(report.skipped) - SHOW_SKIPPED} more" if len(report.skipped) > SHOW_SKIPPED else ""
+    return (f"; skipped {len(report.skipped)} (only regular files and folders are published): {shown}{more}")
+
+
 @tool("deploy_local", DeployLocalArgs, "Publish a built static site on this Morgus server; returns its URL.")
 async def deploy_local(ctx: ToolContext, args: DeployLocalArgs) -> ToolOutput:
-    source = resolve_in_workspace(ctx.workspace, args.directory)
-    if not source.is_dir():
-        raise ToolError(f"{args.directory!r} is not a folder in the workspace; build the site first")
-    if not (source / "index.html").exists():
-        raise ToolError(f"{args.directory!r} has no index.html; deploy the folder that holds the built site")
+    workspace = ctx.settings.workspace_for(ctx.task_id)
     sites = ctx.settings.home.resolve() / "sites"
-    target = sites / ctx.task_id
-    staging = sites / f".{ctx.task_id}.{uuid.uuid4().hex[:6]}"
-
-    def publish() -> int:
-        shutil.copytree(source, staging, symlinks=False, ignore=shutil.ignore_patterns(".git"))
-        old = sites / f".{ctx.task_id}.old"
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)  # the site switches in one step
-        shutil.rmtree(old, ignore_errors=True)
-        return sum(1 for p in target.rglob("*") if p.is_file())
-
-    sites.mkdir(parents=True, exist_ok=True)
-    files = await asyncio.to_thread(publish)
+    with safe_fs.sentences(safe_fs.show(args.directory)):
+        target, report = await asyncio.to_thread(_publish, workspace, args.directory, sites, ctx.task_id)
     url = f"{sites_url()}/{ctx.task_id}/"
+    directory = safe_fs.show(args.directory)
     return ToolOutput(
-        content=f"deployed {files} file(s) from {args.directory} to {url}",
-        artifacts=[ArtifactRecord(type="deployment", name=f"local: {args.directory}", url=url,
-                                  path=str(target), metadata={"target": "local", "files": files})],
+        content=f"deployed {report.files} file(s) from {directory} to {url}{_skipped(report)}",
+        artifacts=[ArtifactRecord(type="deployment", name=f"local: {directory}", url=url, path=str(target),
+                                  metadata={"target": "local", "files": report.files, "bytes": report.bytes,
+                                            "skipped": len(report.skipped)})],
     )
 
 

@@ -1,18 +1,24 @@
-"""file_read, file_write, file_list: the task's workspace, never outside it."""
+"""file_read, file_write, file_list: the task's workspace, never outside it.
+
+The workspace is written by sandboxed code, so these open it through safe_fs (no link followed, no FIFO opened,
+nothing but regular files read) and run off the event loop."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import asyncio
+import stat
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.tools.registry import ToolContext, tool
-from activities.tools.workspace import ToolError, hand_to_sandbox, resolve_in_workspace
+from activities.tools import safe_fs
+from activities.tools.workspace import ToolError
+from sandbox.base import chown_at, chown_fd
 
 MAX_READ_BYTES = 200_000
+MAX_WRITE_BYTES = 5_000_000
 MAX_LIST_ENTRIES = 500
-SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv"}
+SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv"})
 
 
 class FileReadArgs(BaseModel):
@@ -31,66 +37,53 @@ class FileListArgs(BaseModel):
     path: str = Field(default=".", description="Folder relative to the workspace.")
 
 
-@tool("file_read", FileReadArgs, "Read a text file from the task workspace.")
-async def file_read(ctx: ToolContext, args: FileReadArgs) -> str:
-    target = resolve_in_workspace(ctx.workspace, args.path)
-    if not target.exists():
-        raise ToolError(f"file {args.path!r} does not exist; use file_list to see what is there")
-    if target.is_dir():
-        raise ToolError(f"{args.path!r} is a folder; use file_list")
-    with target.open("rb") as f:
-        data = f.read(MAX_READ_BYTES + 1)
+def _text(data: bytes) -> str:
     text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
     if len(data) > MAX_READ_BYTES:
         text += f"\n[... truncated: file is larger than {MAX_READ_BYTES} bytes]"
     return text
 
 
+@tool("file_read", FileReadArgs, "Read a text file from the task workspace.")
+async def file_read(ctx: ToolContext, args: FileReadArgs) -> str:
+    root = ctx.settings.workspace_for(ctx.task_id)
+    data = await asyncio.to_thread(safe_fs.read_file, root, args.path, MAX_READ_BYTES)
+    if b"\x00" in data:
+        raise ToolError(f"{safe_fs.show(args.path)!r} is a binary file (it holds NUL bytes); file_read reads text, "
+                        "inspect it with shell_exec (e.g. `file`, `xxd | head`)")
+    return _text(data)
+
+
 @tool("file_write", FileWriteArgs, "Create or overwrite a text file in the task workspace.")
 async def file_write(ctx: ToolContext, args: FileWriteArgs) -> str:
-    target = resolve_in_workspace(ctx.workspace, args.path)
-    if target == ctx.workspace.resolve() or target.is_dir():
-        raise ToolError(f"{args.path!r} is a folder; give a file path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    data = args.content.encode("utf-8")
-    # write-then-rename: a retried activity or a crash never leaves a half-written file
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".morgus-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-        hand_to_sandbox(ctx.workspace, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return f"Wrote {len(data)} bytes to {args.path}"
+    data = args.content.encode("utf-8", errors="replace")
+    if len(data) > MAX_WRITE_BYTES:
+        raise ToolError(f"content is {len(data)} bytes; file_write takes at most {MAX_WRITE_BYTES} bytes "
+                        "(write a large file in parts with shell_exec, or generate it there)")
+    root = ctx.settings.workspace_for(ctx.task_id)
+    # the written file and the folders made for it go to the sandbox user (when the worker is root), each by
+    # descriptor or (folder fd, name): never through a name the sandbox could have turned into a link
+    await asyncio.to_thread(safe_fs.write_file, root, args.path, data, chown_at=chown_at, chown_fd=chown_fd)
+    return f"Wrote {len(data)} bytes to {safe_fs.show(args.path)}"
+
+
+def _line(e: safe_fs.Entry) -> str:
+    if stat.S_ISDIR(e.mode):
+        return e.rel + "/"
+    if stat.S_ISREG(e.mode):
+        links = f", {e.nlink} hard links" if e.nlink > 1 else ""
+        return f"{e.rel} ({e.size} bytes{links})"
+    if stat.S_ISLNK(e.mode):
+        return f"{e.rel} -> (link, not followed)"
+    return f"{e.rel} ({safe_fs.kind(e.mode)}, not a regular file)"
 
 
 @tool("file_list", FileListArgs, "List files and folders (recursively) in the task workspace.")
 async def file_list(ctx: ToolContext, args: FileListArgs) -> str:
-    base = resolve_in_workspace(ctx.workspace, args.path)
-    if not base.exists():
-        raise ToolError(f"folder {args.path!r} does not exist")
-    if not base.is_dir():
-        raise ToolError(f"{args.path!r} is a file; use file_read")
-    root = ctx.workspace.resolve()
-    entries: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        rel_dir = os.path.relpath(dirpath, root)
-        for d in dirnames:
-            entries.append(os.path.normpath(os.path.join(rel_dir, d)) + "/")
-        for name in sorted(filenames):
-            if name.startswith(".morgus-"):
-                continue
-            full = os.path.join(dirpath, name)
-            size = os.lstat(full).st_size
-            entries.append(f"{os.path.normpath(os.path.join(rel_dir, name))} ({size} bytes)")
-        if len(entries) > MAX_LIST_ENTRIES:
-            break
+    root = ctx.settings.workspace_for(ctx.task_id)
+    entries, cut = await asyncio.to_thread(safe_fs.walk, root, args.path, max_entries=MAX_LIST_ENTRIES,
+                                           skip_dirs=SKIP_DIRS)
     if not entries:
         return "(empty)"
-    shown = sorted(entries)[:MAX_LIST_ENTRIES]
-    more = f"\n[... {len(entries) - MAX_LIST_ENTRIES} more]" if len(entries) > MAX_LIST_ENTRIES else ""
-    return "\n".join(shown) + more
+    more = f"\n[... more entries not shown: the listing stops at {MAX_LIST_ENTRIES}]" if cut else ""
+    return "\n".join(sorted(_line(e) for e in entries)) + more

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +25,14 @@ class ShellExecArgs(BaseModel):
     timeout_s: float = Field(default=120, gt=0, le=3600, description="Seconds before the command and all its processes are killed.")
 
 
+def log_name(call_id: str) -> str:
+    """The log's file name from the tool call id, which the model's provider chose: anything but a plain id
+    (`../../etc/cron.d/x`, a slash, a NUL, 10 KB of text) becomes a digest, so the log stays in its folder."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", call_id):
+        return f"{call_id}.log"
+    return f"call-{hashlib.sha256(call_id.encode('utf-8', 'replace')).hexdigest()[:24]}.log"
+
+
 def _describe(code: int, timed_out: bool, timeout_s: float, memory_mb: int) -> str:
     if timed_out:
         return f"exit code {code}: timed out after {timeout_s:g}s; the command and all its processes were killed"
@@ -38,8 +48,8 @@ async def shell_exec(ctx: ToolContext, args: ShellExecArgs) -> ToolOutput:
         raise ToolError(denied.message())
     if ctx.sandbox is None or ctx.backend is None:
         raise ToolError("no sandbox is available for this task; the command was not run")
-    log_path = ctx.settings.home.resolve() / "logs" / ctx.task_id / f"{ctx.call_id}.log"
-    sink = CappedOutput(log_path=log_path)
+    log_path = ctx.settings.home.resolve() / "logs" / ctx.task_id / log_name(ctx.call_id)
+    sink = await asyncio.to_thread(CappedOutput, log_path=log_path)  # makes the folder and opens the file
     backend, name = ctx.backend, ctx.sandbox.name
     job = asyncio.ensure_future(asyncio.to_thread(backend.exec, name, args.command, timeout_s=args.timeout_s, env={}, sink=sink))
     try:

@@ -11,7 +11,10 @@ class ToolError(Exception):
 
 
 def resolve_in_workspace(root: Path, rel: str) -> Path:
-    """Resolve `rel` under `root`, refusing absolute paths, `..` and symlinks that lead outside."""
+    """Resolve `rel` under `root`, refusing absolute paths, `..` and symlinks that lead outside.
+
+    A check only, racy by nature (the sandbox can swap a name right after it): never open what it returns on the
+    host. File I/O goes through activities.tools.safe_fs, which opens beneath the workspace without following."""
     if not isinstance(rel, str) or rel.strip() == "":
         raise ToolError("path must be a non-empty relative path")
     if "\x00" in rel:
@@ -28,13 +31,3 @@ def resolve_in_workspace(root: Path, rel: str) -> Path:
     if resolved != root and root not in resolved.parents:
         raise ToolError(f"path {rel!r} resolves outside the workspace (symlink); refused")
     return resolved
-
-
-def hand_to_sandbox(root: Path, path: Path) -> None:
-    """Give what the worker wrote (as root) to the sandbox user, so commands in the sandbox can change it."""
-    from sandbox.base import chown_to_sandbox_user
-
-    root = root.resolve()
-    while path != root and root in path.parents:  # the file and the folders its write created
-        chown_to_sandbox_user(path)
-        path = path.parent
