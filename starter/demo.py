@@ -83,14 +83,6 @@ async def _run(settings: Settings, console: Console) -> int:
                           f"{term_safe(a['url'] or a['path'], markup=True)}", highlight=False)
     finally:
         await store.close()
-<<<<<<< HEAD
-    workspace = settings.workspace_for(task_id)
-    if workspace.exists():
-        console.print(f"Files in {term_safe(workspace)}:", markup=False)
-        for f in sorted(p for p in workspace.rglob("*") if p.is_file() and ".git" not in p.relative_to(workspace).parts):
-            # names the sandboxed code chose
-            console.print(f"  {term_safe(f.relative_to(workspace))}  ({f.stat().st_size} bytes)", markup=False)
-=======
     from activities.tools.safe_fs import walk
     from activities.tools.workspace import ToolError
 
@@ -99,9 +91,8 @@ async def _run(settings: Settings, console: Console) -> int:
     except (ToolError, OSError):
         entries = []
     if entries:
-        console.print(f"Files in {settings.workspace_for(task_id)}:")
+        console.print(f"Files in {term_safe(settings.workspace_for(task_id))}:", markup=False)
         for e in sorted(entries, key=lambda e: e.rel):
             if stat.S_ISREG(e.mode) and not e.rel.startswith(".git/") and e.rel != ".git":
                 console.print(f"  {e.rel}  ({e.size} bytes)", markup=False, highlight=False)
->>>>>>> fs
     return code
