@@ -464,7 +464,8 @@ class TaskWorkflow:
 
     async def _ask_user(self, phase: Phase, call: ToolCall) -> None:
         try:
-            question = AskUserArgs.model_validate(json.loads(call.arguments or "")).question
+            # clean: a "\\ud800" escape in the arguments decodes to a lone surrogate, which no payload can carry
+            question = clean_text(AskUserArgs.model_validate(json.loads(call.arguments or "")).question)
         except (ValueError, ValidationError) as e:
             return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
         answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
