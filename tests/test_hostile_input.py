@@ -199,18 +199,24 @@ async def test_api_answer_with_hostile_text_and_answers_nobody_waits_for(client,
         created = (await http.post("/api/tasks", json={"description": f"Paint it {marker}", "model": "scripted"})).json()
         task_id = created["id"]
         await wait_task_status(store, task_id, "waiting_for_input")
-        # JSON escapes: httpx sends "\u0000" and "\ud800"; the API decodes them into a NUL and a lone surrogate
-        r = await http.post(f"/api/tasks/{task_id}/answer", json={"text": "blue" + HOSTILE})
+        # JSON escapes "\ud800" and "\u0000": pydantic refuses a lone surrogate with a 4xx sentence (the task
+        # keeps waiting); a NUL and control characters are taken and stored with U+FFFD
+        bad = await http.post(f"/api/tasks/{task_id}/answer", content=json.dumps({"text": "blue\ud800"}),
+                              headers={"content-type": "application/json"})
+        assert bad.status_code == 422 and "valid string" in bad.json()["error"]
+        assert (await store.fetch_task(task_id))["status"] == "waiting_for_input"
+        r = await http.post(f"/api/tasks/{task_id}/answer", content=json.dumps({"text": "blue" + HOSTILE.replace("\ud800", "")}),
+                            headers={"content-type": "application/json"})
         assert r.status_code == 200, r.text
         # the task is running again (the model is slow): a second answer is refused to the sender, not dropped
         late = await http.post(f"/api/tasks/{task_id}/answer", json={"text": "green"})
         assert late.status_code == 409 and f"task {task_id} is not waiting for an answer" in late.json()["error"]
         # searching with a NUL or a lone surrogate is an answer, not a 500
-        found = await http.get("/api/tasks", params={"q": "Paint\x00\ud800"})
+        found = await http.get("/api/tasks?q=Paint%00%ED%A0%80")  # NUL, then a UTF-8-encoded lone surrogate
         assert found.status_code == 200, found.text
         await wait_task_status(store, task_id, "completed")
     answers = [s["content"] for s in await store.fetch_steps(task_id) if s["type"] == "ANSWER"]
-    assert answers == ["blue" + HOSTILE_CLEAN]
+    assert answers == [f"bluea{R}bc\x1b[31m\x07d"]
 
 
 def temporal_cli(settings, *args: str) -> subprocess.CompletedProcess:

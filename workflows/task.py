@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from morgus.ids import digest, task_id_from_workflow_id
     from morgus.phases import ALL_TOOLS, PHASE_TOOLS_PATCH, PHASES, SANDBOX_TOOLS, PhaseSpec, phase_tools, system_message
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
-    from morgus.text import clean_text
+    from morgus.text import clean_json, clean_text
 
 LLM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -67,6 +67,10 @@ SANDBOX_CREATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximu
 HOST_QUEUE_PICKUP = timedelta(seconds=30)  # how long a host queue may go unanswered before its worker counts as gone
 # Projection must never give up: a database outage delays the mirror, it does not fail the task.
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+
+
+# ask_user arguments are cleaned (NUL, lone surrogates) before validation
+ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
 
 
 class _Cancelled(Exception):
@@ -464,8 +468,12 @@ class TaskWorkflow:
 
     async def _ask_user(self, phase: Phase, call: ToolCall) -> None:
         try:
-            # clean: a "\\ud800" escape in the arguments decodes to a lone surrogate, which no payload can carry
-            question = clean_text(AskUserArgs.model_validate(json.loads(call.arguments or "")).question)
+            args = json.loads(call.arguments or "")
+            if workflow.patched(ASK_USER_CLEAN_PATCH):
+                # a "\\ud800" escape decodes to a lone surrogate, which pydantic and every payload refuse: the
+                # question is asked with U+FFFD instead of failing as a tool error
+                args = clean_json(args)
+            question = AskUserArgs.model_validate(args).question
         except (ValueError, ValidationError) as e:
             return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
         answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
