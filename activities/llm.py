@@ -34,6 +34,7 @@ from morgus.contracts import (
 from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info
+from morgus.text import clean_text
 
 # Arguments larger than this stay in Postgres; the workflow and the tool activity pass a reference instead.
 INLINE_ARGUMENTS_MAX = 8_000
@@ -142,9 +143,12 @@ class LlmActivities:
         if not resp.choices:
             raise ApplicationError("LLM provider returned no choices", type="LlmTransientError")
         reply = resp.choices[0].message
+        # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone
+        # surrogate: clean it here, with the store's own sanitiser, so the workflow sees what the store holds.
+        reply.content = clean_text(reply.content) if reply.content is not None else None
         calls = [
-            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "",
-                     digest=digest(c.function.arguments or ""))
+            ToolCall(id=clean_text(c.id or ""), name=clean_text(c.function.name or ""), arguments=clean_text(c.function.arguments or ""),
+                     digest=digest(clean_text(c.function.arguments or "")))
             for c in (reply.tool_calls or [])
             if getattr(c, "function", None) is not None
         ]

@@ -21,6 +21,7 @@ from morgus.config import Settings
 from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest
 from morgus.ids import digest
 from morgus.log import activity_logger
+from morgus.text import clean_json, clean_text
 
 RESULT_STEP_MAX = 4_000
 PREVIEW_MAX = 300
@@ -39,7 +40,9 @@ def parse_arguments(spec: ToolSpec, raw: str) -> Any:
     if not isinstance(data, dict):
         raise ToolError(f"arguments for {spec.name} must be a JSON object")
     try:
-        return spec.args.model_validate(data)
+        # A NUL or a lone surrogate ("\\u0000", "\\ud800") in a path, a command or a file's text would crash the
+        # tool (embedded null byte, unencodable text) instead of giving the model an answer: U+FFFD instead.
+        return spec.args.model_validate(clean_json(data))
     except ValidationError as e:
         raise ToolError(f"arguments for {spec.name} do not match its schema: {_schema_errors(e)}") from None
 
@@ -87,6 +90,9 @@ class ToolActivities:
             output = result if isinstance(result, ToolOutput) else ToolOutput(content=str(result))
         except ToolError as e:
             output = ToolOutput(content=f"Error: {e}", ok=False)
+        # File names and tool text can hold lone surrogates (undecodable bytes): the preview and digest go to
+        # Temporal, which cannot encode them, so clean the content here as the store does.
+        output.content = clean_text(output.content)
         log.info("tool ran", ok=output.ok)
 
         steps = [

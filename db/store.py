@@ -7,11 +7,14 @@ activity retried after a crash or a replayed workflow never duplicates a row.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_dumps
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool
 
 from morgus.contracts import (
@@ -24,6 +27,53 @@ from morgus.contracts import (
 )
 from morgus.context import Condensation
 from morgus.ids import artifact_id, step_id
+from morgus.text import clean_json, clean_text
+
+# ------------------------------------------------------------------ the sanitiser
+# Every value the store sends to Postgres passes through these dumpers, registered on each pooled connection:
+# a NUL or a lone surrogate in any text (task fields, steps, messages, tool-call arguments, artifacts, JSONB
+# metadata and its keys, search terms) is replaced by U+FFFD instead of raising, so no input from a user, a
+# model or a tool can make a write fail forever and wedge its task. Rows derived by triggers (task_events) copy
+# these values, so they are clean too.
+
+
+class _CleanStrDumper(StrDumperUnknown):
+    """str parameters in text format with an unknown oid (psycopg's default: Postgres infers the type)."""
+
+    def dump(self, obj: str) -> bytes:
+        return super().dump(clean_text(obj))
+
+
+class _CleanStrBinaryDumper(StrBinaryDumper):
+    def dump(self, obj: str) -> bytes:
+        return super().dump(clean_text(obj))
+
+
+def _clean_json_dumps(obj: Any) -> str:
+    return json.dumps(clean_json(obj), ensure_ascii=False, allow_nan=False)
+
+
+def install_sanitiser(context: psycopg.AsyncConnection | psycopg.Connection) -> None:
+    """Make every str and Jsonb parameter this connection sends clean (see above)."""
+    context.adapters.register_dumper(str, _CleanStrBinaryDumper)
+    context.adapters.register_dumper(str, _CleanStrDumper)  # last: the default (AUTO) format stays text/unknown
+    set_json_dumps(_clean_json_dumps, context)
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    install_sanitiser(conn)
+
+
+_BIGINT_MAX = 2**63 - 1
+_COST_MAX = 99_999_999.0  # numeric(14, 6)
+
+
+def _usage_values(u: TokenUsage) -> list[Any]:
+    """Token counts and cost as the columns can hold them: a provider reporting absurd usage must not make the
+    write fail forever."""
+    counts = [max(0, min(int(n), _BIGINT_MAX)) for n in (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens)]
+    cost = u.cost_usd if math.isfinite(u.cost_usd) else _COST_MAX
+    return [*counts, max(0.0, min(cost, _COST_MAX))]
 
 
 class Store:
@@ -35,6 +85,7 @@ class Store:
             open=False,
             timeout=10,
             check=AsyncConnectionPool.check_connection,  # drop connections a database restart has killed
+            configure=_configure,  # the sanitiser: every write below goes through it
             kwargs={"autocommit": False, "connect_timeout": 5},
         )
 
@@ -104,7 +155,7 @@ class Store:
         await cur.execute(
             "update tasks set prompt_tokens = %s, completion_tokens = %s, total_tokens = %s, cached_tokens = %s, "
             "cost_usd = %s, updated_at = now() where id = %s",
-            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cached_tokens, usage.cost_usd, task_id),
+            (*_usage_values(usage), task_id),
         )
 
     async def latest_condensation(self, task_id: str) -> Condensation | None:
@@ -167,7 +218,7 @@ class Store:
             sets.append("pending_question = null")
         if u.usage is not None:
             sets += ["prompt_tokens = %s", "completion_tokens = %s", "total_tokens = %s", "cached_tokens = %s", "cost_usd = %s"]
-            args += [u.usage.prompt_tokens, u.usage.completion_tokens, u.usage.total_tokens, u.usage.cached_tokens, u.usage.cost_usd]
+            args += _usage_values(u.usage)
         if u.completed:
             sets.append("completed_at = coalesce(completed_at, now())")
         await cur.execute(f"update tasks set {', '.join(sets)} where id = %s", (*args, task_id))

@@ -8,12 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from morgus.config import ConfigError
-from morgus.contracts import AnswerSignal, CancelSignal, TaskInput, TaskResult, TaskStatus, TaskStatusView
+from morgus.contracts import AnswerSignal, CancelSignal, TaskInput, TaskResult, TaskStatusView
 from morgus.ids import new_task_id, normalize_task_ref, workflow_id_for
+from morgus.text import clean_text
+
+ANSWER_MAX_CHARS = next(m.max_length for m in AnswerSignal.model_fields["text"].metadata if hasattr(m, "max_length"))
 
 
 class TaskOpError(ConfigError):
@@ -56,16 +60,25 @@ async def query_status(client: Client, task_id: str) -> TaskStatusView:
         raise TaskOpError(f"task {task_id} has ended ({desc.status.name.lower()})") from None
 
 
-async def answer_task(client: Client, task_id: str, text: str) -> None:
+async def answer_task(client: Client, task_id: str, text: str) -> str:
+    """Answer through the workflow's `answer` update, whose validator refuses an answer the task is not
+    waiting for (a signal would be dropped silently). Returns the question that was answered."""
     if not text.strip():
         raise TaskOpError("the answer is empty; give the text to send to the agent")
+    try:
+        # A lone surrogate (from a JSON body's "\ud800") cannot be sent; the store would replace it anyway.
+        answer = AnswerSignal(text=clean_text(text))
+    except ValidationError:
+        raise TaskOpError(f"the answer is too long (at most {ANSWER_MAX_CHARS} characters)") from None
     handle, desc = await _described(client, task_id)
     if desc.status != WorkflowExecutionStatus.RUNNING:
         raise TaskOpError(f"task {task_id} has ended ({desc.status.name.lower()}); there is nothing to answer")
-    status = await query_status(client, task_id)
-    if status.status != TaskStatus.waiting_for_input:
-        raise TaskOpError(f"task {task_id} is not waiting for input (status: {status.status.value})")
-    await handle.signal("answer", AnswerSignal(text=text))
+    await query_status(client, task_id)  # fails fast, with a sentence, when no worker is running
+    try:
+        return await handle.execute_update("answer", answer, result_type=str)
+    except WorkflowUpdateFailedError as e:
+        cause = e.cause
+        raise TaskOpError(getattr(cause, "message", None) or str(cause or e)) from None
 
 
 async def cancel_task(client: Client, task_id: str, reason: str | None = None) -> None:

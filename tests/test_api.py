@@ -99,7 +99,7 @@ async def test_answer_to_a_task_that_is_not_waiting_is_409(client, store, settin
 
         await wait_for(running, what="running")
         r = await http.post(f"/api/tasks/{task_id}/answer", json={"text": "hello"})
-        assert r.status_code == 409 and "not waiting for input" in r.json()["error"]
+        assert r.status_code == 409 and "is not waiting for an answer" in r.json()["error"]
         assert (await http.post(f"/api/tasks/{task_id}/cancel", json={"reason": "test"})).json() == {"ok": True}
 
         async def cancelled() -> bool:

@@ -80,7 +80,7 @@ async def test_answer_cli_refuses_a_task_that_is_not_waiting(client, store, sett
     await wait_task_status(store, task_id_of(handle), "running")
     res = await morgus_cli(settings, "task", "answer", task_id_of(handle), "hello")
     assert res.returncode == 2
-    assert "is not waiting for input (status: running)" in res.stderr
+    assert f"task {task_id_of(handle)} is not waiting for an answer" in res.stderr  # refused by the update's validator
     unknown = await morgus_cli(settings, "task", "answer", "00000000-0000-0000-0000-000000000000", "x")
     assert unknown.returncode == 2 and "no task with id" in unknown.stderr
     await handle.signal("cancel")

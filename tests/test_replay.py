@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ async def test_fresh_history_replays(client, store, settings, worker, llm):
     marker = llm.add("replay", rich_script())
     handle = await start(client, settings, marker)
     await wait_task_status(store, task_id_of(handle), "waiting_for_input")
-    await handle.signal("answer", {"text": "green"})
+    assert await handle.execute_update("answer", {"text": "green"}, result_type=str) == "Colour?"  # the v4 update
     result: TaskResult = await handle.result()
     assert result.status == "completed"
     runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
@@ -54,7 +55,21 @@ async def test_fresh_history_replays(client, store, settings, worker, llm):
         await replayer().replay_workflow(history)
         if os.environ.get("MORGUS_RECORD_HISTORIES"):
             HISTORIES.mkdir(exist_ok=True)
-            (HISTORIES / f"task-rich-v3-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+            (HISTORIES / f"task-rich-v4-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+
+
+async def test_invalid_input_history_replays(client, store, settings, worker):
+    """The TaskInputInvalid path (error row, then failure) replays too; recorded as task-invalid-input-v4.json."""
+    from temporalio.client import WorkflowFailureError
+
+    handle = await client.start_workflow("TaskWorkflow", {"description": ""}, id=f"task-{uuid.uuid4()}",
+                                         task_queue=settings.task_queue)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    history = await handle.fetch_history()
+    await replayer().replay_workflow(history)
+    if os.environ.get("MORGUS_RECORD_HISTORIES"):
+        (HISTORIES / "task-invalid-input-v4.json").write_text(history.to_json())
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
@@ -73,7 +88,7 @@ async def test_replay_catches_a_non_deterministic_change():
 
     from tests.unpatched_workflow import ChangedWithoutPatch
 
-    history = WorkflowHistory.from_json("recorded", sorted(HISTORIES.glob("*.json"))[0].read_text())
+    history = WorkflowHistory.from_json("recorded", sorted(HISTORIES.glob("task-rich-*.json"))[0].read_text())
     changed = Replayer(workflows=[ChangedWithoutPatch], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
         await changed.replay_workflow(history)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from morgus.ids import digest, task_id_from_workflow_id
     from morgus.phases import ALL_TOOLS, PHASE_TOOLS_PATCH, PHASES, SANDBOX_TOOLS, PhaseSpec, phase_tools, system_message
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
+    from morgus.text import clean_json, clean_text
 
 LLM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -68,8 +69,24 @@ HOST_QUEUE_PICKUP = timedelta(seconds=30)  # how long a host queue may go unansw
 PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=0)
 
 
+# ask_user arguments are cleaned (NUL, lone surrogates) before validation
+ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
+
+
 class _Cancelled(Exception):
     pass
+
+
+def _decode_answer(raw: RawValue) -> AnswerSignal:
+    try:
+        value = workflow.payload_converter().from_payload(raw.payload, AnswerSignal)
+    except Exception:  # noqa: BLE001 - a bad payload is the sender's mistake; tell them what is expected
+        value = None
+    if not isinstance(value, AnswerSignal):
+        raise ApplicationError(
+            'the answer must be {"text": "..."} with 1 to 20000 characters of valid text', type="InvalidAnswer"
+        )
+    return value
 
 
 def _worker_lost(err: ActivityError) -> bool:
@@ -89,12 +106,57 @@ def _failure_message(err: BaseException) -> str:
     return getattr(err, "message", None) or str(err)
 
 
+class _InvalidInput(Exception):
+    """The workflow's input is not a valid TaskInput; `args` is one sentence saying why."""
+
+
+def _decode_input(raw: RawValue | None) -> TaskInput:
+    """The workflow validates its own input: a payload Temporal cannot decode or pydantic rejects (bad JSON, a
+    lone surrogate, not an object, a 1 MB description, `max_iterations_per_phase: 0`) raises _InvalidInput
+    instead of failing every workflow task forever."""
+    if raw is None:
+        raise _InvalidInput("no input was given; start the task with a JSON object such as {\"description\": \"...\"}")
+    try:
+        value = workflow.payload_converter().from_payload(raw.payload, TaskInput)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in e.errors()[:5]
+        )
+        raise _InvalidInput(f"the task input is invalid: {clean_text(problems)[:1000]}") from None
+    except Exception as e:  # noqa: BLE001 - any decoding failure (unknown encoding, bad bytes) is the same verdict
+        raise _InvalidInput(f"the task input could not be decoded: {clean_text(str(e))[:300]}") from None
+    if not isinstance(value, TaskInput):  # e.g. a binary/null payload decodes to None
+        raise _InvalidInput("the task input must be a JSON object such as {\"description\": \"...\"}")
+    return value
+
+
+def _placeholder_input(raw: RawValue | None) -> TaskInput:
+    """What can be shown of an invalid input (title and description, cleaned and cut), for its error row."""
+    title = description = ""
+    try:
+        value = json.loads(raw.payload.data) if raw is not None else None
+        if isinstance(value, dict):
+            title = value.get("title") if isinstance(value.get("title"), str) else ""
+            description = value.get("description") if isinstance(value.get("description"), str) else ""
+    except ValueError:
+        pass
+    return TaskInput.model_construct(
+        title=clean_text(title)[:200] or "Invalid task input", description=clean_text(description)[:2000]
+    )
+
+
 @workflow.defn(name="TaskWorkflow")
 class TaskWorkflow:
     @workflow.init
-    def __init__(self, inp: TaskInput) -> None:
-        self._input = inp
-        self._state = (inp.resume or ResumeState()).model_copy(deep=True)
+    def __init__(self, inp: RawValue = None) -> None:  # type: ignore[assignment]
+        # Raw, not TaskInput: the SDK would otherwise fail the workflow *task* (retried forever) on bad input.
+        self._invalid_input: str | None = None
+        try:
+            self._input = _decode_input(inp)
+        except _InvalidInput as e:
+            self._invalid_input = str(e)
+            self._input = _placeholder_input(inp)
+        self._state = (self._input.resume or ResumeState()).model_copy(deep=True)
         self._task_id = task_id_from_workflow_id(workflow.info().workflow_id)
         self._status = TaskStatus.running
         self._question: str | None = None
@@ -107,17 +169,40 @@ class TaskWorkflow:
         self._state.pending_steps = []
         self._supervisor: workflow.ActivityHandle | None = None
         self._current_tools = True
-        self._budget: Budget = self._state.budget or inp.budget
+        self._budget: Budget = self._state.budget or self._input.budget
         self._budget_raised = False
 
     # ------------------------------------------------------------------ signals and queries
 
     @workflow.signal(name="answer")
     def answer(self, signal: AnswerSignal) -> None:
+        """Kept for the `temporal workflow signal` users: a signal cannot be refused, so a stray one is logged
+        and dropped. `morgus task answer` and the API use the `answer` update, which refuses it to the sender."""
         if self._question is None:
             workflow.logger.warning("answer ignored: the task is not waiting for input")
             return
         self._answer = signal.text
+
+    @workflow.update(name="answer")
+    def answer_update(self, raw: RawValue) -> str:
+        """Answer the pending question; returns the question answered. The validator refuses an answer with no
+        question pending (or one already answered), and an empty, oversize or undecodable one."""
+        self._answer_problem(raw)  # the state may have moved on between validation and this handler
+        self._answer = _decode_answer(raw).text
+        assert self._question is not None
+        return self._question
+
+    @answer_update.validator
+    def _validate_answer(self, raw: RawValue) -> None:
+        self._answer_problem(raw)
+
+    def _answer_problem(self, raw: RawValue) -> None:
+        if self._question is None:
+            raise ApplicationError(f"task {self._task_id} is not waiting for an answer", type="NotWaitingForAnswer")
+        if self._answer is not None:
+            raise ApplicationError(f"task {self._task_id} has already been answered", type="NotWaitingForAnswer")
+        if not _decode_answer(raw).text.strip():
+            raise ApplicationError("the answer is empty; give the text to send to the agent", type="InvalidAnswer")
 
     @workflow.signal(name="cancel")
     def cancel(self, signal: CancelSignal | None = None) -> None:
@@ -148,7 +233,10 @@ class TaskWorkflow:
     # ------------------------------------------------------------------ main loop
 
     @workflow.run
-    async def run(self, inp: TaskInput) -> TaskResult:
+    async def run(self, inp: RawValue = None) -> TaskResult:  # type: ignore[assignment]
+        if self._invalid_input is not None:
+            await self._reject_input(self._invalid_input)
+        inp = self._input
         self._current_tools = workflow.patched(PHASE_TOOLS_PATCH)
         try:
             if inp.resume is None:
@@ -178,6 +266,13 @@ class TaskWorkflow:
             message = _failure_message(e)
             await self._finish(TaskStatus.error, message)
             raise ApplicationError(message, type="TaskFailed", non_retryable=True) from e
+
+    async def _reject_input(self, message: str) -> None:
+        """Fail at once, non-retryable, after an `error` row for the task (its id comes from the workflow id)."""
+        self._error = message
+        await self._set_status(TaskStatus.error, [self._step(None, StepType.ERROR, message)], completed=True,
+                               error_message=message)
+        raise ApplicationError(message, type="TaskInputInvalid", non_retryable=True)
 
     async def _start_phase(self, spec: PhaseSpec) -> None:
         phase = spec.phase
@@ -373,7 +468,12 @@ class TaskWorkflow:
 
     async def _ask_user(self, phase: Phase, call: ToolCall) -> None:
         try:
-            question = AskUserArgs.model_validate(json.loads(call.arguments or "")).question
+            args = json.loads(call.arguments or "")
+            if workflow.patched(ASK_USER_CLEAN_PATCH):
+                # a "\\ud800" escape decodes to a lone surrogate, which pydantic and every payload refuse: the
+                # question is asked with U+FFFD instead of failing as a tool error
+                args = clean_json(args)
+            question = AskUserArgs.model_validate(args).question
         except (ValueError, ValidationError) as e:
             return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
         answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
