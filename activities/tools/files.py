@@ -38,7 +38,7 @@ class FileListArgs(BaseModel):
 
 
 def _text(data: bytes) -> str:
-    text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
+    text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     if len(data) > MAX_READ_BYTES:
         text += f"\n[... truncated: file is larger than {MAX_READ_BYTES} bytes]"
     return text
@@ -48,7 +48,9 @@ def _text(data: bytes) -> str:
 async def file_read(ctx: ToolContext, args: FileReadArgs) -> str:
     root = ctx.settings.workspace_for(ctx.task_id)
     data = await asyncio.to_thread(safe_fs.read_file, root, args.path, MAX_READ_BYTES)
-    if b"\x00" in data:
+    # A few NULs in a text file are shown as U+FFFD (the store would replace them anyway); a file that is
+    # mostly NULs (a sparse or binary blob) is refused rather than fed to the model as 200 KB of noise.
+    if len(data) >= 1024 and data.count(b"\x00") * 8 > len(data):
         raise ToolError(f"{safe_fs.show(args.path)!r} is a binary file (it holds NUL bytes); file_read reads text, "
                         "inspect it with shell_exec (e.g. `file`, `xxd | head`)")
     return _text(data)
