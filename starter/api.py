@@ -343,7 +343,17 @@ def create_app(settings: Settings | None = None, *, client: Any = None, store: A
     if dist.is_dir():
         from fastapi.staticfiles import StaticFiles
 
-        app.mount("/", StaticFiles(directory=dist, html=True), name="console")
+        static = StaticFiles(directory=dist, html=True)
+
+        async def console_or_404(scope: Scope, receive: Receive, send: Send) -> None:
+            # The router's fallback, not a mount at "/": a mount would match every path first and turn a wrong
+            # method on an API route (405) into the static files' 404.
+            if scope["type"] == "http" and scope["path"] != "/api" and not scope["path"].startswith("/api/"):
+                await static(scope, receive, send)
+                return
+            raise StarletteHTTPException(404)
+
+        app.router.default = console_or_404
     return app
 
 

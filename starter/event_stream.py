@@ -27,6 +27,7 @@ log = structlog.get_logger()
 
 EVENT_BATCH = 500
 QUEUE_SIZE = 2000  # frames a client may lag behind before it is dropped
+APPLICATION_NAME = "morgus-api-events"  # how the one listener shows in pg_stat_activity
 POLL_S = 5.0  # read the table even without a NOTIFY, in case one was lost while reconnecting
 
 
@@ -53,8 +54,10 @@ class Subscriber:
 
 
 class Broadcaster:
-    def __init__(self, dsn: str, store: Any, *, max_streams: int, keepalive_s: float = 15.0) -> None:
+    def __init__(self, dsn: str, store: Any, *, max_streams: int, keepalive_s: float = 15.0,
+                 queue_size: int = QUEUE_SIZE) -> None:
         self.dsn = dsn
+        self.queue_size = queue_size
         self.store = store
         self.max_streams = max_streams
         self.keepalive_s = keepalive_s
@@ -80,7 +83,8 @@ class Broadcaster:
         delay = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True,
+                                                                application_name=APPLICATION_NAME) as conn:
                     await conn.execute("listen morgus_events")
                     delay = 0.5
                     await self._broadcast()  # whatever committed while (re)connecting
@@ -115,12 +119,11 @@ class Broadcaster:
     def _drop(self, sub: Subscriber) -> None:
         sub.dropped = True
         self.subscribers.discard(sub)
-        while True:  # make room for the end marker so the client's loop wakes and ends
-            try:
-                sub.queue.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                sub.queue.get_nowait()
+        # Discard what it has not read yet (all of it: a hole in the middle would be a gap once it resumes after
+        # its last id) and leave only the end marker, so its loop wakes and ends.
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(None)
 
     # ---------------------------------------------------------------- clients
 
@@ -128,7 +131,7 @@ class Broadcaster:
         """Take a slot (or raise TooManyStreams). Synchronous, so the count cannot race."""
         if len(self.subscribers) >= self.max_streams:
             raise TooManyStreams()
-        sub = Subscriber(task_id, self.cursor)
+        sub = Subscriber(task_id, self.cursor, asyncio.Queue(self.queue_size))
         self.subscribers.add(sub)
         return sub
 
