@@ -48,7 +48,7 @@ def render(ev: dict[str, Any]) -> str:
 @dataclass(eq=False)
 class Subscriber:
     task_id: str | None
-    start: int  # the broadcaster's cursor when the slot was taken: "from now" for a client with no resume id
+    start: int | None  # the broadcaster's cursor when the slot was taken: "from now" for a client with no resume id
     queue: asyncio.Queue[tuple[int, str, str] | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
 
@@ -61,13 +61,17 @@ class Broadcaster:
         self.store = store
         self.max_streams = max_streams
         self.keepalive_s = keepalive_s
-        self.cursor = 0
+        self.cursor: int | None = 0
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
-        self.cursor = await self.store.last_event_id()
+        try:
+            self.cursor = await self.store.last_event_id()
+        except Exception as e:  # noqa: BLE001 - the database is not up yet: the listener starts from "now" once it is
+            log.warning("event stream: database not reachable at start; will retry", error=type(e).__name__)
+            self.cursor = None
         self._task = asyncio.create_task(self._run(), name="morgus-event-listener")
 
     async def stop(self) -> None:
@@ -100,6 +104,8 @@ class Broadcaster:
                 delay = min(delay * 2, 10.0)
 
     async def _broadcast(self) -> None:
+        if self.cursor is None:
+            self.cursor = await self.store.last_event_id()
         while True:
             batch = await self.store.events_after(self.cursor, limit=EVENT_BATCH)
             # No await from here to the cursor update: a subscriber registers either before or after a batch.
@@ -141,6 +147,8 @@ class Broadcaster:
     async def frames(self, sub: Subscriber, after: int | None) -> AsyncIterator[str]:
         """SSE text for one client: the backfill after `after` (or from now), then live frames and keep-alives."""
         last = after if after is not None else sub.start
+        if last is None:
+            last = await self.store.last_event_id()
         yield ": connected\n\n"
         while True:  # backfill from the shared pool, one short query at a time
             batch = await self.store.events_after(last, task_id=sub.task_id, limit=EVENT_BATCH)
