@@ -76,6 +76,11 @@ def _usage_values(u: TokenUsage) -> list[Any]:
     return [*counts, max(0.0, min(cost, _COST_MAX))]
 
 
+def like_escape(text: str) -> str:
+    """`q` is words to find, not a pattern: `%`, `_` and `\\` match themselves (ILIKE's default escape is `\\`)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class Store:
     def __init__(self, dsn: str, *, max_size: int = 10) -> None:
         self.pool = AsyncConnectionPool(
@@ -252,7 +257,7 @@ class Store:
                 "and (%(q)s::text is null or title ilike %(like)s or description ilike %(like)s) "
                 "and (%(ts)s::timestamptz is null or (created_at, id) < (%(ts)s::timestamptz, %(id)s::uuid)) "
                 "order by created_at desc, id desc limit %(l)s",
-                {"s": status, "p": phase, "q": q, "like": f"%{q}%" if q else None, "ts": after_ts, "id": after_id,
+                {"s": status, "p": phase, "q": q, "like": f"%{like_escape(q)}%" if q else None, "ts": after_ts, "id": after_id,
                  "l": limit + 1},
             )
             rows = await cur.fetchall()

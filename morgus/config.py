@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, alias="MORGUS_SHUTDOWN_GRACE_S", ge=0)
     metrics_addr: str | None = Field(default=None, alias="MORGUS_METRICS_ADDR")
     api_token: str | None = Field(default=None, alias="MORGUS_API_TOKEN", repr=False)
+    # Host names the API answers to (DNS rebinding); `morgus api --host X` adds X.
+    api_allowed_hosts: str = Field(default="localhost,127.0.0.1,[::1]", alias="MORGUS_API_ALLOWED_HOSTS")
+    api_max_streams: int = Field(default=200, alias="MORGUS_API_MAX_STREAMS", ge=1, le=100_000)
     # Read by the sandbox and tool modules; validated here so a bad value stops the process at start.
     sandbox: Literal["auto", "docker", "bwrap"] = Field(default="auto", alias="MORGUS_SANDBOX")
     sandbox_image: str | None = Field(default=None, alias="MORGUS_SANDBOX_IMAGE")
@@ -237,6 +240,25 @@ class Settings(BaseSettings):
             raise ValueError("must be 'console' or 'json'")
         return v
 
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        if v and not re.fullmatch(r"[\x21-\x7e]+", v):
+            raise ValueError("must be printable ASCII with no spaces (it is sent in an HTTP header)")
+        return v or None
+
+    @field_validator("api_allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: str) -> str:
+        hosts = [normalize_host(h) for h in v.split(",") if h.strip()]
+        if not hosts:
+            raise ValueError("must name at least one host, e.g. localhost,127.0.0.1")
+        return ",".join(hosts)
+
+    @cached_property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        return tuple(self.api_allowed_hosts.split(","))
+
     @cached_property
     def embedded_db(self) -> bool:
         return self.database_url is None
@@ -262,6 +284,16 @@ class Settings(BaseSettings):
     def git_root(self) -> Path:
         """Where the tasks' repositories live: on the host, outside every workspace, out of the sandbox's reach."""
         return (self.home / "git").resolve()
+
+
+def normalize_host(host: str) -> str:
+    """A Host name as the API compares it: lower case, IPv6 in brackets, no port, no scheme."""
+    h = host.strip().lower()
+    if ":" in h and not h.startswith("["):
+        h = f"[{h}]"  # a bare IPv6 address (a name with a port is refused below)
+    if not (re.fullmatch(r"[a-z0-9]([a-z0-9\-.]*[a-z0-9])?", h) or re.fullmatch(r"\[[0-9a-f:.]+\]", h)):
+        raise ValueError(f"{host.strip()!r} is not a host name or IP address (no scheme, no port)")
+    return h
 
 
 class ConfigError(Exception):

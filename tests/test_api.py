@@ -108,14 +108,15 @@ async def test_answer_to_a_task_that_is_not_waiting_is_409(client, store, settin
         await wait_for(cancelled, what="cancelled")
 
 
-async def test_auth_on_mutating_endpoints(client, store, llm, temporal_server, postgres, tmp_path):
+async def test_auth_on_endpoints(client, store, llm, temporal_server, postgres, tmp_path):
     settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_API_TOKEN="s3cret")
     async with api_server(settings, client, store) as http:
         denied = await http.post("/api/tasks", json={"description": "x"})
         assert denied.status_code == 401 and "MORGUS_API_TOKEN" in denied.json()["error"]
         wrong = await http.post("/api/tasks", json={"description": "x"}, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        assert (await http.get("/api/tasks")).status_code == 200  # reads stay open
+        assert (await http.get("/api/tasks")).status_code == 401  # reads need it too (docs/security-api.md)
+        assert (await http.get("/api/tasks", headers={"Authorization": "Bearer s3cret"})).status_code == 200
         ok = await http.post("/api/tasks", json={"description": "authorised", "model": "scripted"},
                              headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 201

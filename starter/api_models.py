@@ -1,0 +1,157 @@
+"""The HTTP API's request and response models: with them the OpenAPI document is the whole contract.
+
+Rows reuse the shared contracts (`StepRecord`, `ArtifactRecord`, `Budget`, the enums) and add what the database
+adds (ids, timestamps). Text a client sends is checked here, at the edge: NUL, other control characters and lone
+surrogates are refused with a 422 (Postgres cannot store NUL, and a terminal must never print an escape sequence
+from a title), whatever the store does later.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from morgus.contracts import ArtifactRecord, Budget, Phase, StepRecord, TaskStatus
+
+# C0 controls except tab, newline and carriage return, DEL, and the C1 range: never wanted in multi-line text.
+_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A one-line field (title, search, model name) refuses every control character, newlines included.
+_LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _clean(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        if pattern.search(value):
+            raise ValueError(f"must not contain {what}")
+        if _SURROGATE.search(value):
+            raise ValueError("must be valid Unicode text (no lone surrogates)")
+        return value
+
+    return AfterValidator(check)
+
+
+Text = Annotated[str, _clean(_TEXT_CONTROLS, "NUL or control characters")]
+Line = Annotated[str, _clean(_LINE_CONTROLS, "control characters (NUL, escape, newline…)")]
+
+
+def check_line(value: str | None, field: str) -> str | None:
+    """The same rule for a query parameter (FastAPI query params take no Annotated validators in every version)."""
+    if value is not None and (_LINE_CONTROLS.search(value) or _SURROGATE.search(value)):
+        raise ValueError(f"{field}: must not contain control characters (NUL, escape, newline…)")
+    return value
+
+
+# ---------------------------------------------------------------- requests
+
+
+class ApiBudget(Budget):
+    """`Budget` with finite, bounded numbers: JSON `Infinity`/`1e999` would otherwise reach the workflow."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    max_tokens_total: int | None = Field(default=None, ge=1, le=10**12)
+    max_cost_usd: float | None = Field(default=None, gt=0, le=1_000_000)
+    max_steps: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class TaskCreate(BaseModel):
+    title: Line = Field(default="", max_length=200)
+    description: Text = Field(min_length=1, max_length=20_000)
+    model: Line | None = Field(default=None, max_length=200)
+    repo_url: Line | None = Field(default=None, max_length=2000)
+    budget: ApiBudget = Field(default_factory=ApiBudget)
+
+
+class AnswerBody(BaseModel):
+    text: Text = Field(min_length=1, max_length=20_000)
+
+
+class CancelBody(BaseModel):
+    reason: Text = Field(default="cancelled from the console", max_length=2000)
+
+
+# ---------------------------------------------------------------- responses
+
+
+class ErrorView(BaseModel):
+    """Every error the API answers: one sentence."""
+
+    error: str
+
+
+class OkView(BaseModel):
+    ok: bool
+
+
+class HealthView(BaseModel):
+    status: Literal["ok", "unhealthy"]
+    temporal: bool
+    database: bool
+
+
+class ConfigView(BaseModel):
+    models: list[str]
+    default_model: str
+    temporal_ui_url: str
+    namespace: str
+    auth: bool
+
+
+class TaskView(BaseModel):
+    """A row of `tasks` (the projection)."""
+
+    id: UUID
+    workflow_id: str
+    title: str
+    description: str
+    status: TaskStatus
+    phase: Phase | None
+    model: str | None
+    pending_question: str | None
+    error_message: str | None
+    step_count: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class TaskDetail(TaskView):
+    temporal_url: str
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskView]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page; null on the last page")
+    counts: dict[TaskStatus, int]
+
+
+class StepView(StepRecord):
+    id: UUID
+    task_id: UUID
+    created_at: datetime
+
+
+class StepsView(BaseModel):
+    steps: list[StepView]
+
+
+class ArtifactView(ArtifactRecord):
+    id: UUID
+    task_id: UUID
+    created_at: datetime
+
+
+class ArtifactsView(BaseModel):
+    artifacts: list[ArtifactView]
