@@ -1,9 +1,11 @@
 """The HTTP API's request and response models: with them the OpenAPI document is the whole contract.
 
 Rows reuse the shared contracts (`StepRecord`, `ArtifactRecord`, `Budget`, the enums) and add what the database
-adds (ids, timestamps). Text a client sends is checked here, at the edge: NUL, other control characters and lone
-surrogates are refused with a 422 (Postgres cannot store NUL, and a terminal must never print an escape sequence
-from a title), whatever the store does later.
+adds (ids, timestamps). Text a client sends is checked here, at the edge. A one-line field (title, search, model)
+refuses every control character and lone surrogates with a 422: a terminal must never print an escape sequence
+from a title. Multi-line text (a description, an answer, a reason) is what a person pasted: it is taken, NUL
+becomes U+FFFD (as the store would do anyway, see morgus/text.py) and other control characters are kept, to be
+escaped wherever they are printed; only lone surrogates, which no encoding can carry, are refused.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from morgus.text import clean_text
 from morgus.contracts import ArtifactRecord, Budget, Phase, StepRecord, TaskStatus
 
-# C0 controls except tab, newline and carriage return, DEL, and the C1 range: never wanted in multi-line text.
-_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # A one-line field (title, search, model name) refuses every control character, newlines included.
 _LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -37,7 +38,13 @@ def _clean(pattern: re.Pattern[str], what: str) -> Any:
     return AfterValidator(check)
 
 
-Text = Annotated[str, _clean(_TEXT_CONTROLS, "NUL or control characters")]
+def _multiline(value: str | None) -> str | None:
+    if value is not None and _SURROGATE.search(value):
+        raise ValueError("must be valid Unicode text (no lone surrogates)")
+    return clean_text(value) if value is not None else None
+
+
+Text = Annotated[str, AfterValidator(_multiline)]
 Line = Annotated[str, _clean(_LINE_CONTROLS, "control characters (NUL, escape, newline…)")]
 
 

@@ -246,14 +246,15 @@ async def test_every_error_is_one_json_sentence(client, store, settings):
         # bad cursors: the client's mistake, a 422
         for cursor in ("garbage", "2026-01-01|nope", "x|" + tid, "|", "2026-13-45T00:00:00|" + tid):
             assert "cursor" in is_error(await http.get("/api/tasks", params={"cursor": cursor}), 422)
-        # control characters in one-line fields and NUL anywhere
+        # control characters (NUL included) in one-line fields are refused; multi-line text takes NUL as U+FFFD
+        # (tests/test_hostile_input.py follows such a task to the end)
         for q in ("a\x00b", "\x1b[31mred", "two\nlines"):
             assert is_error(await http.get("/api/tasks", params={"q": q}), 422).startswith("q:")
-        for body in ({"description": "nul \x00 here"}, {"description": "ok", "title": "esc \x1b]0;pwned\x07"},
+        for body in ({"description": "ok", "title": "esc \x1b]0;pwned\x07"},
                      {"description": "ok", "title": "a\x00"}, {"description": "ok", "model": "m\x00"}):
             is_error(await http.post("/api/tasks", json=body), 422)
-        is_error(await http.post(f"/api/tasks/{tid}/answer", json={"text": "a\x00b"}), 422)
-        is_error(await http.post(f"/api/tasks/{tid}/cancel", json={"reason": "a\x00b"}), 422)
+        is_error(await http.post(f"/api/tasks/{tid}/answer", json={"text": "a\x00b"}), 404)
+        is_error(await http.post(f"/api/tasks/{tid}/cancel", json={"reason": "a\x00b"}), 404)
         # bytes json.loads accepts but Postgres or Temporal would not
         raw = {"Content-Type": "application/json"}
         for text in ('{"description": "lone \\ud800 surrogate"}', '{"description": "x", "budget": {"max_cost_usd": 1e999}}',
