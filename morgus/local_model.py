@@ -315,6 +315,10 @@ class LlamaServer:
             cmd += ["--chat-template-file", str(self.template)]
         if self.threads:
             cmd += ["--threads", str(self.threads)]
+        if cpu_has_amx():
+            # ggml's AMX weight repacking crashes (SIGSEGV in ggml_backend_amx_mul_mat) where the CPU reports AMX
+            # but the VM does not let a process use it, as on this project's CI machine; AVX paths still apply.
+            cmd += ["--no-repack"]
         return cmd + self.extra_args
 
     def start(self, timeout_s: float = 300) -> None:
@@ -347,6 +351,13 @@ class LlamaServer:
         from starter.stack import terminate
 
         terminate(self.proc, grace_s=10)
+
+
+def cpu_has_amx() -> bool:
+    try:
+        return "amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
 
 
 def free_port() -> int:
