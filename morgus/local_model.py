@@ -135,6 +135,12 @@ def _verified(path: Path, pinned: PinnedWeights) -> bool:
             and note.get("mtime_ns") == st.st_mtime_ns)
 
 
+def cached_weights(settings: Settings, pinned: PinnedWeights = PINNED) -> Path | None:
+    """The pinned GGUF if it is already joined and checked (no work done)."""
+    dest = models_dir(settings) / pinned.file_name
+    return dest if _verified(dest, pinned) else None
+
+
 def join_weights(settings: Settings, progress: Progress = _print, pinned: PinnedWeights = PINNED) -> Path:
     """The pinned GGUF in MORGUS_HOME/models/, joined from the installed part packages once and checksummed."""
     dest = models_dir(settings) / pinned.file_name
