@@ -7,7 +7,7 @@ OpenAI-compatible endpoint, grades each RESULT automatically, and appends a tabl
     python -m bench.agent_eval --local-model            # serve the local model for the run
     python -m bench.agent_eval --scripted               # replay each task's good script: every grader must pass
     python -m bench.agent_eval --scripted-bad           # replay scripts that should fail: every grader must fail
-    options: --tasks static-page,fix-bug  --timeout 900  --max-steps 60  --no-write  --out docs/eval.md
+    options: --tasks static-page,fix-bug  --timeout 900  --max-steps 60  --no-write  --out docs/eval.md  --transcripts DIR
 
 Per task: pass/fail, the failure reason, LLM calls, tokens (prompt, cached, completion), cost and wall time.
 Questions the agent asks are answered with the task's answer; a budget question is answered "stop".
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import platform
 import shutil
@@ -96,7 +97,8 @@ def sandbox_runner(workspace: Path, grading_root: Path) -> Any:
 
 
 async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Settings, model: str | None,
-                   scripted: bool, timeout_s: float, max_steps: int, grading_root: Path, sites: str) -> Outcome:
+                   scripted: bool, timeout_s: float, max_steps: int, grading_root: Path, sites: str,
+                   transcripts: Path | None = None) -> Outcome:
     from morgus.contracts import Budget, TaskInput
     from morgus.ids import new_task_id
     from starter.tasks import answer_task, cancel_task, start_task
@@ -141,6 +143,10 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
     steps = await store.fetch_steps(task_id)
     artifacts = await store.fetch_artifacts(task_id)
     status = str(row.get("status", "unknown"))
+    if transcripts is not None:  # for reading why a task failed; the grade never looks at it
+        transcripts.mkdir(parents=True, exist_ok=True)
+        (transcripts / f"{task.name}.json").write_text(json.dumps(
+            [{k: s[k] for k in ("seq", "phase", "type", "content", "metadata")} for s in steps], indent=1, default=str))
     site = next((a["url"] for a in artifacts if a["type"] == "deployment" and a.get("url")), None)
     if site is None and (settings.home.resolve() / "sites" / task_id / "index.html").is_file():
         site = f"{sites}/{task_id}/"
@@ -170,7 +176,7 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
 
 
 async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_steps: int,
-                   progress: Any = print) -> tuple[list[Outcome], str]:
+                   progress: Any = print, transcripts: Path | None = None) -> tuple[list[Outcome], str]:
     """mode: endpoint | local | scripted | scripted-bad. Returns the outcomes and the model's name."""
     from db.embedded import EmbeddedPostgres
     from db.migrate import apply_migrations
@@ -242,7 +248,8 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
                     progress(f"[{t.name}] running (timeout {timeout_s:.0f}s)…")
                     o = await run_task(t, client=client, store=store, settings=settings,
                                        model="scripted" if scripted else None, scripted=scripted, timeout_s=timeout_s,
-                                       max_steps=max_steps, grading_root=grading_root, sites=sites)
+                                       max_steps=max_steps, grading_root=grading_root, sites=sites,
+                                     transcripts=transcripts)
                     progress(f"[{t.name}] {'PASS' if o.passed else 'FAIL'} {o.status} in {o.wall_s}s, "
                              f"{o.llm_calls} LLM calls{'' if o.passed else ': ' + o.reason}")
                     outcomes.append(o)
@@ -309,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=60, help="LLM calls per task before its budget stops it")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to append the table to")
     p.add_argument("--no-write", action="store_true", help="print the table only")
+    p.add_argument("--transcripts", type=Path, default=None, help="write each task's steps to DIR/<task>.json")
     p.add_argument("--note", default="", help="a line to add under the table's heading")
     a = p.parse_args(argv)
     wanted = [n.strip() for n in a.tasks.split(",") if n.strip()]
@@ -320,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     from morgus.log import configure_logging
 
     configure_logging("warning")
-    outcomes, model = asyncio.run(run_eval(tasks, mode=mode, timeout_s=a.timeout, max_steps=a.max_steps))
+    outcomes, model = asyncio.run(run_eval(tasks, mode=mode, timeout_s=a.timeout, max_steps=a.max_steps,
+                                                transcripts=a.transcripts))
     print(table(outcomes))
     if not a.no_write:
         append_report(a.out, outcomes, model, a.note)
