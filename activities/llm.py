@@ -35,6 +35,7 @@ from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info
 from morgus.text import clean_text
+from morgus.tool_parse import normalise_arguments, recover_calls
 
 # Arguments larger than this stay in Postgres; the workflow and the tool activity pass a reference instead.
 INLINE_ARGUMENTS_MAX = 8_000
@@ -61,7 +62,8 @@ def _provider_message(err: openai.APIStatusError) -> str:
     return err.message
 
 
-_OVERFLOW = re.compile(r"context[ _]length|maximum context|context window|too many tokens|prompt is too long", re.I)
+# llama.cpp's server says "exceeds the available context size"
+_OVERFLOW = re.compile(r"context[ _]length|maximum context|context window|context size|too many tokens|prompt is too long", re.I)
 
 
 def classify_error(err: Exception) -> ApplicationError:
@@ -130,28 +132,28 @@ class LlmActivities:
         cond = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
         messages = self._fit(messages_in, cond, tools, info)
 
+        extra: dict = {"tools": tools} if tools else {}
+        if self.settings.llm_stop:
+            extra["stop"] = list(self.settings.llm_stop)
         async with heartbeating():
-            try:
-                resp = await self.client.chat.completions.create(
-                    model=model, messages=messages, **({"tools": tools} if tools else {})
-                )
-            except Exception as e:  # noqa: BLE001 - every provider error becomes a classified Temporal error
-                err = classify_error(e)
-                log.warning("llm call failed", error=err.message, retryable=not err.non_retryable)
-                raise err from e
+            resp = await self._complete(log, model, messages, extra)
+            reply = resp.choices[0].message
+            if not (reply.content or "").strip() and not reply.tool_calls:
+                # An empty reply would end the phase with nothing said; small models produce one now and then and
+                # usually answer when asked again. Once only: a model that keeps answering nothing is let through.
+                log.warning("llm returned an empty reply; asking once more")
+                again = await self._complete(log, model, messages, extra)
+                resp = _with_usage_of(again, resp)
+                reply = resp.choices[0].message
 
-        if not resp.choices:
-            raise ApplicationError("LLM provider returned no choices", type="LlmTransientError")
-        reply = resp.choices[0].message
+        content, calls, recovered = reply_calls(reply, resp.choices[0].finish_reason, seq, req.tools)
+        if recovered:
+            log.info("tool calls recovered from the reply text", calls=[c.name for c in calls], **recovered)
         # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone
         # surrogate: clean it here, with the store's own sanitiser, so the workflow sees what the store holds.
-        reply.content = clean_text(reply.content) if reply.content is not None else None
-        calls = [
-            ToolCall(id=clean_text(c.id or ""), name=clean_text(c.function.name or ""), arguments=clean_text(c.function.arguments or ""),
-                     digest=digest(clean_text(c.function.arguments or "")))
-            for c in (reply.tool_calls or [])
-            if getattr(c, "function", None) is not None
-        ]
+        content = clean_text(content) if content is not None else None
+        calls = [ToolCall(id=clean_text(c.id or ""), name=clean_text(c.name or ""), arguments=clean_text(c.arguments or ""),
+                          digest=digest(clean_text(c.arguments or ""))) for c in calls]
         usage = usage_of(resp, info)
         steps = [
             *req.pending_steps,
@@ -159,9 +161,9 @@ class LlmActivities:
                 seq=req.step_seq,
                 phase=req.phase,
                 type=StepType.LLM_RESPONSE,
-                content=_clip(reply.content),
+                content=_clip(content),
                 metadata={"model": resp.model or model, "usage": usage.model_dump(), "tool_calls": len(calls),
-                          "request_tokens_estimate": estimate_tokens(messages, tools)},
+                          "request_tokens_estimate": estimate_tokens(messages, tools), **recovered},
             ),
             *(
                 StepRecord(
@@ -177,7 +179,7 @@ class LlmActivities:
         assistant = ChatMessage(
             seq=seq,
             role="assistant",
-            content=reply.content,
+            content=content,
             tool_calls=calls,
             meta={"usage": usage.model_dump(), "model": resp.model or model, "steps_written": len(steps) - len(req.pending_steps),
                   "phase": req.phase.value, "plan": req.phase == Phase.PLAN and not calls},
@@ -190,6 +192,17 @@ class LlmActivities:
         )
         log.info("llm reply", seq=seq, tool_calls=[c.name for c in calls], tokens=usage.total_tokens)
         return self._turn_from(assistant)
+
+    async def _complete(self, log: object, model: str, messages: list[dict], extra: dict) -> object:
+        try:
+            resp = await self.client.chat.completions.create(model=model, messages=messages, **extra)
+        except Exception as e:  # noqa: BLE001 - every provider error becomes a classified Temporal error
+            err = classify_error(e)
+            log.warning("llm call failed", error=err.message, retryable=not err.non_retryable)  # type: ignore[attr-defined]
+            raise err from e
+        if not resp.choices:
+            raise ApplicationError("LLM provider returned no choices", type="LlmTransientError")
+        return resp
 
     def _route(self, phase: Phase, task_model: str | None) -> tuple[str, ModelInfo]:
         model = choose_model(phase, task_model, self.settings.model, self.settings.code_model)
@@ -254,6 +267,51 @@ class LlmActivities:
         await with_db_retry(lambda: self.store.save_condensation(req.task_id, c), give_up_after_s=retry_db, what="store summary")
         log.info("conversation condensed", upto_seq=cut, messages=len(older), turns=turns)
         return CondenseResult(upto_seq=cut, condensed_messages=len(older), usage=usage_of(resp, info))
+
+
+def _tool_params() -> dict[str, frozenset[str]]:
+    return {name: frozenset(spec.args.model_fields) for name, spec in REGISTRY.items()}
+
+
+def reply_calls(reply: object, finish_reason: str | None, seq: int, offered: list[str]) -> tuple[str | None, list[ToolCall], dict]:
+    """The reply's text and tool calls, whichever way the model wrote them: native `tool_calls` (arguments
+    normalised), else calls written into the text (fenced JSON, <tool_call> tags, a bare object). The dict says
+    what was recovered, for the step's metadata and the log ({} when the reply needed no help)."""
+    params = _tool_params()
+    content = getattr(reply, "content", None)
+    native = [c for c in (getattr(reply, "tool_calls", None) or []) if getattr(c, "function", None) is not None]
+    if native:
+        calls = []
+        for c in native:
+            raw = c.function.arguments or ""
+            args = normalise_arguments(raw, params.get(c.function.name)) if raw.strip() else "{}"
+            calls.append(ToolCall(id=c.id, name=c.function.name, arguments=args, digest=digest(args)))
+        return content, calls, {}
+    # only names of real tools count, so JSON in prose (a config file shown to the user) stays prose; a tool
+    # of another phase is still taken, so the workflow can tell the model it is not available here
+    found = recover_calls(content, params, cut_off=finish_reason == "length")
+    if not found.calls:
+        return content, [], {}
+    calls = [ToolCall(id=f"call_{seq}_{i}", name=c.name, arguments=c.arguments, digest=digest(c.arguments))
+             for i, c in enumerate(found.calls)]
+    info = {"recovered_calls": len(calls), **({"dropped_calls": found.dropped} if found.dropped else {})}
+    if offered and not any(c.name in offered for c in calls):
+        info["not_offered"] = True
+    return found.content, calls, info
+
+
+def _with_usage_of(resp: object, earlier: object) -> object:
+    """`resp` with the token usage of both calls, so an empty reply asked again is still paid for."""
+    a, b = getattr(resp, "usage", None), getattr(earlier, "usage", None)
+    if a is None or b is None:
+        return resp
+    a.prompt_tokens = (a.prompt_tokens or 0) + (b.prompt_tokens or 0)
+    a.completion_tokens = (a.completion_tokens or 0) + (b.completion_tokens or 0)
+    a.total_tokens = (a.total_tokens or 0) + (b.total_tokens or 0)
+    da, db = getattr(a, "prompt_tokens_details", None), getattr(b, "prompt_tokens_details", None)
+    if da is not None and db is not None:
+        da.cached_tokens = (da.cached_tokens or 0) + (db.cached_tokens or 0)
+    return resp
 
 
 def usage_of(resp: object, info: ModelInfo) -> TokenUsage:

@@ -203,6 +203,17 @@ class Settings(BaseSettings):
         if bool(self.cloudflare_api_token) != bool(self.cloudflare_account_id):
             raise ValueError("CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID go together; set both or neither")
         return self
+    # Stop sequences sent with every chat completion (JSON list, at most 4). Unset for hosted models; the local
+    # model's worker gets one that ends a reply after its first tool call (docs/local-model.md).
+    llm_stop: list[str] = Field(default_factory=list, alias="MORGUS_LLM_STOP", max_length=4)
+    # The local model (`morgus up --local-model`): a GGUF file (else the pinned one of `morgus[local-model]`),
+    # a llama-server binary (else PATH, else built once into MORGUS_HOME/bin), and how to serve it.
+    local_model: Path | None = Field(default=None, alias="MORGUS_LOCAL_MODEL")
+    llama_server: Path | None = Field(default=None, alias="MORGUS_LLAMA_SERVER")
+    llama_cpp_source: Path | None = Field(default=None, alias="MORGUS_LLAMA_CPP_SOURCE")
+    local_model_port: int = Field(default=0, alias="MORGUS_LOCAL_MODEL_PORT", ge=0, le=65535)  # 0: a free port
+    local_model_ctx: int = Field(default=16384, alias="MORGUS_LOCAL_MODEL_CTX", ge=2048, le=262144)
+    local_model_threads: int | None = Field(default=None, alias="MORGUS_LOCAL_MODEL_THREADS", ge=1, le=512)
 
     @field_validator("temporal_address")
     @classmethod
@@ -232,6 +243,52 @@ class Settings(BaseSettings):
         if v and not Path(v).is_file():
             raise ValueError(f"file {v!r} does not exist")
         return v or None
+
+    @field_validator("llm_stop", mode="before")
+    @classmethod
+    def _stops(cls, v: object) -> object:
+        if isinstance(v, str):  # the environment's JSON text, also when passed as a keyword (tests, subprocesses)
+            import json
+
+            try:
+                v = json.loads(v) if v.strip() else []
+            except json.JSONDecodeError:
+                raise ValueError('must be a JSON list of strings, e.g. ["\\n\\n```json"]') from None
+        if isinstance(v, list) and any(not isinstance(s, str) or not s or len(s) > 64 for s in v):
+            raise ValueError("each stop sequence must be 1 to 64 characters")
+        return v
+
+    @field_validator("local_model")
+    @classmethod
+    def _gguf(cls, v: Path | None) -> Path | None:
+        if v is None or str(v) == "":
+            return None
+        if not v.is_file():
+            raise ValueError(f"file {str(v)!r} does not exist")
+        with open(v, "rb") as f:
+            if f.read(4) != b"GGUF":
+                raise ValueError(f"{str(v)!r} is not a GGUF model file")
+        return v.resolve()
+
+    @field_validator("llama_server")
+    @classmethod
+    def _executable(cls, v: Path | None) -> Path | None:
+        import os
+
+        if v is None or str(v) == "":
+            return None
+        if not v.is_file() or not os.access(v, os.X_OK):
+            raise ValueError(f"{str(v)!r} is not an executable file")
+        return v.resolve()
+
+    @field_validator("llama_cpp_source")
+    @classmethod
+    def _source(cls, v: Path | None) -> Path | None:
+        if v is None or str(v) == "":
+            return None
+        if not v.exists():
+            raise ValueError(f"{str(v)!r} does not exist (a llama.cpp source directory or sdist .tar.gz)")
+        return v.resolve()
 
     @field_validator("log_format")
     @classmethod

@@ -7,7 +7,7 @@ holds, so a retried or replayed call gets the same reply. Like real providers it
 break the tool-call protocol (an assistant `tool_calls` message must be answered by one `tool` message per call).
 
 Script: {"scenarios": {"NAME": [REPLY, ...]}}, REPLY = {"content": str, "tool_calls": [{"name": str,
-"arguments": object | str}], "delay_s": float, "fail": [{"status": int, "times": int, "message": str,
+"arguments": object | str}], "finish_reason": str, "delay_s": float, "fail": [{"status": int, "times": int, "message": str,
 "retry_after": float}]}. A scenario with "repeat_last": true repeats its last reply forever; past its end any
 scenario answers "Done." with no tool call (which ends a phase).
 """
@@ -272,7 +272,8 @@ def _completion(model: str, index: int, reply: dict[str, Any], messages: list[di
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}],
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": reply.get("finish_reason") or ("tool_calls" if calls else "stop")}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens, "prompt_tokens_details": {"cached_tokens": cached}},
     }

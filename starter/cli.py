@@ -24,7 +24,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Morgus: dura
 task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer and cancel tasks.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="The sandbox image and containers.")
+local_app = typer.Typer(no_args_is_help=True, help="The local model (llama.cpp's llama-server on loopback).")
 app.add_typer(task_app, name="task")
+app.add_typer(local_app, name="local-model")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -54,12 +56,15 @@ def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
 
 
 @app.command()
-def up(worker: bool = typer.Option(True, help="Also run a worker in this process group.")) -> None:
+def up(worker: bool = typer.Option(True, help="Also run a worker in this process group."),
+       local_model: bool = typer.Option(False, "--local-model", help="Serve a local model (MORGUS_LOCAL_MODEL or the "
+                                        "pinned one of morgus[local-model]) with llama-server and point the worker at it.")) -> None:
     """Start the embedded stack (Temporal dev server + Web UI, Postgres, a worker) and keep it running."""
     from starter.stack import Stack
 
     settings = _settings()
     stack = Stack(settings)
+    worker_env: dict[str, str] = {}
     stopping = False
 
     def _stop(*_: Any) -> None:
@@ -77,8 +82,13 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
             serve_sites(settings.home.resolve() / "sites")
         except OSError as e:
             raise ConfigError(f"cannot serve deployed sites at {sites_url()} ({e.strerror}); set MORGUS_SITES_URL") from None
+        if local_model:
+            from morgus.local_model import start_local_model, worker_env as local_env
+
+            stack.local_model = start_local_model(settings, progress=lambda m: out.print(m, markup=False))
+            worker_env = local_env(settings, stack.local_model)
         if worker:
-            stack.start_worker()
+            stack.start_worker(worker_env)
         stack.start_api()
         for note in stack.notes:
             out.print(f"[dim]{note}[/dim]")
@@ -91,7 +101,9 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         out.print(f"Task queue    {settings.task_queue}")
         out.print(f"Sites         {sites_url()}/<task id>/")
         out.print(f"State         {settings.home.resolve()}")
-        if not settings.openai_api_key and not settings.openai_base_url:
+        if stack.local_model is not None:
+            out.print(f"Local model   {stack.local_model.alias} at {stack.local_model.url}")
+        elif not settings.openai_api_key and not settings.openai_base_url:
             out.print("[yellow]OPENAI_API_KEY is not set: tasks will fail at their first LLM call. "
                       "Set it (or OPENAI_BASE_URL), or try `morgus demo`.[/yellow]")
         out.print('Ready. Start a task:  morgus task start "a landing page for my bakery" --wait   (Ctrl-C stops)')
@@ -105,7 +117,7 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
                     if restarts > 5:
                         raise ConfigError(f"the worker keeps exiting (code {proc.returncode}); see the log above")
                     err.print(f"worker exited with code {proc.returncode}; restarting it")
-                    stack.workers[i] = stack.start_worker()
+                    stack.workers[i] = stack.start_worker(worker_env)
             if stack.api is not None and stack.api.poll() is not None and not stopping:
                 restarts += 1
                 if restarts > 5:
@@ -179,6 +191,31 @@ def sandbox_list() -> None:
         raise ConfigError(str(e)) from None
     for sb in backend.list_managed():
         out.print(f"{sb.name}  {sb.workflow_id}  {'running' if backend.alive(sb.name) else 'stopped'}")
+
+
+@local_app.command("prepare")
+def local_prepare() -> None:
+    """Join and checksum the weights and build llama-server, once, into MORGUS_HOME (never at task time)."""
+    from morgus.local_model import prepare
+
+    binary, model, alias = prepare(_settings(), progress=lambda m: out.print(m, markup=False))
+    out.print(f"ready: {alias}\n  server  {binary}\n  model   {model}")
+
+
+@local_app.command("serve")
+def local_serve() -> None:
+    """Serve the local model on loopback until Ctrl-C (for OPENAI_BASE_URL by hand or `morgus eval`)."""
+    from morgus.local_model import start_local_model
+
+    server = start_local_model(_settings(), progress=lambda m: out.print(m, markup=False))
+    out.print(f"serving {server.alias} at {server.url}  (OPENAI_BASE_URL={server.url} MORGUS_MODEL={server.alias}; Ctrl-C stops)")
+    try:
+        while server.proc is not None and server.proc.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- tasks

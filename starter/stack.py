@@ -121,6 +121,7 @@ class Stack:
     notes: list[str] = field(default_factory=list)
     api: subprocess.Popen | None = None
     api_port: int = 8080
+    local_model: object | None = None  # morgus.local_model.LlamaServer when `--local-model`
 
     def ensure_services(self) -> None:
         from db.migrate import apply_migrations
@@ -163,6 +164,8 @@ class Stack:
         terminate(self.api)
         for w in self.workers:
             terminate(w)
+        if self.local_model is not None:
+            self.local_model.stop()  # type: ignore[attr-defined]
         if self.temporal:
             self.temporal.stop()
         if self.postgres:

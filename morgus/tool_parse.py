@@ -1,0 +1,151 @@
+"""Tool calls as real models write them, turned into the OpenAI shape Morgus runs.
+
+Providers with native tool calling return `tool_calls`; many open models (and servers whose chat template does not
+match the model's habits) instead write the call into the reply text: a fenced ```json block, a `<tool_call>` tag,
+or a bare JSON object, sometimes with `parameters` where `arguments` belongs or with the arguments as a JSON
+string. This module recognises those shapes, model-agnostically, and only for names of real tools, so prose that
+merely contains JSON stays prose. Pure functions: no I/O, unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# Keys models use for the arguments object, in the order they are preferred.
+ARGUMENT_KEYS = ("arguments", "parameters", "args", "input", "params")
+NAME_KEYS = ("name", "tool", "tool_name", "function_name")
+# A fenced block (``` or ```json …) or a <tool_call> tag; the closing fence/tag may be missing when the reply
+# was cut off, so the block then runs to the end of the text.
+BLOCK_RE = re.compile(
+    r"```[ \t]*(?:json|JSON|tool_call|tool)?[ \t]*\n?(?P<fenced>.*?)(?:```|\Z)"
+    r"|<tool_call>(?P<tagged>.*?)(?:</tool_call>|\Z)",
+    re.S,
+)
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    name: str
+    arguments: str  # JSON text, as the OpenAI API carries it
+
+
+@dataclass
+class Recovered:
+    calls: list[ParsedCall] = field(default_factory=list)
+    content: str | None = None  # the prose left once the calls are taken out
+    dropped: int = 0  # calls after the first one of a cut-off burst
+
+
+def normalise_arguments(raw: Any, params: frozenset[str] | None = None) -> str:
+    """Arguments as a JSON object's text. A JSON string holding JSON is decoded; a lone wrapper key
+    ({"arguments": {...}} / {"parameters": {...}}) the tool does not itself take is unwrapped. Text that is not
+    JSON is passed through unchanged so the tool's validation tells the model what is wrong."""
+    if isinstance(raw, str):  # already an object's text: keep the model's own bytes
+        try:
+            decoded = json.loads(raw)
+        except json.JSONDecodeError:
+            decoded = None
+        if isinstance(decoded, dict) and not _wrapped(decoded, params):
+            return raw
+    value = raw
+    for _ in range(2):  # "arguments": "{\"path\": …}" is a string holding the object
+        if not isinstance(value, str):
+            break
+        text = value.strip()
+        if not text:
+            return "{}"
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return value if isinstance(raw, str) else json.dumps(raw)
+    if value is None:
+        return "{}"
+    if isinstance(value, dict) and _wrapped(value, params):
+        value = next(iter(value.values()))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _wrapped(value: dict, params: frozenset[str] | None) -> bool:
+    """{"arguments": {...}} around the real arguments, where the tool has no argument of that name."""
+    if len(value) != 1:
+        return False
+    (key, inner), = value.items()
+    return key in ARGUMENT_KEYS and isinstance(inner, dict) and (params is None or key not in params)
+
+
+def call_from(obj: Any, tools: dict[str, frozenset[str]]) -> list[ParsedCall]:
+    """The calls a decoded JSON value describes ([] when it is not a call of a known tool)."""
+    if isinstance(obj, list):
+        return [c for item in obj for c in call_from(item, tools)]
+    if not isinstance(obj, dict):
+        return []
+    if isinstance(obj.get("tool_calls"), list):
+        return call_from(obj["tool_calls"], tools)
+    if isinstance(obj.get("function"), dict):  # {"type": "function", "function": {"name": …, "arguments": …}}
+        return call_from(obj["function"], tools)
+    name = next((obj[k] for k in NAME_KEYS if isinstance(obj.get(k), str)), None)
+    if name is None or name not in tools:
+        return []
+    args_key = next((k for k in ARGUMENT_KEYS if k in obj), None)
+    if args_key is None:
+        # {"name": "file_read", "path": "x"}: the arguments were written beside the name
+        rest = {k: v for k, v in obj.items() if k not in NAME_KEYS and k != "type"}
+        return [ParsedCall(name, normalise_arguments(rest, tools[name]))]
+    return [ParsedCall(name, normalise_arguments(obj[args_key], tools[name]))]
+
+
+def _json_values(text: str) -> list[tuple[int, int, Any]]:
+    """Every top-level JSON object or array in `text`, with its span."""
+    decoder = json.JSONDecoder()
+    found, i = [], 0
+    while True:
+        starts = [p for p in (text.find("{", i), text.find("[", i)) if p >= 0]
+        if not starts:
+            return found
+        start = min(starts)
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            i = start + 1
+            continue
+        found.append((start, end, value))
+        i = end
+
+
+def recover_calls(content: str | None, tools: dict[str, frozenset[str]], *, cut_off: bool = False) -> Recovered:
+    """Calls written into a reply's text. `tools` maps each known tool name to its argument names.
+    `cut_off`: the reply ended at max_tokens, i.e. a burst of calls the model wrote ahead of any result; only its
+    first call is kept (the rest were guesses made without seeing what the first one returns)."""
+    if not content or not content.strip():
+        return Recovered(content=content)
+    calls: list[ParsedCall] = []
+    spans: list[tuple[int, int]] = []
+    for m in BLOCK_RE.finditer(content):
+        inner = m.group("fenced") if m.group("fenced") is not None else m.group("tagged")
+        found = [c for _, _, v in _json_values(inner or "") for c in call_from(v, tools)]
+        if found:
+            calls += found
+            spans.append(m.span())
+    if not calls:  # a bare object (or several) in the text
+        for start, end, value in _json_values(content):
+            found = call_from(value, tools)
+            if found:
+                calls += found
+                spans.append((start, end))
+    if not calls:
+        return Recovered(content=content)
+    prose, last = [], 0
+    for start, end in spans:
+        prose.append(content[last:start])
+        last = end
+    prose.append(content[last:])
+    left = re.sub(r"\n{3,}", "\n\n", "".join(prose)).strip()
+    # stray tag/fence leftovers of a cut-off block say nothing
+    left = re.sub(r"</?tool_call>|```(?:json)?", "", left).strip() or None
+    dropped = 0
+    if cut_off and len(calls) > 1:
+        dropped, calls = len(calls) - 1, calls[:1]
+    return Recovered(calls=calls, content=left, dropped=dropped)

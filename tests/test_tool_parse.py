@@ -1,0 +1,84 @@
+"""Tool calls as real models write them (morgus/tool_parse.py, activities/llm.reply_calls): pure, no server."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from activities.llm import reply_calls
+from morgus.tool_parse import normalise_arguments, recover_calls
+
+TOOLS = {"file_write": frozenset({"path", "content"}), "file_read": frozenset({"path"}),
+         "shell_exec": frozenset({"command", "timeout_s"}), "wrap": frozenset({"arguments"})}
+
+
+def only(text: str, **kw):
+    r = recover_calls(text, TOOLS, **kw)
+    return [(c.name, json.loads(c.arguments)) for c in r.calls], r.content
+
+
+def test_fenced_json_block():
+    text = 'I will write the page.\n\n```json\n{"name": "file_write", "arguments": {"path": "index.html", "content": "<h1>Hi</h1>"}}\n```'
+    calls, prose = only(text)
+    assert calls == [("file_write", {"path": "index.html", "content": "<h1>Hi</h1>"})]
+    assert prose == "I will write the page."
+
+
+def test_tool_call_tags_and_bare_object():
+    assert only('<tool_call>\n{"name": "file_read", "arguments": {"path": "a.txt"}}\n</tool_call>') == (
+        [("file_read", {"path": "a.txt"})], None)
+    assert only('{"name": "file_read", "arguments": {"path": "a.txt"}}') == ([("file_read", {"path": "a.txt"})], None)
+
+
+def test_wrong_wrappers_and_string_arguments():
+    assert only('{"name": "file_read", "parameters": {"path": "a"}}')[0] == [("file_read", {"path": "a"})]
+    assert only('{"name": "file_read", "arguments": "{\\"path\\": \\"a\\"}"}')[0] == [("file_read", {"path": "a"})]
+    assert only('{"type": "function", "function": {"name": "file_read", "arguments": {"path": "a"}}}')[0] == [
+        ("file_read", {"path": "a"})]
+    assert only('{"tool_calls": [{"name": "file_read", "args": {"path": "a"}}]}')[0] == [("file_read", {"path": "a"})]
+    assert only('{"name": "file_read", "path": "a"}')[0] == [("file_read", {"path": "a"})]  # arguments beside the name
+    assert normalise_arguments('{"arguments": {"path": "a"}}', TOOLS["file_read"]) == '{"path": "a"}'
+    # a tool that really takes an argument called "arguments" keeps it
+    assert json.loads(normalise_arguments('{"arguments": {"x": 1}}', TOOLS["wrap"])) == {"arguments": {"x": 1}}
+    assert normalise_arguments("", None) == "{}"
+    assert normalise_arguments("not json", None) == "not json"  # passed through: the tool's validation explains
+    assert normalise_arguments('{"path":  "a"}', None) == '{"path":  "a"}'  # the model's own bytes when fine
+
+
+def test_prose_with_json_that_is_not_a_call_stays_prose():
+    text = 'Here is the config:\n```json\n{"name": "my-app", "version": "1.0"}\n```'
+    assert only(text) == ([], text)
+    assert only('{"name": "rm_rf", "arguments": {}}') == ([], '{"name": "rm_rf", "arguments": {}}')  # not a tool
+    assert only("") == ([], "")
+    assert only(None) == ([], None)
+
+
+def test_code_fences_inside_the_arguments_survive():
+    content = "# App\n```bash\npip install app\n```\n"
+    text = "```json\n" + json.dumps({"name": "file_write", "arguments": {"path": "README.md", "content": content}}) + "\n```"
+    assert only(text)[0] == [("file_write", {"path": "README.md", "content": content})]
+
+
+def test_a_cut_off_burst_keeps_only_its_first_call():
+    one = '```json\n{"name": "file_read", "arguments": {"path": "%s"}}\n```\n\n'
+    text = one % "a" + one % "b" + '```json\n{"name": "file_read", "argum'
+    r = recover_calls(text, TOOLS, cut_off=True)
+    assert [json.loads(c.arguments) for c in r.calls] == [{"path": "a"}] and r.dropped == 1
+    r = recover_calls(text, TOOLS, cut_off=False)  # a complete burst: every complete call, none made up
+    assert [json.loads(c.arguments) for c in r.calls] == [{"path": "a"}, {"path": "b"}]
+
+
+def _reply(content=None, tool_calls=None):
+    return SimpleNamespace(content=content, tool_calls=tool_calls)
+
+
+def test_reply_calls_native_and_recovered():
+    native = [SimpleNamespace(id="c1", function=SimpleNamespace(name="file_read", arguments='"{\\"path\\": \\"x\\"}"'))]
+    content, calls, info = reply_calls(_reply("reading", native), "tool_calls", 3, ["file_read"])
+    assert content == "reading" and calls[0].id == "c1" and json.loads(calls[0].arguments) == {"path": "x"} and info == {}
+    text = 'Done with the plan.\n```json\n{"name": "shell_exec", "arguments": {"command": "pytest -q"}}\n```'
+    content, calls, info = reply_calls(_reply(text), "stop", 7, ["shell_exec"])
+    assert content == "Done with the plan." and [(c.id, c.name) for c in calls] == [("call_7_0", "shell_exec")]
+    assert calls[0].digest and info == {"recovered_calls": 1}
+    content, calls, info = reply_calls(_reply("All done, nothing more to do."), "stop", 8, ["shell_exec"])
+    assert calls == [] and content == "All done, nothing more to do." and info == {}
