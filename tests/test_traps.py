@@ -154,11 +154,12 @@ def test_writes_replace_a_planted_name_and_never_write_through_it(ws: Path, host
         st = os.lstat(ws / rel)
         assert stat.S_ISREG(st.st_mode) and (ws / rel).read_bytes() == b"mine"
     assert (host_dir / "marker.txt").read_text() == HOST_SECRET
-    for rel, message in [("outside/new.txt", "'outside' is a symlink"), ("root/tmp/x", "'root' is a symlink"),
+    probe = f"tmp/morgus-trap-{os.getpid()}-{id(ws)}"  # a name no other process on this machine uses
+    for rel, message in [("outside/new.txt", "'outside' is a symlink"), (f"root/{probe}", "'root' is a symlink"),
                          ("ok.txt/x", "is a regular file, not a folder"), ("site", "is a folder")]:
         with pytest.raises(ToolError, match=message):
             safe_fs.write_file(ws, rel, b"x")
-    assert sorted(os.listdir(host_dir)) == ["index.html", "marker.txt"] and not Path("/tmp/x").exists()
+    assert sorted(os.listdir(host_dir)) == ["index.html", "marker.txt"] and not Path("/", probe).exists()
     safe_fs.write_file(ws, "a/b/c.txt", b"deep")
     assert (ws / "a/b/c.txt").read_bytes() == b"deep"
     assert not [n for n in os.listdir(ws) if n.startswith(safe_fs.TEMP_PREFIX)]
