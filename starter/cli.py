@@ -58,7 +58,7 @@ def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
 @app.command()
 def up(worker: bool = typer.Option(True, help="Also run a worker in this process group."),
        local_model: bool = typer.Option(False, "--local-model", help="Serve a local model (MORGUS_LOCAL_MODEL or the "
-                                        "pinned one of morgus[local-model]) with llama-server and point the worker at it.")) -> None:
+                                        "pinned one of morgus\\[local-model]) with llama-server and point the worker at it.")) -> None:
     """Start the embedded stack (Temporal dev server + Web UI, Postgres, a worker) and keep it running."""
     from starter.stack import Stack
 
@@ -147,11 +147,14 @@ def worker_cmd() -> None:
 
 
 @app.command()
-def demo(keep: bool = typer.Option(False, help="Leave the services running afterwards.")) -> None:
-    """Run one bundled, recorded task through the real stack: no API key needed."""
+def demo(keep: bool = typer.Option(False, help="Leave the services running afterwards."),
+         local_model: bool = typer.Option(False, "--local-model", help="Run a real task driven by the local model "
+                                          "(MORGUS_LOCAL_MODEL or the pinned one of morgus\\[local-model]) instead of "
+                                          "the recorded replies.")) -> None:
+    """Run one bundled, recorded task through the real stack: no API key needed (or a real one with --local-model)."""
     from starter.demo import run_demo
 
-    run_demo(_settings(), keep=keep, console=out)
+    run_demo(_settings(), keep=keep, console=out, local_model=local_model)
 
 
 @db_app.command("migrate")

@@ -1,5 +1,9 @@
 """`morgus demo`: one bundled task, its LLM replies replayed by the scripted OpenAI-compatible server, run
-through the real stack (Temporal dev server, Postgres, a worker process), with the agent's question answered."""
+through the real stack (Temporal dev server, Postgres, a worker process), with the agent's question answered.
+
+`morgus demo --local-model` runs a real task instead, driven by the local model (llama.cpp's server with the
+pinned weights, or MORGUS_LOCAL_MODEL): nothing is scripted, and any question the model asks is answered with
+"use your best judgement"."""
 
 from __future__ import annotations
 
@@ -18,26 +22,48 @@ DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "morgus" / "scripts" / "d
 DEMO_QUEUE = "morgus-demo"
 DEMO_ANSWER = "Blue and cream, please."
 DEMO_SITES_URL = "http://127.0.0.1:8091"
+LOCAL_DEMO_TASK = ("A one-page website for my bakery, Crumb & Co.: a heading with the name, one sentence about our "
+                   "sourdough, and the opening hours (Mon-Sat 7:00-18:00). Write it as site/index.html and deploy "
+                   "the site folder locally.")
+LOCAL_DEMO_ANSWER = "Use your best judgement and carry on."
 
 
-def run_demo(settings: Settings, *, keep: bool, console: Console) -> None:
+def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: bool = False) -> None:
     from starter.stack import Stack
 
-    llm = ScriptedLLM()
-    llm.load_file(DEMO_SCRIPT)
-    llm_url = llm.start()
+    llm: ScriptedLLM | None = None
     stack = Stack(settings)
     try:
+        if local_model:
+            from morgus.local_model import start_local_model, worker_env
+
+            console.print("Starting the local model (built and joined once into MORGUS_HOME; later runs reuse it)…")
+            stack.local_model = start_local_model(settings, progress=lambda m: console.print(m, markup=False))
+            env = {**worker_env(settings, stack.local_model), "OPENAI_API_KEY": "local"}
+            task = TaskInput(title="Bakery page (local model)", description=LOCAL_DEMO_TASK,
+                             model=stack.local_model.alias)
+            answer_text = LOCAL_DEMO_ANSWER
+            console.print(f"Local model {stack.local_model.alias} at {stack.local_model.url}: a real model, slow on a "
+                          "CPU (a turn takes seconds); every step prints as it happens.")
+        else:
+            llm = ScriptedLLM()
+            llm.load_file(DEMO_SCRIPT)
+            env = {"OPENAI_BASE_URL": llm.start(), "OPENAI_API_KEY": "demo"}
+            task = TaskInput(
+                title="Bakery landing page (demo)",
+                description="Build a landing page for my bakery, Crumb & Co.: hero, menu, opening hours. [scenario:demo]",
+                model="scripted-demo",
+            )
+            answer_text = DEMO_ANSWER
         console.print("Starting Temporal dev server and Postgres…")
         stack.ensure_services()
         from starter.sites import serve_sites
 
         sites = serve_sites(settings.home.resolve() / "sites", DEMO_SITES_URL)
         # Its own queue, so a `morgus up` worker with a real model never picks up the demo (and vice versa).
-        stack.start_worker({"OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": "demo", "MORGUS_TASK_QUEUE": DEMO_QUEUE,
-                            "MORGUS_SITES_URL": DEMO_SITES_URL},
+        stack.start_worker({**env, "MORGUS_TASK_QUEUE": DEMO_QUEUE, "MORGUS_SITES_URL": DEMO_SITES_URL},
                            log_file=settings.home.resolve() / "demo-worker.log")
-        code = asyncio.run(_run(settings, console))
+        code = asyncio.run(_run(settings, console, task, answer_text))
         if keep:
             console.print(f"The site stays up at {DEMO_SITES_URL}/ while this runs; Ctrl-C stops.")
             import threading
@@ -49,20 +75,16 @@ def run_demo(settings: Settings, *, keep: bool, console: Console) -> None:
     finally:
         if not keep:
             stack.stop()
-        llm.stop()
+        if llm is not None:
+            llm.stop()
 
 
-async def _run(settings: Settings, console: Console) -> int:
+async def _run(settings: Settings, console: Console, task: TaskInput, answer_text: str) -> int:
     from starter.client import connect_temporal
     from starter.progress import follow
     from starter.tasks import answer_task, start_task
 
     client = await connect_temporal(settings)
-    task = TaskInput(
-        title="Bakery landing page (demo)",
-        description="Build a landing page for my bakery, Crumb & Co.: hero, menu, opening hours. [scenario:demo]",
-        model="scripted-demo",
-    )
     handle = await start_task(client, task, task_queue=DEMO_QUEUE)
     task_id = handle.id.removeprefix("task-")
     console.print(f"Task {task_id} started; watch it in the Temporal UI: "
@@ -70,8 +92,8 @@ async def _run(settings: Settings, console: Console) -> int:
 
     async def answer(tid: str, question: str) -> None:
         console.print(f"[yellow]The agent asks:[/yellow] {term_safe(question, newlines=True, markup=True)}")
-        console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] {DEMO_ANSWER}")
-        await answer_task(client, tid, DEMO_ANSWER)
+        console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] {answer_text}")
+        await answer_task(client, tid, answer_text)
 
     code = await follow(settings, client, task_id, console, on_question=answer)
     from starter.client import open_store
