@@ -41,7 +41,7 @@ def sandbox_activities(settings: Settings, host_queue: str, backend: SandboxBack
     if backend is not None:
         return SandboxActivities(settings, backend, host_queue)
     try:
-        return SandboxActivities(settings, select_backend(workspace_root=settings.workspace_root), host_queue)
+        return SandboxActivities(settings, select_backend(settings, workspace_root=settings.workspace_root), host_queue)
     except SandboxUnavailable as e:
         structlog.get_logger().warning("no sandbox on this worker; shell tools will report it", reason=str(e))
         return SandboxActivities(settings, None, host_queue, unavailable=str(e))

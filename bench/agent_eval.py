@@ -65,7 +65,7 @@ def _fetch(url: str) -> tuple[int, str]:
         return 0, str(e)
 
 
-def sandbox_runner(workspace: Path, grading_root: Path) -> Any:
+def sandbox_runner(workspace: Path, grading_root: Path, settings: Settings) -> Any:
     """Run a command over a COPY of the workspace (plus the grader's own files) in a fresh sandbox: what the
     model wrote is untrusted code, and must not change the workspace being graded."""
 
@@ -79,7 +79,7 @@ def sandbox_runner(workspace: Path, grading_root: Path) -> Any:
         shutil.copytree(workspace, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
         for rel, text in extra.items():
             (copy / rel).write_text(text)
-        backend = select_backend(workspace_root=grading_root)
+        backend = select_backend(settings, workspace_root=grading_root)
         name = backend.ensure(gid, "eval-grader", copy, SandboxOptions(), "eval")
         try:
             sink = CappedOutput()
@@ -152,7 +152,7 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
         site = f"{sites}/{task_id}/"
     if site is not None and not site.endswith("/"):
         site += "/"
-    graded = Graded(workspace=ws, status=status, site_url=site, fetch=_fetch, run=sandbox_runner(ws, grading_root))
+    graded = Graded(workspace=ws, status=status, site_url=site, fetch=_fetch, run=sandbox_runner(ws, grading_root, settings))
     try:
         why = await asyncio.to_thread(task.grade, graded)
     except Exception as e:  # noqa: BLE001 - a grader crash is a failed grade, with the reason
@@ -223,7 +223,6 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
         await asyncio.to_thread(temporal.start)
         stoppers.append(temporal.stop)
         sites = f"http://127.0.0.1:{free_port()}"
-        os.environ["MORGUS_SITES_URL"] = sites  # read by deploy_local in this process's worker
         from starter.sites import serve_sites
 
         site_server = serve_sites(home / "sites", sites)
@@ -234,7 +233,7 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
                                  "MORGUS_MODEL": base.model, "MORGUS_MODEL_CONFIG": base.model_config_file}.items() if v},
             **env,
             "TEMPORAL_ADDRESS": temporal.address, "DATABASE_URL": pg.dsn, "MORGUS_HOME": str(home),
-            "MORGUS_TASK_QUEUE": f"eval-{uuid.uuid4().hex[:8]}",
+            "MORGUS_TASK_QUEUE": f"eval-{uuid.uuid4().hex[:8]}", "MORGUS_SITES_URL": sites,  # deploy_local's URLs
         })
         client = await connect_temporal(settings)
         store = Store(pg.dsn, max_size=10)

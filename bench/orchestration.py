@@ -66,6 +66,7 @@ class Bench:
         self.settings = Settings(TEMPORAL_ADDRESS=self.temporal.address, DATABASE_URL=self.pg.dsn, OPENAI_BASE_URL=url,  # type: ignore[call-arg]
                                  OPENAI_API_KEY="bench", MORGUS_HOME=str(self.root / "home"), MORGUS_TASK_QUEUE="bench",
                                  MORGUS_WORKSPACES=str(self.root / "ws"))
+        # the worker subprocess: this environment plus the bench's stack; it reads it through its own Settings
         env = {**os.environ, "TEMPORAL_ADDRESS": self.temporal.address, "DATABASE_URL": self.pg.dsn, "OPENAI_BASE_URL": url,
                "OPENAI_API_KEY": "bench", "MORGUS_HOME": str(self.root / "home"), "MORGUS_TASK_QUEUE": "bench",
                "MORGUS_WORKSPACES": str(self.root / "ws"), "MORGUS_LOG_LEVEL": "warning", "MORGUS_SANDBOX": "bwrap"}

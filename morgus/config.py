@@ -20,7 +20,9 @@ DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_PG_PORT = 54329
 EMBEDDED_DB_NAME = "morgus"
 GIT_AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>@\s]+@[^<>\s]*)>\s*$")
-POLICY_RULES = ("rm-root", "mkfs", "dd-device", "fork-bomb", "device-redirect")  # = sandbox.policy.RULES
+# The command policy's rule names (sandbox.policy.RULES is this tuple). Defined here, not there, because this module
+# imports nothing from the project: anything may import it, and sandbox importing config can never cycle.
+POLICY_RULES = ("rm-root", "mkfs", "dd-device", "fork-bomb", "device-redirect")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -311,6 +313,11 @@ class Settings(BaseSettings):
         if not hosts:
             raise ValueError("must name at least one host, e.g. localhost,127.0.0.1")
         return ",".join(hosts)
+
+    @property  # not cached: a cached value would survive model_copy(update={"policy_allow": ...})
+    def policy_allowed(self) -> frozenset[str]:
+        """The policy rules MORGUS_POLICY_ALLOW turns off (sandbox.policy.check_command); "all" turns off every one."""
+        return frozenset(r.strip() for r in (self.policy_allow or "").split(",") if r.strip())
 
     @cached_property
     def allowed_hosts(self) -> tuple[str, ...]:

@@ -9,10 +9,13 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from morgus.contracts import SandboxOptions
 from sandbox.output import CappedOutput
+
+if TYPE_CHECKING:
+    from morgus.config import Settings
 
 
 class SandboxUnavailable(Exception):
@@ -139,15 +142,14 @@ class SandboxBackend(Protocol):
     def list_managed(self) -> list[ManagedSandbox]: ...
 
 
-def select_backend(choice: str | None = None, workspace_root: Path | None = None) -> SandboxBackend:
-    choice = (choice or os.environ.get("MORGUS_SANDBOX", "auto")).lower()
-    if choice not in ("auto", "docker", "bwrap"):
-        raise SandboxUnavailable(f"MORGUS_SANDBOX must be auto, docker or bwrap, not {choice!r}")
+def select_backend(settings: Settings, workspace_root: Path | None = None) -> SandboxBackend:
+    """The backend MORGUS_SANDBOX (settings.sandbox, validated) asks for; `auto` tries Docker, then bubblewrap."""
+    choice = settings.sandbox
     if choice in ("auto", "docker"):
         from sandbox.docker_backend import DockerBackend
 
         try:
-            return DockerBackend()
+            return DockerBackend(settings.sandbox_image)
         except SandboxUnavailable:
             if choice == "docker":
                 raise

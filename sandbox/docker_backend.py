@@ -19,18 +19,43 @@ from sandbox.image import SANDBOX_UID, configured_image
 from sandbox.output import CappedOutput
 
 LABEL = "morgus.managed"
+PING_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 120
+
+
+def _timed_out(e: BaseException) -> bool:
+    """requests' Timeout, or the docker SDK's DockerException that wraps one in its message (version lookup)."""
+    import requests
+
+    chain: BaseException | None = e
+    while chain is not None:
+        if isinstance(chain, (requests.exceptions.Timeout, TimeoutError)):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return "timed out" in str(e).lower()
 
 
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, image: str | None = None) -> None:
+    def __init__(self, image: str | None = None, *, base_url: str | None = None,
+                 ping_timeout_s: float = PING_TIMEOUT_S) -> None:
+        """`image`: settings.sandbox_image, else the offline-built tag. `base_url`: the daemon's address, else
+        DOCKER_HOST as the docker SDK reads it. The worker starts here: a daemon that accepts the connection but
+        never answers (hung dockerd) costs `ping_timeout_s`, not the 120 s later calls get."""
         try:
-            self.client = docker.from_env(timeout=120)
+            if base_url:
+                self.client = docker.DockerClient(base_url=base_url, timeout=ping_timeout_s)
+            else:
+                self.client = docker.from_env(timeout=ping_timeout_s)  # asks the daemon its API version
             self.client.ping()
         except Exception as e:  # noqa: BLE001 - any failure here means "no usable daemon"
+            if _timed_out(e):
+                raise SandboxUnavailable(f"the Docker daemon did not answer within {ping_timeout_s:g} s; check dockerd "
+                                         "(`docker info`) or set MORGUS_SANDBOX=bwrap") from None
             raise SandboxUnavailable(f"the Docker daemon does not answer ({type(e).__name__}); start dockerd or set MORGUS_SANDBOX=bwrap") from None
-        self.image = image or configured_image()
+        self.client.api.timeout = CALL_TIMEOUT_S  # image pulls, container starts: slower than a ping
+        self.image = configured_image(image)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 from pathlib import Path
@@ -41,9 +42,9 @@ def image_tag() -> str:
     return f"{REPOSITORY}:{digest}"
 
 
-def configured_image() -> str:
-    """MORGUS_SANDBOX_IMAGE (e.g. one built from sandbox/Dockerfile) or the offline-built tag."""
-    return os.environ.get("MORGUS_SANDBOX_IMAGE") or image_tag()
+def configured_image(sandbox_image: str | None) -> str:
+    """settings.sandbox_image (MORGUS_SANDBOX_IMAGE, e.g. one built from sandbox/Dockerfile) or the offline-built tag."""
+    return sandbox_image or image_tag()
 
 
 def image_exists(tag: str) -> bool:
@@ -61,6 +62,7 @@ def _run(cmd: list[str], log: Path, env: dict[str, str] | None = None, check: bo
     with log.open("ab") as out:
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
+        # the build tools run with this process's environment (PATH, proxies), on purpose, plus `env`
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         tail = log.read_text(errors="replace")[-1500:]
@@ -70,7 +72,8 @@ def _run(cmd: list[str], log: Path, env: dict[str, str] | None = None, check: bo
 def _install_npm_globals(root: Path, log: Path) -> None:
     """npm packages the image ships (wrangler). The build trusts the host's CA bundle (a registry behind a TLS
     proxy), for the build only; the check is the tool itself, since Debian's npm 9 can exit non-zero on success."""
-    host_ca = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
+    # the CA bundle this Python trusts (the ssl module honours SSL_CERT_FILE itself), else Debian's
+    host_ca = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
     ca_env = []
     if host_ca.exists():
         shutil.copy(host_ca, root / "tmp/host-ca.crt")
@@ -86,14 +89,15 @@ def _install_npm_globals(root: Path, log: Path) -> None:
 
 
 def build_offline(*, mirror: str | None = None, force: bool = False, log: Path | None = None) -> str:
-    """Build the image from Debian packages unless the recipe's tag already exists. Needs root, debootstrap, docker."""
+    """Build the image from Debian packages unless the recipe's tag already exists. Needs root, debootstrap, docker.
+    `mirror`: the caller's choice (`--mirror`, else settings.debian_mirror), else deb.debian.org."""
     tag = image_tag()
     if not force and image_exists(tag):
         return tag
     for tool in ("debootstrap", "chroot", "tar"):
         if not shutil.which(tool):
             raise RuntimeError(f"`{tool}` is needed to build the sandbox image offline; apt-get install debootstrap")
-    mirror = mirror or os.environ.get("MORGUS_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    mirror = mirror or DEFAULT_MIRROR
     work = Path(tempfile.mkdtemp(prefix="morgus-image-"))
     log = log or work / "build.log"
     root = work / "rootfs"

@@ -5,7 +5,8 @@ accident, with an error it can act on. It tokenises the command (shlex, for anal
 exactly as written) and looks at each simple command's program and arguments, never at substrings, so
 `git init`, `npm init`, `echo summary` or `su`-containing text are never caught.
 
-Rules can be turned off by name with MORGUS_POLICY_ALLOW="rule,rule" (or "all").
+Rules can be turned off by name with MORGUS_POLICY_ALLOW="rule,rule" (or "all"); the caller passes
+`settings.policy_allowed`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Set
 from dataclasses import dataclass
+
+from morgus.config import POLICY_RULES
 
 _SEPARATORS = {";", "&&", "||", "|", "&", "|&", "(", ")", "\n", ";;"}
 _WRAPPERS = {"sudo", "command", "exec", "nice", "nohup", "time", "env", "builtin", "xargs", "timeout", "stdbuf"}
@@ -73,14 +77,12 @@ def _check_simple(words: list[str]) -> Denied | None:
     return None
 
 
-RULES = ("rm-root", "mkfs", "dd-device", "fork-bomb", "device-redirect")
+RULES = POLICY_RULES  # every Denied below names one of these (tests/test_policy.py checks both ways)
 _DEVICE_REDIRECT = re.compile(r">\s*/dev/(sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mem|kmem|port)")
 
 
-def check_command(command: str, allow: set[str] | None = None) -> Denied | None:
-    """None if the command may run; else the rule that refuses it."""
-    if allow is None:
-        allow = {r.strip() for r in os.environ.get("MORGUS_POLICY_ALLOW", "").split(",") if r.strip()}
+def check_command(command: str, allow: Set[str] = frozenset()) -> Denied | None:
+    """None if the command may run; else the rule that refuses it. `allow`: the rules turned off."""
     if "all" in allow:
         return None
     found: list[Denied] = []

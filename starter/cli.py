@@ -79,9 +79,9 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         from activities.tools.deploy import sites_url
 
         try:
-            serve_sites(settings.home.resolve() / "sites")
+            serve_sites(settings.home.resolve() / "sites", sites_url(settings))
         except OSError as e:
-            raise ConfigError(f"cannot serve deployed sites at {sites_url()} ({e.strerror}); set MORGUS_SITES_URL") from None
+            raise ConfigError(f"cannot serve deployed sites at {sites_url(settings)} ({e.strerror}); set MORGUS_SITES_URL") from None
         if local_model:
             from morgus.local_model import start_local_model, worker_env as local_env
 
@@ -99,7 +99,7 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
 
         out.print(f"Postgres      {redact_dsn(settings.dsn)}")
         out.print(f"Task queue    {settings.task_queue}")
-        out.print(f"Sites         {sites_url()}/<task id>/")
+        out.print(f"Sites         {sites_url(settings)}/<task id>/")
         out.print(f"State         {settings.home.resolve()}")
         if stack.local_model is not None:
             out.print(f"Local model   {stack.local_model.alias} at {stack.local_model.url}")
@@ -172,6 +172,7 @@ def sandbox_build(force: bool = typer.Option(False, help="Rebuild even if the re
     """Build the sandbox image offline from Debian packages (debootstrap + docker import); needs root and dockerd."""
     from sandbox.image import build_offline, image_exists, image_tag
 
+    mirror = mirror or _settings().debian_mirror
     tag = image_tag()
     if image_exists(tag) and not force:
         out.print(f"{tag} is up to date")
@@ -189,7 +190,7 @@ def sandbox_list() -> None:
     from sandbox.base import SandboxUnavailable, select_backend
 
     try:
-        backend = select_backend()
+        backend = select_backend(_settings())
     except SandboxUnavailable as e:
         raise ConfigError(str(e)) from None
     for sb in backend.list_managed():

@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from activities.tools import safe_fs
-from activities.tools.deploy import sites_url
 from activities.tools.workspace import ToolError
 
 
@@ -93,9 +92,9 @@ class _Redirect(Exception):
     pass
 
 
-def serve_sites(root: Path, url: str | None = None) -> ThreadingHTTPServer:
-    """Serve `root` in a daemon thread at the host and port of `url` (default MORGUS_SITES_URL)."""
-    parts = urlsplit(url or sites_url())
+def serve_sites(root: Path, url: str) -> ThreadingHTTPServer:
+    """Serve `root` in a daemon thread at the host and port of `url` (`deploy.sites_url(settings)`, MORGUS_SITES_URL)."""
+    parts = urlsplit(url)
     root.mkdir(parents=True, exist_ok=True)
     handler = functools.partial(SiteHandler, root=root.resolve())
     server = ThreadingHTTPServer((parts.hostname or "127.0.0.1", parts.port or 80), handler)

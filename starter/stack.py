@@ -104,6 +104,7 @@ def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
 
 
 def start_worker_process(env_overrides: dict[str, str] | None = None, log_file: Path | None = None) -> subprocess.Popen:
+    # The worker inherits this process's environment on purpose (its configuration): it validates it in its own Settings.
     env = {**os.environ, **(env_overrides or {})}
     out = open(log_file, "ab") if log_file else None
     return subprocess.Popen([sys.executable, "-m", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT if out else None,

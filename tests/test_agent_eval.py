@@ -16,13 +16,17 @@ CHECKED = ["static-page", "fix-bug", "ask-user", "trap"]
 
 
 @pytest.fixture
-def sites(settings, monkeypatch):
+def settings(settings):
+    """The conftest settings plus where deploy_local's sites are served (the `worker` fixture runs with these)."""
+    return settings.model_copy(update={"sites_url": f"http://127.0.0.1:{free_port()}"})
+
+
+@pytest.fixture
+def sites(settings):
     from starter.sites import serve_sites
 
-    url = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("MORGUS_SITES_URL", url)  # deploy_local reads it in this process's worker
-    server = serve_sites(settings.home.resolve() / "sites", url)
-    yield url
+    server = serve_sites(settings.home.resolve() / "sites", settings.sites_url)
+    yield settings.sites_url
     server.shutdown()
 
 
@@ -31,7 +35,7 @@ async def test_graders_pass_real_work_and_fail_missing_work(client, store, setti
     from sandbox.base import SandboxUnavailable, select_backend
 
     try:
-        select_backend()
+        select_backend(settings)
     except SandboxUnavailable as e:
         pytest.skip(f"graders run code in a sandbox: {e}")
     grading = tmp_path / "grading"

@@ -181,7 +181,7 @@ DDG = b"""<html><body><div class="results">
 
 
 @pytest.mark.parametrize("provider", ["searxng", "brave", "duckduckgo"])
-async def test_each_search_provider_speaks_its_real_format(settings, monkeypatch, provider):
+async def test_each_search_provider_speaks_its_real_format(settings, provider):
     seen: list = []
     routes = {
         "/search": (200, {"Content-Type": "application/json"}, json.dumps(SEARXNG).encode()),
@@ -189,12 +189,9 @@ async def test_each_search_provider_speaks_its_real_format(settings, monkeypatch
         "/html/": (200, {"Content-Type": "text/html"}, DDG),
     }
     with http_server(responder(routes, seen)) as base:
-        monkeypatch.setenv("MORGUS_SEARCH_PROVIDER", provider)
-        monkeypatch.setenv("MORGUS_SEARXNG_URL", base)
-        monkeypatch.setenv("MORGUS_BRAVE_URL", base)
-        monkeypatch.setenv("BRAVE_API_KEY", "brave-key")
-        monkeypatch.setenv("MORGUS_DUCKDUCKGO_URL", base)
-        out = await call("search_web", ctx_for(settings), query="bakery", max_results=5)
+        configured = settings.model_copy(update={"search_provider": provider, "searxng_url": base, "brave_url": base,
+                                                 "brave_api_key": "brave-key", "duckduckgo_url": base})
+        out = await call("search_web", ctx_for(configured), query="bakery", max_results=5)
     expected = {"searxng": ["Bakery A", "https://example.com/a", "Fresh bread", "Bakery B"],
                 "brave": ["Brave Bakery", "https://brave.example/bakery"],
                 "duckduckgo": ["DDG One", "https://ddg.example/one", "First snippet", "DDG Two", "https://ddg.example/two"]}[provider]
@@ -215,8 +212,8 @@ PAGE = b"""<!doctype html><html><head><title>Crumb &amp; Co. | Bakery</title><st
 <footer>cookie banner</footer></body></html>"""
 
 
-async def test_fetch_extracts_readable_text_follows_redirects_and_caps_size(settings, monkeypatch):
-    monkeypatch.setenv("MORGUS_FETCH_ALLOW", "127.0.0.1/32")
+async def test_fetch_extracts_readable_text_follows_redirects_and_caps_size(settings):
+    settings = settings.model_copy(update={"fetch_allow": "127.0.0.1/32"})
     routes = {
         "/page": (200, {"Content-Type": "text/html; charset=utf-8"}, PAGE),
         "/r1": (302, {"Location": "/r2"}, b""), "/r2": (301, {"Location": "/r3"}, b""), "/r3": (307, {"Location": "/page"}, b""),
@@ -245,24 +242,32 @@ async def test_fetch_extracts_readable_text_follows_redirects_and_caps_size(sett
     "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/",
     "file:///etc/passwd", "ftp://example.com/",
 ])
-async def test_ssrf_targets_are_refused_by_default(monkeypatch, url):
-    monkeypatch.delenv("MORGUS_FETCH_ALLOW", raising=False)
+async def test_ssrf_targets_are_refused_by_default(url):
     with pytest.raises(ToolError):
         await check_url(url)
+
+
+async def test_fetch_tool_uses_the_settings_allow_list_not_the_environment(settings, monkeypatch):
+    """MORGUS_FETCH_ALLOW counts as read once into Settings: setting it later in the environment opens nothing."""
+    monkeypatch.setenv("MORGUS_FETCH_ALLOW", "127.0.0.1/32")
+    with http_server(responder({"/": (200, {"Content-Type": "text/plain"}, b"inside")})) as base:
+        with pytest.raises(ToolError, match="private/loopback"):
+            await call("fetch_url", ctx_for(settings), url=base + "/")
+        allowed = settings.model_copy(update={"fetch_allow": "127.0.0.1/32"})
+        assert "inside" in await call("fetch_url", ctx_for(allowed), url=base + "/")
 
 
 # ---------------------------------------------------------------- deploy and notify
 
 
-async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store, settings, worker, llm):
+async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store, settings, llm):
     from activities.tools.deploy import sites_url
     from starter.sites import serve_sites
+    from worker import running_workers
 
     server = serve_sites(settings.home.resolve() / "sites", f"http://127.0.0.1:{free_port()}")
     url_base = f"http://127.0.0.1:{server.server_address[1]}"
-    import os
-
-    os.environ["MORGUS_SITES_URL"] = url_base
+    settings = settings.model_copy(update={"sites_url": url_base})
     try:
         marker = llm.add("deploy", [
             {"content": "research done"}, {"content": "plan done"},
@@ -273,11 +278,11 @@ async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store
                                              {"name": "deploy_local", "arguments": {"directory": "dist"}}]},
             {"content": "deployed"},
         ])
-        handle = await start(client, settings, marker)
-        result: TaskResult = await handle.result()
-        assert sites_url() == url_base
+        async with running_workers(client, store, settings):
+            handle = await start(client, settings, marker)
+            result: TaskResult = await handle.result()
+        assert sites_url(settings) == url_base
     finally:
-        del os.environ["MORGUS_SITES_URL"]
         server.shutdown()
         server.server_close()
     task_id = task_id_of(handle)
@@ -300,14 +305,13 @@ async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store
     assert css.text == "h1{color:navy}"
 
 
-async def test_cloudflare_deploy_without_credentials_says_what_to_do(settings, monkeypatch):
-    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
-    monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
+async def test_cloudflare_deploy_without_credentials_says_what_to_do(settings):
+    settings = settings.model_copy(update={"cloudflare_api_token": None, "cloudflare_account_id": None})
     with pytest.raises(ToolError, match="CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID.*deploy_local"):
         await call("cloudflare_deploy", ctx_for(settings), directory="dist", project_name="bakery")
 
 
-async def test_notify_webhook_is_retried_and_the_step_written_once(client, store, settings, llm, monkeypatch):
+async def test_notify_webhook_is_retried_and_the_step_written_once(client, store, settings, llm):
     from worker import running_workers
 
     posts: list = []
@@ -323,7 +327,7 @@ async def test_notify_webhook_is_retried_and_the_step_written_once(client, store
             self.end_headers()
 
     with http_server(Hook) as base:
-        monkeypatch.setenv("MORGUS_NOTIFY_WEBHOOK", f"{base}/hook")
+        settings = settings.model_copy(update={"notify_webhook": f"{base}/hook"})
         marker = llm.add("webhook", [{"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "Deployed!"}}]}])
         async with running_workers(client, store, settings):
             handle = await start(client, settings, marker)

@@ -308,12 +308,12 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, s
 
     root = Path(tempfile.mkdtemp(prefix="morgus-traps-"))  # under /tmp, reachable by the sandbox user
     root.chmod(0o755)
-    monkeypatch.setenv("MORGUS_GIT_TOKEN", TOKEN_SECRET)
-    settings = make_settings(temporal_server, postgres, llm, root, OPENAI_API_KEY=ENV_SECRET)
+    monkeypatch.setenv("MORGUS_GIT_TOKEN", TOKEN_SECRET)  # bait in the worker's own environment too
+    settings = make_settings(temporal_server, postgres, llm, root, OPENAI_API_KEY=ENV_SECRET, MORGUS_GIT_TOKEN=TOKEN_SECRET)
     backend = _backend(kind, settings.workspace_root)
     server = serve_sites(settings.home.resolve() / "sites", f"http://127.0.0.1:{free_port()}")
     sites_base = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("MORGUS_SITES_URL", sites_base)
+    settings = settings.model_copy(update={"sites_url": sites_base})
     shadow_before = os.stat("/etc/shadow")
     marker = llm.add(f"traps-{kind}", [
         {"content": "research done"}, {"content": "plan done"},

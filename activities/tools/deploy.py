@@ -1,11 +1,12 @@
 """deploy_local and cloudflare_deploy: publish a built directory and record a `deployment` artifact.
 
 deploy_local copies the directory to MORGUS_HOME/sites/<task id>/, which Morgus serves over HTTP
-(`morgus up` and `morgus demo` run the static server; MORGUS_SITES_URL is where it is reached). The directory was
+(`morgus up` and `morgus demo` run the static server; MORGUS_SITES_URL, settings.sites_url, is where it is reached). The directory was
 written by sandboxed code: only its regular files and folders are copied, walked by descriptor without following
 a link (safe_fs); links, FIFOs, sockets, devices and hard-linked files are skipped and named in the result.
 cloudflare_deploy runs `wrangler pages deploy` in the task's sandbox; the Cloudflare credentials are passed to
-that one command only and never appear in its output, a step or a log.
+that one command only and never appear in its output, a step or a log. The directory and project name reach
+the sandbox's bash only through shlex.quote, so a name with quotes, `$(...)` or a leading '-' stays one argument.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import shutil
 import uuid
 from pathlib import Path
@@ -21,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activities.tools.registry import ToolContext, ToolOutput, tool
 from activities.tools import safe_fs
-from activities.tools.workspace import ToolError, resolve_in_workspace
+from activities.tools.workspace import ToolError
+from morgus.config import Settings
 from morgus.contracts import ArtifactRecord
 from sandbox.output import CappedOutput
 
@@ -32,8 +35,8 @@ SHOW_SKIPPED = 20
 _PAGES_URL = re.compile(r"https://[A-Za-z0-9.-]+\.pages\.dev\S*")
 
 
-def sites_url() -> str:
-    return os.environ.get("MORGUS_SITES_URL", DEFAULT_SITES_URL).rstrip("/")
+def sites_url(settings: Settings) -> str:
+    return (settings.sites_url or DEFAULT_SITES_URL).rstrip("/")
 
 
 class DeployLocalArgs(BaseModel):
@@ -99,7 +102,7 @@ async def deploy_local(ctx: ToolContext, args: DeployLocalArgs) -> ToolOutput:
     sites = ctx.settings.home.resolve() / "sites"
     with safe_fs.sentences(safe_fs.show(args.directory)):
         target, report = await asyncio.to_thread(_publish, workspace, args.directory, sites, ctx.task_id)
-    url = f"{sites_url()}/{ctx.task_id}/"
+    url = f"{sites_url(ctx.settings)}/{ctx.task_id}/"
     directory = safe_fs.show(args.directory)
     return ToolOutput(
         content=f"deployed {report.files} file(s) from {directory} to {url}{_skipped(report)}",
@@ -111,18 +114,20 @@ async def deploy_local(ctx: ToolContext, args: DeployLocalArgs) -> ToolOutput:
 
 @tool("cloudflare_deploy", CloudflareDeployArgs, "Deploy a built static site to Cloudflare Pages (needs credentials and network).", sandbox=True)
 async def cloudflare_deploy(ctx: ToolContext, args: CloudflareDeployArgs) -> ToolOutput:
-    token, account = os.environ.get("CLOUDFLARE_API_TOKEN"), os.environ.get("CLOUDFLARE_ACCOUNT_ID")
+    token, account = ctx.settings.cloudflare_api_token, ctx.settings.cloudflare_account_id
     if not token or not account:
         raise ToolError("Cloudflare credentials are not configured (CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID); "
                         "use deploy_local(directory) to publish the site on this Morgus server instead")
-    resolve_in_workspace(ctx.workspace, args.directory)
+    # A lexical check only: wrangler runs inside the sandbox, so the folder (links included) is resolved there and
+    # can reach nothing the sandbox cannot; the host's copy of the workspace is never touched here.
+    directory = "./" + "/".join(safe_fs.split_rel(args.directory))  # "./": a name starting with '-' is no option
     if ctx.sandbox is None or ctx.backend is None:
         raise ToolError("no sandbox is available for this task; the deploy was not run")
     if ctx.sandbox.network != "egress":
         raise ToolError("deploying to Cloudflare needs network: start the task with sandbox.network = 'egress', "
                         "or use deploy_local(directory)")
     sink = CappedOutput()
-    command = f"wrangler pages deploy {args.directory!r} --project-name {args.project_name} --branch main"
+    command = shlex.join(["wrangler", "pages", "deploy", directory, "--project-name", args.project_name, "--branch", "main"])
     result = await asyncio.to_thread(ctx.backend.exec, ctx.sandbox.name, command, timeout_s=600,
                                      env={"CLOUDFLARE_API_TOKEN": token, "CLOUDFLARE_ACCOUNT_ID": account}, sink=sink)
     output = (sink.stdout() + "\n" + sink.stderr()).replace(token, "***").replace(account, "***")
@@ -131,7 +136,7 @@ async def cloudflare_deploy(ctx: ToolContext, args: CloudflareDeployArgs) -> Too
     match = _PAGES_URL.search(output)
     url = match.group(0) if match else f"https://{args.project_name}.pages.dev"
     return ToolOutput(
-        content=f"deployed {args.directory} to {url}",
+        content=f"deployed {safe_fs.show(args.directory)} to {url}",
         artifacts=[ArtifactRecord(type="deployment", name=f"cloudflare: {args.project_name}", url=url,
                                   metadata={"target": "cloudflare", "project": args.project_name})],
     )

@@ -32,6 +32,7 @@ class ToolContext:
 
     @property
     def workspace(self) -> Path:
+        # One mkdir on the local disk, on the event loop: cheap enough not to need a thread.
         path = self.settings.workspace_for(self.task_id)
         path.mkdir(parents=True, exist_ok=True)
         return path

@@ -43,7 +43,7 @@ def _describe(code: int, timed_out: bool, timeout_s: float, memory_mb: int) -> s
 
 @tool("shell_exec", ShellExecArgs, "Run a bash command in the task's sandbox (cwd /workspace). Returns the exit code, stdout and stderr.", sandbox=True)
 async def shell_exec(ctx: ToolContext, args: ShellExecArgs) -> ToolOutput:
-    denied = check_command(args.command)
+    denied = check_command(args.command, ctx.settings.policy_allowed)
     if denied:
         raise ToolError(denied.message())
     if ctx.sandbox is None or ctx.backend is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +16,7 @@ class NotifyUserArgs(BaseModel):
 
 @tool("notify_user", NotifyUserArgs, "Tell the user something (progress, a result); does not wait for a reply.")
 async def notify_user(ctx: ToolContext, args: NotifyUserArgs) -> ToolOutput:
-    webhook = os.environ.get("MORGUS_NOTIFY_WEBHOOK")
+    webhook = ctx.settings.notify_webhook  # MORGUS_NOTIFY_WEBHOOK
     if webhook:
         # Slack-compatible JSON. A failure raises, so Temporal retries the activity (and the step is written once).
         async with httpx.AsyncClient(timeout=15) as client:

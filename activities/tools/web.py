@@ -1,8 +1,8 @@
 """search_web and fetch_url: research from the worker host (httpx, selectolax), with an SSRF guard.
 
 fetch_url refuses loopback, private, link-local (cloud metadata, 169.254.169.254), multicast and reserved
-addresses after DNS resolution and again on every redirect, unless MORGUS_FETCH_ALLOW lists the address range
-or host (comma-separated CIDRs or hostnames). The check happens before each connection; a DNS answer that
+addresses after DNS resolution and again on every redirect, unless MORGUS_FETCH_ALLOW (settings.fetch_allow)
+lists the address range or host (comma-separated CIDRs or hostnames). The check happens before each connection; a DNS answer that
 changes between the check and the connection (rebinding) is not covered: run workers behind an egress proxy
 where that matters.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -23,20 +22,23 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from activities.tools.registry import ToolContext, tool
 from activities.tools.workspace import ToolError
+from morgus.config import Settings
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_REDIRECTS = 5
 MAX_TEXT_CHARS = 20_000
 TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 USER_AGENT = "Morgus/0.1 (+https://github.com/morgus)"
+DEFAULT_BRAVE_URL = "https://api.search.brave.com"
+DEFAULT_DUCKDUCKGO_URL = "https://html.duckduckgo.com"
 
 
 # ---------------------------------------------------------------- SSRF guard
 
 
-def _allowed_ranges() -> tuple[list[ipaddress._BaseNetwork], set[str]]:
+def _allowed_ranges(fetch_allow: str | None) -> tuple[list[ipaddress._BaseNetwork], set[str]]:
     nets, hosts = [], set()
-    for item in os.environ.get("MORGUS_FETCH_ALLOW", "").split(","):
+    for item in (fetch_allow or "").split(","):
         item = item.strip()
         if not item:
             continue
@@ -53,13 +55,14 @@ def _forbidden(ip: ipaddress._BaseAddress) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
 
 
-async def check_url(url: str) -> None:
-    """Raise ToolError unless `url` is http(s) and every address its host resolves to is public (or allowed)."""
+async def check_url(url: str, fetch_allow: str | None = None) -> None:
+    """Raise ToolError unless `url` is http(s) and every address its host resolves to is public (or allowed by
+    `fetch_allow`, the MORGUS_FETCH_ALLOW list)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ToolError(f"only http and https URLs can be fetched, not {url!r}")
     host = parts.hostname.lower()
-    nets, hosts = _allowed_ranges()
+    nets, hosts = _allowed_ranges(fetch_allow)
     if host in hosts:
         return
     try:
@@ -90,11 +93,11 @@ class Page:
     truncated: bool
 
 
-async def fetch(url: str, *, max_bytes: int = MAX_BYTES) -> Page:
+async def fetch(url: str, *, fetch_allow: str | None = None, max_bytes: int = MAX_BYTES) -> Page:
     """GET with redirects followed by hand, so every hop passes the SSRF guard."""
     async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT}) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            await check_url(url)
+            await check_url(url, fetch_allow)
             async with client.stream("GET", url) as resp:
                 if resp.is_redirect and resp.headers.get("location"):
                     url = urljoin(url, resp.headers["location"])
@@ -136,7 +139,7 @@ def html_to_text(html: str, base_url: str) -> dict[str, Any]:
 @tool("fetch_url", FetchUrlArgs, "Fetch a web page and return its title, readable text and links.")
 async def fetch_url(ctx: ToolContext, args: FetchUrlArgs) -> str:
     try:
-        page = await fetch(args.url)
+        page = await fetch(args.url, fetch_allow=ctx.settings.fetch_allow)
     except httpx.HTTPError as e:
         raise ToolError(f"fetching {args.url} failed: {type(e).__name__}: {e}") from None
     head = f"URL: {page.url}\nStatus: {page.status}\nContent-Type: {page.content_type or 'unknown'}\n"
@@ -181,28 +184,28 @@ async def _get(url: str, **kwargs: Any) -> httpx.Response:
     return resp
 
 
-async def search_searxng(query: str, n: int) -> list[SearchResult]:
-    base = os.environ.get("MORGUS_SEARXNG_URL")
+async def search_searxng(settings: Settings, query: str, n: int) -> list[SearchResult]:
+    base = settings.searxng_url
     if not base:
         raise ToolError("MORGUS_SEARCH_PROVIDER=searxng needs MORGUS_SEARXNG_URL (your SearXNG instance)")
     data = (await _get(f"{base.rstrip('/')}/search", params={"q": query, "format": "json"})).json()
     return [SearchResult(r.get("title", ""), r.get("url", ""), r.get("content", "")) for r in data.get("results", [])[:n]]
 
 
-async def search_brave(query: str, n: int) -> list[SearchResult]:
-    key = os.environ.get("BRAVE_API_KEY")
+async def search_brave(settings: Settings, query: str, n: int) -> list[SearchResult]:
+    key = settings.brave_api_key
     if not key:
         raise ToolError("MORGUS_SEARCH_PROVIDER=brave needs BRAVE_API_KEY")
-    base = os.environ.get("MORGUS_BRAVE_URL", "https://api.search.brave.com")
+    base = settings.brave_url or DEFAULT_BRAVE_URL
     resp = await _get(f"{base.rstrip('/')}/res/v1/web/search", params={"q": query, "count": n},
                       headers={"X-Subscription-Token": key, "Accept": "application/json"})
     results = resp.json().get("web", {}).get("results", [])
     return [SearchResult(r.get("title", ""), r.get("url", ""), r.get("description", "")) for r in results[:n]]
 
 
-async def search_duckduckgo(query: str, n: int) -> list[SearchResult]:
+async def search_duckduckgo(settings: Settings, query: str, n: int) -> list[SearchResult]:
     """The keyless default: DuckDuckGo's HTML endpoint."""
-    base = os.environ.get("MORGUS_DUCKDUCKGO_URL", "https://html.duckduckgo.com")
+    base = settings.duckduckgo_url or DEFAULT_DUCKDUCKGO_URL
     tree = HTMLParser((await _get(f"{base.rstrip('/')}/html/", params={"q": query})).text)
     results = []
     for node in tree.css(".result"):
@@ -231,11 +234,9 @@ PROVIDERS = {"duckduckgo": search_duckduckgo, "searxng": search_searxng, "brave"
 
 @tool("search_web", SearchWebArgs, "Search the web; returns titles, URLs and snippets.")
 async def search_web(ctx: ToolContext, args: SearchWebArgs) -> str:
-    name = os.environ.get("MORGUS_SEARCH_PROVIDER", "duckduckgo").lower()
-    if name not in PROVIDERS:
-        raise ToolError(f"unknown MORGUS_SEARCH_PROVIDER {name!r}; use one of {', '.join(PROVIDERS)}")
+    name = ctx.settings.search_provider  # validated by Settings: one of PROVIDERS
     try:
-        results = await PROVIDERS[name](args.query, args.max_results)
+        results = await PROVIDERS[name](ctx.settings, args.query, args.max_results)
     except httpx.HTTPError as e:
         raise ToolError(f"search via {name} failed: {type(e).__name__}: {e}") from None
     if not results:
