@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 
 class ToolError(Exception):
@@ -15,17 +15,11 @@ def resolve_in_workspace(root: Path, rel: str) -> Path:
 
     A check only, racy by nature (the sandbox can swap a name right after it): never open what it returns on the
     host. File I/O goes through activities.tools.safe_fs, which opens beneath the workspace without following."""
-    if not isinstance(rel, str) or rel.strip() == "":
-        raise ToolError("path must be a non-empty relative path")
-    if "\x00" in rel:
-        raise ToolError("path contains a NUL byte")
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or rel.startswith("~"):
-        raise ToolError(f"path {rel!r} is absolute; use a path relative to the workspace")
-    if ".." in pure.parts:
-        raise ToolError(f"path {rel!r} contains '..'; paths may not leave the workspace")
+    from activities.tools.safe_fs import split_rel  # safe_fs imports ToolError from here
+
+    parts = split_rel(rel)  # the same syntactic rules as every file tool: no absolute path, `~`, `..` or NUL
     root = root.resolve()
-    candidate = root.joinpath(*pure.parts) if pure.parts else root
+    candidate = root.joinpath(*parts)
     # resolve() follows every symlink on the way, including dangling ones, so a link out is caught here
     resolved = Path(os.path.realpath(candidate))
     if resolved != root and root not in resolved.parents:
