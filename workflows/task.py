@@ -657,7 +657,8 @@ class TaskWorkflow:
         """The same calls with the same results, or the same reply, N turns in a row: tell the model once; if it
         goes on, ask the user how to proceed."""
         n = self._input.limits.loop_repeats
-        keep = max(n, 2 * MAX_CYCLE) if self._work else n
+        reps = max(2, n - 1)  # a cycle repeated this often is a loop (2 at the default loop_repeats of 3)
+        keep = max(n, reps * MAX_CYCLE) if self._work else n
         text = digest(turn.content or "") if (turn.content or "").strip() else None
         for kind, mark in (("tool", "|".join(fingerprints)), ("text", text)):
             history = self._state.repeats[kind]
@@ -669,7 +670,7 @@ class TaskWorkflow:
             period = 1 if len(history) >= n and len(set(history[-n:])) == 1 else None
             if period is None and self._work and kind == "tool":
                 period = next((p for p in range(2, MAX_CYCLE + 1)
-                               if len(history) >= 2 * p and history[-p:] == history[-2 * p:-p]
+                               if len(history) >= reps * p and history[-reps * p:] == history[-p:] * reps
                                and len(set(history[-p:])) > 1), None)
             if period is not None:
                 for h in self._state.repeats.values():  # one loop, however it showed: start counting afresh
@@ -679,7 +680,7 @@ class TaskWorkflow:
 
     async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int, period: int = 1) -> None:
         if period > 1:
-            what, n = f"repeated the same {period} turns (the same calls with the same results)", 2
+            what, n = f"repeated the same {period} turns (the same calls with the same results)", max(2, n - 1)
         else:
             what = (f"called {', '.join(c.name for c in turn.tool_calls)} with the same arguments and got the same "
                     "result" if kind == "tool" else "given the same reply")
