@@ -42,8 +42,8 @@ def local_server():
 
 
 async def _go_on_when_asked(client, store, task_id: str) -> None:
-    """A phase that showed no work asks the user (docs/llm.md): answer as a user who lets it go on. What the task
-    wrote is checked either way."""
+    """A phase that showed no work asks the user (docs/llm.md): answer as a user who wants the work done (retry);
+    a budget question is answered "stop"."""
     from starter.tasks import answer_task
 
     answered: set[str] = set()
@@ -52,8 +52,10 @@ async def _go_on_when_asked(client, store, task_id: str) -> None:
         for step in await store.fetch_steps(task_id):
             if step["type"] == "QUESTION" and str(step["seq"]) not in answered:
                 answered.add(str(step["seq"]))
+                question = step["content"] or ""
+                reply = "stop" if question.startswith("Budget reached") else "retry"
                 try:
-                    await answer_task(client, task_id, "continue")
+                    await answer_task(client, task_id, reply)
                 except Exception:  # noqa: BLE001 - the task may have moved on; the next poll sees it
                     pass
 
