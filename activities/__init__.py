@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from activities.capabilities import CapabilityActivities
 from activities.llm import LlmActivities
 from activities.projection import ProjectionActivities
 from activities.sandbox import SandboxActivities
@@ -25,6 +26,6 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
     projection = ProjectionActivities(store, settings)
     tools = ToolActivities(store, settings, backend=sandbox.backend)
     return ActivitySets(
-        shared=[llm.llm_call, llm.condense, projection.project, sandbox.create, sandbox.destroy, *tools.activities(sandbox=False)],
+        shared=[llm.llm_call, llm.condense, projection.project, CapabilityActivities(settings).task_capabilities, sandbox.create, sandbox.destroy, *tools.activities(sandbox=False)],
         host=[sandbox.supervise, sandbox.destroy, *tools.activities(sandbox=True)],
     )

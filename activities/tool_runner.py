@@ -7,6 +7,7 @@ transaction; a retried activity that finds its result already stored returns it 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from temporalio import activity
 
 from activities.common import heartbeating, with_db_retry
 from activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolSpec
+from activities.tools import workspace_state
 from db.store import Store
 from morgus.config import Settings
 from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest
@@ -25,6 +27,10 @@ from morgus.text import clean_json, clean_text
 
 RESULT_STEP_MAX = 4_000
 PREVIEW_MAX = 300
+# Tools that change the workspace whenever they succeed, and tools whose effect is measured (a command may or may
+# not write): the workflow ends BUILD only once something changed.
+WRITES_WORKSPACE = frozenset({"file_write"})
+MAY_WRITE_WORKSPACE = frozenset({"shell_exec"})
 
 
 def _schema_errors(e: ValidationError) -> str:
@@ -72,7 +78,8 @@ class ToolActivities:
         if done is not None and done.tool_call_id == req.call.id:
             log.info("tool result already stored; not running the tool again")
             return ToolOutcome(ok=bool(done.meta.get("ok", True)), preview=(done.content or "")[:PREVIEW_MAX],
-                               steps_written=int(done.meta.get("steps_written", 1)), digest=digest(done.content or ""))
+                               steps_written=int(done.meta.get("steps_written", 1)), digest=digest(done.content or ""),
+                               changed=bool(done.meta.get("changed", False)), ran=bool(done.meta.get("ran", False)))
 
         raw = req.call.arguments
         if raw is None:
@@ -82,14 +89,23 @@ class ToolActivities:
         ctx = ToolContext(task_id=req.task_id, phase=req.phase, settings=self.settings, call_id=req.call.id,
                           heartbeat=activity.heartbeat, sandbox=req.sandbox, backend=self.backend,
                           repo_url=req.repo_url)
+        root = self.settings.workspace_for(req.task_id)
+        before: str | None = None
+        ran = False
         try:
             args = parse_arguments(spec, raw)
             assert spec.run is not None
+            if spec.name in MAY_WRITE_WORKSPACE:
+                before = await asyncio.to_thread(workspace_state.fingerprint, root)
             async with heartbeating():
+                ran = True
                 result = await spec.run(ctx, args)
             output = result if isinstance(result, ToolOutput) else ToolOutput(content=str(result))
         except ToolError as e:
             output = ToolOutput(content=f"Error: {e}", ok=False)
+        changed = output.ok and spec.name in WRITES_WORKSPACE
+        if ran and spec.name in MAY_WRITE_WORKSPACE:
+            changed = workspace_state.changed(before, await asyncio.to_thread(workspace_state.fingerprint, root))
         # File names and tool text can hold lone surrogates (undecodable bytes): the preview and digest go to
         # Temporal, which cannot encode them, so clean the content here as the store does.
         output.content = clean_text(output.content)
@@ -113,7 +129,7 @@ class ToolActivities:
             role="tool",
             tool_call_id=req.call.id,
             content=output.content,
-            meta={"ok": output.ok, "steps_written": len(steps), "tool": spec.name},
+            meta={"ok": output.ok, "steps_written": len(steps), "tool": spec.name, "changed": changed, "ran": ran},
         )
         await with_db_retry(
             lambda: self.store.save_tool_result(req.task_id, message, steps, output.artifacts),
@@ -121,4 +137,4 @@ class ToolActivities:
             what="store tool result",
         )
         return ToolOutcome(ok=output.ok, preview=output.content[:PREVIEW_MAX], steps_written=len(steps),
-                           digest=digest(output.content))
+                           digest=digest(output.content), changed=changed, ran=ran)

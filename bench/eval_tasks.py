@@ -176,7 +176,8 @@ greeting = EvalTask(
     answer="Please greet Ada Lovelace.",
     grade=lambda g: None if "Ada Lovelace" in (g.read("greeting.html") or "") else
     ("greeting.html is missing" if g.read("greeting.html") is None else "greeting.html does not name Ada Lovelace"),
-    good=phases([turn("Writing.", call("file_write", path="greeting.html", content="<h1>Hello, Ada Lovelace!</h1>\n"))], [],
+    good=phases([turn("Writing.", call("file_write", path="greeting.html", content="<h1>Hello, Ada Lovelace!</h1>\n"))],
+                [turn("Checking the page.", call("shell_exec", command="cat greeting.html"))],
                 research=[turn("I need the name.", call("ask_user", question="Whom should the page greet?"))]),
 )
 

@@ -88,7 +88,7 @@ class Bench:
         name = f"b{steps}-{time.monotonic_ns()}"
         marker = self.llm.add(name, script(steps))
         task = TaskInput(title=name, description=f"bench {marker}", model="bench",
-                         limits=TaskLimits(max_iterations_per_phase=steps + 5, loop_repeats=100))
+                         limits=TaskLimits(max_iterations_per_phase=steps + 5, loop_repeats=100, require_work=False))
         return await start_task(self.client, task, task_queue="bench")
 
     async def run_task(self, steps: int):

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     brave_url: str | None = Field(default=None, alias="MORGUS_BRAVE_URL")
     duckduckgo_url: str | None = Field(default=None, alias="MORGUS_DUCKDUCKGO_URL")
     fetch_allow: str | None = Field(default=None, alias="MORGUS_FETCH_ALLOW")
+    # No network egress (an offline machine): search_web and fetch_url are not offered to the model.
+    offline: bool = Field(default=False, alias="MORGUS_OFFLINE")
     sites_url: str | None = Field(default=None, alias="MORGUS_SITES_URL")
     notify_webhook: str | None = Field(default=None, alias="MORGUS_NOTIFY_WEBHOOK", repr=False)  # a webhook URL is a secret
     cloudflare_api_token: str | None = Field(default=None, alias="CLOUDFLARE_API_TOKEN", repr=False)

@@ -70,6 +70,9 @@ class TaskLimits(BaseModel):
 
     max_iterations_per_phase: int = Field(default=50, ge=1, le=10_000)
     loop_repeats: int = Field(default=3, ge=2, le=100)  # identical call+result (or reply) in a row = a loop
+    # A phase ends when its work is shown: BUILD must change a file, EXECUTE must run a command or deploy, before
+    # a reply without a tool call ends them (the model is told once, then the user is asked).
+    require_work: bool = True
 
 
 class ActivityTimeouts(BaseModel):
@@ -119,6 +122,15 @@ class ResumeState(BaseModel):
     repeats: dict[str, list[str]] = Field(default_factory=lambda: {"tool": [], "text": []})
     loop_warned: bool = False
     runs: int = 1
+    # phase work (workflow.patched "phase-work-v1"): what the current phase has shown, whether the model was told
+    # it has shown nothing, whether the task ever changed a file, and whether the user let it go on without one
+    phase_worked: bool = False
+    work_nudged: bool = False
+    built: bool = False
+    work_waived: bool = False
+    # tools this worker cannot run (no network, no credentials), decided once at task start
+    unavailable_tools: list[str] | None = None
+    unavailable_tools_why: dict[str, str] | None = None
 
 
 class TaskInput(BaseModel):
@@ -342,11 +354,22 @@ class SandboxCreate(BaseModel):
     options: SandboxOptions
 
 
+class TaskCapabilitiesRequest(BaseModel):
+    task_id: str
+    repo_url: str | None = None
+
+
+class TaskCapabilities(BaseModel):
+    unavailable: dict[str, str] = Field(default_factory=dict)  # tool -> why it cannot work here
+
+
 class ToolOutcome(BaseModel):
     ok: bool
     preview: str  # the first few hundred characters, for the workflow's logs and the status view
     steps_written: int
     digest: str = ""  # of the whole result, for loop detection
+    changed: bool = False  # the workspace changed (a file written, a command that wrote): BUILD's work is shown
+    ran: bool = False  # the tool ran (its arguments were valid), whatever its outcome: a test run that failed ran
 
 
 ResumeState.model_rebuild()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from morgus.contracts import Phase
+from morgus.contracts import PHASE_ORDER, Phase
 
 
 @dataclass(frozen=True)
@@ -12,12 +12,17 @@ class PhaseSpec:
     phase: Phase
     purpose: str
     tools: tuple[str, ...]
+    # how the phase ends: said in its opening, because a model reads "reply with a summary" as the work itself
+    finish: str = "When you are done, reply without a tool call: that reply is this phase's result."
+    # what the phase must show before a reply without a tool call may end it (None: nothing), and the one
+    # sentence that tells the model it has not shown it yet
+    needs_work: str | None = None
+    nudge: str = ""
 
     def opening_message(self, tools: tuple[str, ...] | None = None) -> str:
         return (
             f"Phase: {self.phase.value}\n{self.purpose}\n"
-            f"Tools available in this phase: {', '.join(self.tools if tools is None else tools) or 'none'}. "
-            "When this phase's work is done, reply with a short summary and no tool call."
+            f"Tools for this phase: {', '.join(self.tools if tools is None else tools) or 'none'}.\n{self.finish}"
         )
 
 
@@ -28,32 +33,42 @@ _GIT = ("git_init", "git_add", "git_commit")
 PHASES: dict[Phase, PhaseSpec] = {
     Phase.RESEARCH: PhaseSpec(
         Phase.RESEARCH,
-        "Research what the task needs: requirements, constraints, prior art. Search and read the web where it helps. "
-        "Ask the user only what you cannot infer.",
+        "Find out what the task needs: requirements and constraints. Read the workspace or the web with tools where "
+        "it helps; ask the user only what you cannot infer. If nothing needs researching, say so in one line.",
         ("search_web", "fetch_url", "file_read", "file_list", *_TALK),
+        finish="When you know enough, reply without a tool call with a short summary of what you found.",
     ),
     Phase.PLAN: PhaseSpec(
         Phase.PLAN,
-        "Decide a concrete implementation plan: files, steps, how it will be tested and shipped. Reply with the plan.",
+        "Decide a concrete plan: the files to write, the commands that test it, how it is deployed.",
         _TALK,
+        finish="Reply with the plan, without a tool call. The files are written in the next phase, not now.",
     ),
     Phase.BUILD: PhaseSpec(
         Phase.BUILD,
-        "Implement the plan: write the project's files in the workspace, install and build, and commit to git. "
-        "Fix what you find wrong.",
+        "Implement the plan now by calling tools: file_write each file with its full content, shell_exec to "
+        "install or build, git_add and git_commit. Fix what you find wrong.",
         (*_FILES, "shell_exec", *_GIT, *_TALK),
+        finish="Reply without a tool call only after every file is written.",
+        needs_work="file",
+        nudge="You have not written any file yet. Call file_write now with the path and full content of the "
+              "first file of the plan; reply without a tool call only after the files are written.",
     ),
     Phase.EXECUTE: PhaseSpec(
         Phase.EXECUTE,
-        "Run and test the result, then deploy it: to Cloudflare Pages when credentials are configured, "
-        "otherwise with deploy_local. Report the URL.",
+        "Run and test the result with shell_exec, then deploy it with a deploy tool. Report the URL.",
         ("file_read", "file_list", "shell_exec", "deploy_local", "cloudflare_deploy", *_TALK),
+        finish="Reply without a tool call only after it has run and been deployed.",
+        needs_work="test run or deployment",
+        nudge="You have not run or deployed anything yet. Call shell_exec to run the tests or the program, or a "
+              "deploy tool to deploy it; reply without a tool call only after that.",
     ),
     Phase.FINALIZE: PhaseSpec(
         Phase.FINALIZE,
-        "Finish: commit the final state, push it if a remote is configured, and notify the user with what was "
-        "built, where it is deployed, and anything they must know.",
+        "Finish: commit the final state, push it if a remote is offered, and call notify_user with what was built, "
+        "where it is deployed (only a URL a tool returned), and anything the user must know.",
         (*_GIT, "git_push", "notify_user"),
+        finish="Then reply without a tool call.",
     ),
 }
 
@@ -74,13 +89,30 @@ def phase_tools(phase: Phase, current: bool) -> tuple[str, ...]:
 
 
 ALL_TOOLS: frozenset[str] = frozenset(t for spec in PHASES.values() for t in spec.tools)
+# Every tool, in one stable order (phase by phase, first appearance). Under PHASE_WORK_PATCH the model is offered
+# this same list in every phase (minus what cannot work here) and the workflow refuses a call the phase does not
+# allow: the tool schemas are part of the prompt's prefix, so one list keeps the provider's prefix cache valid
+# across phases instead of re-reading the conversation at every phase start.
+TOOL_ORDER: tuple[str, ...] = tuple(dict.fromkeys(t for p in PHASE_ORDER for t in PHASES[p].tools))
+
+# Phase work, bounded phases, cycle detection, tools that cannot work here left out (workflows/task.py).
+PHASE_WORK_PATCH = "phase-work-v1"
+
+
+def offered_tools(unavailable: frozenset[str] | set[str]) -> tuple[str, ...]:
+    return tuple(t for t in TOOL_ORDER if t not in unavailable)
+
+
+def allowed_tools(phase: Phase, unavailable: frozenset[str] | set[str]) -> tuple[str, ...]:
+    return tuple(t for t in PHASES[phase].tools if t not in unavailable)
 # Tools that run in the task's sandbox, on the worker that owns it (host-affinity task queue).
 SANDBOX_TOOLS: frozenset[str] = frozenset({"shell_exec", "cloudflare_deploy"})
 
 SYSTEM_PROMPT = (
     "You are Morgus, an autonomous software engineer. You work through the phases RESEARCH, PLAN, BUILD, "
     "EXECUTE and FINALIZE, one at a time, using only the tools offered. Paths are relative to the task's "
-    "workspace. Be concise; when a phase is done, answer without calling a tool."
+    "workspace. Do the work by calling tools; answer without a tool call only when the phase's work is done. "
+    "Never claim a file, a test run or a deployment that a tool did not report."
 )
 
 

@@ -155,6 +155,8 @@ FAST = ActivityTimeouts(heartbeat=3, llm_start_to_close=60, tool_start_to_close=
 async def start(client: Any, settings: Settings, marker: str, *, title: str = "test task", **fields: Any) -> Any:
     fields.setdefault("model", "scripted")
     fields.setdefault("timeouts", FAST)
+    # scripted tests end BUILD/EXECUTE with "Done." unless they test phase work (tests/test_phase_work.py)
+    fields.setdefault("limits", TaskLimits(require_work=False))
     task = TaskInput(title=title, description=f"Test task {marker}", **fields)
     return await start_task(client, task, task_queue=settings.task_queue)
 
@@ -188,4 +190,4 @@ def assert_steps_contiguous(steps: list[dict[str, Any]]) -> None:
 
 
 def limits(n: int) -> TaskLimits:
-    return TaskLimits(max_iterations_per_phase=n)
+    return TaskLimits(max_iterations_per_phase=n, require_work=False)

@@ -7,21 +7,27 @@ import os
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from morgus.contracts import TaskResult
+from morgus.contracts import TaskLimits, TaskResult
 from tests.conftest import limits, start, task_id_of, wait_task_status
 
 
-async def test_iteration_cap_fails_the_task_with_a_clear_error(client, store, settings, worker, llm):
+async def test_iteration_cap_moves_on_then_asks_and_stop_fails_the_task_with_a_clear_error(client, store, settings, worker, llm):
+    """RESEARCH and PLAN move on at the cap (a step says so); BUILD asks the user, who stops the task."""
     marker = llm.add("loop", [{"content": "again", "tool_calls": [{"name": "file_list", "arguments": {}}]}], repeat_last=True)
-    handle = await start(client, settings, marker, limits=limits(3))
+    handle = await start(client, settings, marker,
+                         limits=TaskLimits(max_iterations_per_phase=3, loop_repeats=50, require_work=False))
+    row = await wait_task_status(store, task_id_of(handle), "waiting_for_input")
+    assert row["pending_question"].startswith("Phase BUILD reached its iteration cap (3 LLM calls)")
+    assert len(llm.requests_for("loop")) == 9
+    await handle.execute_update("answer", {"text": "stop"}, result_type=str)
     with pytest.raises(WorkflowFailureError) as info:
         await handle.result()
     assert "iteration cap (3 LLM calls)" in str(info.value.cause)
     row = await wait_task_status(store, task_id_of(handle), "error")
-    assert "Phase RESEARCH reached its iteration cap" in row["error_message"]
-    assert len(llm.requests_for("loop")) == 3
+    assert "phase BUILD reached its iteration cap" in row["error_message"]
     steps = await store.fetch_steps(task_id_of(handle))
     assert steps[-1]["type"] == "ERROR"
+    assert [s["phase"] for s in steps if "moving on with what it has" in s["content"]] == ["RESEARCH", "PLAN"]
 
 
 async def test_llm_500_twice_then_success(client, store, settings, worker, llm):

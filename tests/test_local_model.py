@@ -7,6 +7,7 @@ does once per machine); elsewhere it skips with the reason. Nothing is built or 
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -40,6 +41,25 @@ def local_server():
     server.stop()
 
 
+async def _go_on_when_asked(client, store, task_id: str) -> None:
+    """A phase that showed no work asks the user (docs/llm.md): answer as a user who wants the work done (retry);
+    a budget question is answered "stop"."""
+    from starter.tasks import answer_task
+
+    answered: set[str] = set()
+    while True:
+        await asyncio.sleep(2)
+        for step in await store.fetch_steps(task_id):
+            if step["type"] == "QUESTION" and str(step["seq"]) not in answered:
+                answered.add(str(step["seq"]))
+                question = step["content"] or ""
+                reply = "stop" if question.startswith("Budget reached") else "retry"
+                try:
+                    await answer_task(client, task_id, reply)
+                except Exception:  # noqa: BLE001 - the task may have moved on; the next poll sees it
+                    pass
+
+
 def test_the_pinned_weights_are_the_checked_ones():
     base, why = _cache()
     if why or base.local_model is not None:
@@ -70,7 +90,11 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
                                      'string), port 8080 (a number), debug false (a boolean). No research or '
                                      'deployment is needed.')
         handle = await start_task(client, task, task_queue=settings.task_queue)
-        result: TaskResult = await handle.result()
+        questions = asyncio.create_task(_go_on_when_asked(client, store, task_id_of(handle)))
+        try:
+            result: TaskResult = await handle.result()
+        finally:
+            questions.cancel()
     written = settings.workspace_for(task_id_of(handle)) / "config.json"
     assert result.status == "completed", result
     assert written.is_file(), "the task completed without writing config.json"

@@ -42,6 +42,43 @@ def rich_script() -> list[dict]:
     ]
 
 
+def work_script() -> list[dict]:
+    """The phase-work-v1 branches: a capability check, a nudge in BUILD, a cycle, an EXECUTE run, a rejected tool
+    that cannot work here, the iteration cap moving RESEARCH on."""
+    listing = {"content": None, "tool_calls": [{"name": "file_list", "arguments": {"path": "."}}]}
+    note = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "looking"}}]}
+    return [
+        {"content": None, "tool_calls": [{"name": "cloudflare_deploy", "arguments": {"directory": "."}}]},
+        listing, note, listing, note, listing,  # a cycle (warned), then the cap moves RESEARCH on
+        {"content": "plan"},
+        {"content": "I will write x.txt."},  # nudged
+        {"content": "b", "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]},
+        {"content": "build done"},
+        {"content": "run", "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]},
+        {"content": "exec done"},
+    ]
+
+
+async def test_fresh_phase_work_history_replays(client, store, settings, worker, llm):
+    from morgus.contracts import TaskLimits
+
+    marker = llm.add("replay-work", work_script())
+    handle = await start(client, settings, marker, limits=TaskLimits(max_iterations_per_phase=6, require_work=True))
+    result: TaskResult = await handle.result()
+    assert result.status == "completed"
+    said = " ".join(str(m["content"]) for m in llm.requests_for("replay-work")[-1].body["messages"])
+    for branch in ("cannot work here", "Loop detected", "moving on with what it has", "You have not written any file"):
+        assert branch in said or branch == "moving on with what it has", branch
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert any("moving on with what it has" in s["content"] for s in steps)
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    for wf in runs:
+        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
+        await replayer().replay_workflow(history)
+        if os.environ.get("MORGUS_RECORD_HISTORIES"):
+            (HISTORIES / f"task-work-v5-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+
+
 async def test_fresh_history_replays(client, store, settings, worker, llm):
     marker = llm.add("replay", rich_script())
     handle = await start(client, settings, marker)

@@ -54,7 +54,7 @@ async def test_two_workers_share_twenty_tasks_and_one_dies(client, store, settin
     marker = llm.add("scale-kill", steady_script(steps, 0.3))
     try:
         await asyncio.sleep(2)
-        handles = [await start(client, settings, marker, limits=TaskLimits(loop_repeats=50)) for _ in range(20)]
+        handles = [await start(client, settings, marker, limits=TaskLimits(loop_repeats=50, require_work=False)) for _ in range(20)]
         await asyncio.sleep(3)
         os.killpg(workers[0].pid, signal.SIGKILL)  # mid-run, no goodbye
         workers[0].wait()
@@ -78,7 +78,7 @@ async def test_rolling_restart_while_tasks_run(client, store, settings, llm):
     marker = llm.add("scale-rolling", steady_script(steps, 0.3))
     try:
         await asyncio.sleep(2)
-        handles = [await start(client, settings, marker, limits=TaskLimits(loop_repeats=50)) for _ in range(8)]
+        handles = [await start(client, settings, marker, limits=TaskLimits(loop_repeats=50, require_work=False)) for _ in range(8)]
         for i in range(2):  # one by one, as a deploy would
             await asyncio.sleep(2)
             old = workers[i]

@@ -38,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         SandboxRef,
         StepRecord,
         StepType,
+        TaskCapabilities,
+        TaskCapabilitiesRequest,
         TaskInput,
         TaskResult,
         TaskRowUpdate,
@@ -48,7 +50,18 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
     )
     from morgus.ids import digest, task_id_from_workflow_id
-    from morgus.phases import ALL_TOOLS, PHASE_TOOLS_PATCH, PHASES, SANDBOX_TOOLS, PhaseSpec, phase_tools, system_message
+    from morgus.phases import (
+        ALL_TOOLS,
+        PHASE_TOOLS_PATCH,
+        PHASE_WORK_PATCH,
+        PHASES,
+        SANDBOX_TOOLS,
+        PhaseSpec,
+        allowed_tools,
+        offered_tools,
+        phase_tools,
+        system_message,
+    )
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
     from morgus.text import clean_json, clean_text
 
@@ -71,6 +84,16 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_in
 
 # ask_user arguments are cleaned (NUL, lone surrogates) before validation
 ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
+# Loop detection also catches a cycle of 2..MAX_CYCLE turns repeated twice with the same calls and results.
+MAX_CYCLE = 4
+DEPLOY_TOOLS = frozenset({"deploy_local", "cloudflare_deploy"})
+_STOP_WORDS = ("stop", "no", "cancel", "abort")
+_MOVE_ON_WORDS = ("move on", "next", "skip")
+
+
+def _starts_with(answer: str, words: tuple[str, ...]) -> bool:
+    a = answer.strip().lower()
+    return any(a == w or a.startswith(w + " ") or a.startswith(w + ",") or a.startswith(w + ".") for w in words)
 
 
 class _Cancelled(Exception):
@@ -169,6 +192,7 @@ class TaskWorkflow:
         self._state.pending_steps = []
         self._supervisor: workflow.ActivityHandle | None = None
         self._current_tools = True
+        self._work = False  # PHASE_WORK_PATCH: phases end on shown work, caps ask, cycles count, tools fit the worker
         self._budget: Budget = self._state.budget or self._input.budget
         self._budget_raised = False
 
@@ -238,9 +262,12 @@ class TaskWorkflow:
             await self._reject_input(self._invalid_input)
         inp = self._input
         self._current_tools = workflow.patched(PHASE_TOOLS_PATCH)
+        self._work = workflow.patched(PHASE_WORK_PATCH)
         try:
             if inp.resume is None:
                 await self._set_status(TaskStatus.running, steps=[self._step(None, StepType.TASK_START, inp.display_title())])
+            if self._work and self._state.unavailable_tools is None:
+                await self._learn_capabilities()
             elif self._state.sandbox is not None:
                 self._supervise(self._state.sandbox)  # the previous run's supervisor ended with it
             while self._state.phase_index < len(PHASE_ORDER):
@@ -251,6 +278,9 @@ class TaskWorkflow:
                 self._state.phase_index += 1
                 self._state.phase_started = False
                 self._state.iteration = 0
+            if self._work and self._input.limits.require_work and not (self._state.built or self._state.work_waived):
+                raise ApplicationError("The task built nothing: no file was written or changed.", type="NothingBuilt",
+                                       non_retryable=True)
             await self._finish(TaskStatus.completed, self._last_reply or "Task completed.")
             return self._result()
         except _Cancelled:
@@ -287,12 +317,17 @@ class TaskWorkflow:
         self._queue_message("user", spec.opening_message(self._tools(spec)))
         self._state.phase_started = True
         self._state.iteration = 0
+        self._state.phase_worked = self._state.work_nudged = False
 
     async def _agent_loop(self, spec: PhaseSpec) -> None:
         limit = self._input.limits.max_iterations_per_phase
         while True:
             if self._cancel is not None:
                 raise _Cancelled()
+            if self._state.iteration >= limit and self._work:
+                if await self._iteration_cap(spec, limit):
+                    return
+                continue
             if self._state.iteration >= limit:
                 raise ApplicationError(
                     f"Phase {spec.phase.value} reached its iteration cap ({limit} LLM calls) without finishing; "
@@ -312,7 +347,9 @@ class TaskWorkflow:
                 continue
             turn = await self._call_llm(spec)
             if not turn.tool_calls:
-                return
+                if not self._work or await self._phase_may_end(spec):
+                    return
+                continue
             fingerprints = [await self._run_tool_call(spec, call, turn.seq) for call in turn.tool_calls]
             await self._watch_for_loops(spec.phase, turn, fingerprints)
 
@@ -325,7 +362,7 @@ class TaskWorkflow:
             model=self._input.model,
             message_count=st.message_count,
             append=list(st.pending_messages),
-            tools=list(self._tools(spec)),
+            tools=list(self._offered(spec)),
             step_seq=step_seq,
             pending_steps=list(self._pending_steps),
             usage_before=st.usage,
@@ -364,13 +401,17 @@ class TaskWorkflow:
         tools = self._tools(spec)
         if call.name not in tools:
             known = "is not available" if call.name in ALL_TOOLS else "is an unknown tool"
+            why = (self._state.unavailable_tools_why or {}).get(call.name) if self._work else None
+            if why:
+                known = f"cannot work here ({why}); it is not available"
             self._queue_tool_error(
                 spec.phase, call, f"{call.name!r} {known} in phase {spec.phase.value}; available: {', '.join(tools)}"
             )
             return f"{call.name}:{call.digest}:rejected"
         if call.name == "ask_user":
             await self._ask_user(spec.phase, call)
-            return f"ask_user:{call.id}"
+            # the same question again is a repeat however it was answered (call ids are unique, so not those)
+            return f"ask_user:{call.digest}" if self._work else f"ask_user:{call.id}"
         req = ToolRequest(
             task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
             result_seq=self._allocate_message_seq(), step_seq=self._reserve_pending_steps(),
@@ -386,7 +427,90 @@ class TaskWorkflow:
             self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
             return f"{call.name}:{call.digest}:failed"
         self._state.step_seq += outcome.steps_written
+        if self._work:
+            self._note_work(spec.phase, call, outcome)
         return f"{call.name}:{call.digest}:{outcome.digest}"
+
+    # ------------------------------------------------------------------ phase work and bounds (PHASE_WORK_PATCH)
+
+    async def _learn_capabilities(self) -> None:
+        caps: TaskCapabilities = await workflow.execute_activity(
+            "task_capabilities",
+            TaskCapabilitiesRequest(task_id=self._task_id, repo_url=self._input.repo_url),
+            result_type=TaskCapabilities,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=TOOL_RETRY,
+        )
+        self._state.unavailable_tools = sorted(caps.unavailable)
+        self._state.unavailable_tools_why = dict(caps.unavailable)
+
+    def _note_work(self, phase: Phase, call: ToolCall, outcome: ToolOutcome) -> None:
+        """What a phase must show before it may end: BUILD a changed workspace, EXECUTE a command that ran (a
+        failing test run is still a run) or a deployment."""
+        st = self._state
+        if outcome.changed:
+            st.built = True
+        if phase is Phase.BUILD and outcome.changed:
+            st.phase_worked = True
+        if phase is Phase.EXECUTE and ((call.name == "shell_exec" and outcome.ran)
+                                       or (call.name in DEPLOY_TOOLS and outcome.ok)):
+            st.phase_worked = True
+
+    async def _phase_may_end(self, spec: PhaseSpec) -> bool:
+        """A reply without a tool call ends the phase once its work is shown. Otherwise the model is told once;
+        if it still has nothing, the user decides: move on anyway, retry (their words reach the model), or stop."""
+        st = self._state
+        if spec.needs_work is None or not self._input.limits.require_work or st.phase_worked:
+            return True
+        if not st.work_nudged:
+            st.work_nudged = True
+            self._queue_message("user", spec.nudge)
+            return False
+        phase = spec.phase.value
+        answer = await self._wait_for_human(
+            spec.phase, f"{phase} produced no {spec.needs_work}. Continue anyway, retry, or stop? "
+                        "Answer 'continue' to go to the next phase, 'stop' to end the task, or anything else to "
+                        "retry (your words are passed to the agent).",
+            {"kind": "no_work"},
+        )
+        assert answer is not None
+        if _starts_with(answer, _STOP_WORDS):
+            raise ApplicationError(f"Stopped by the user: {phase} produced no {spec.needs_work}.", type="NoWork",
+                                   non_retryable=True)
+        if _starts_with(answer, ("continue", "yes", *_MOVE_ON_WORDS)):
+            st.work_waived = True
+            return True
+        said = "" if answer.strip().lower() == "retry" else f"The user says: {answer}\n"
+        self._queue_message("user", f"{said}{spec.nudge}")
+        return False
+
+    async def _iteration_cap(self, spec: PhaseSpec, limit: int) -> bool:
+        """The phase used its LLM calls. RESEARCH, PLAN and FINALIZE move on with what they have; BUILD and
+        EXECUTE ask the user: more calls, move on, or stop. Returns True to end the phase."""
+        phase = spec.phase.value
+        if spec.needs_work is None:
+            self._pending_steps.append(StepRecord(
+                seq=-1, phase=spec.phase, type=StepType.NOTIFICATION,
+                content=f"Phase {phase} reached its iteration cap ({limit} LLM calls); moving on with what it has.",
+                metadata={"kind": "iteration_cap"},
+            ))
+            return True
+        answer = await self._wait_for_human(
+            spec.phase, f"Phase {phase} reached its iteration cap ({limit} LLM calls) without finishing. Answer "
+                        f"'continue' for {limit} more calls, 'move on' to go to the next phase, or 'stop'.",
+            {"kind": "iteration_cap"},
+        )
+        assert answer is not None
+        if _starts_with(answer, _STOP_WORDS):
+            raise ApplicationError(f"Stopped by the user: phase {phase} reached its iteration cap ({limit} LLM calls).",
+                                   type="IterationCapReached", non_retryable=True)
+        if _starts_with(answer, _MOVE_ON_WORDS):
+            self._state.work_waived = self._state.work_waived or not self._state.phase_worked
+            return True
+        self._state.iteration = 0
+        if answer.strip().lower() != "continue":
+            self._queue_message("user", f"The user says how to proceed: {answer}")
+        return False
 
     def _start_tool(self, req: ToolRequest, retry: RetryPolicy, queue: str | None = None) -> workflow.ActivityHandle:
         timeouts = self._input.timeouts
@@ -533,6 +657,8 @@ class TaskWorkflow:
         """The same calls with the same results, or the same reply, N turns in a row: tell the model once; if it
         goes on, ask the user how to proceed."""
         n = self._input.limits.loop_repeats
+        reps = max(2, n - 1)  # a cycle repeated this often is a loop (2 at the default loop_repeats of 3)
+        keep = max(n, reps * MAX_CYCLE) if self._work else n
         text = digest(turn.content or "") if (turn.content or "").strip() else None
         for kind, mark in (("tool", "|".join(fingerprints)), ("text", text)):
             history = self._state.repeats[kind]
@@ -540,16 +666,24 @@ class TaskWorkflow:
                 history.clear()
                 continue
             history.append(mark)
-            del history[:-n]
-            if len(history) == n and len(set(history)) == 1:
+            del history[:-keep]
+            period = 1 if len(history) >= n and len(set(history[-n:])) == 1 else None
+            if period is None and self._work and kind == "tool":
+                period = next((p for p in range(2, MAX_CYCLE + 1)
+                               if len(history) >= reps * p and history[-reps * p:] == history[-p:] * reps
+                               and len(set(history[-p:])) > 1), None)
+            if period is not None:
                 for h in self._state.repeats.values():  # one loop, however it showed: start counting afresh
                     h.clear()
-                await self._loop_detected(phase, turn, kind, n)
+                await self._loop_detected(phase, turn, kind, n, period)
                 return
 
-    async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int) -> None:
-        what = (f"called {', '.join(c.name for c in turn.tool_calls)} with the same arguments and got the same result"
-                if kind == "tool" else "given the same reply")
+    async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int, period: int = 1) -> None:
+        if period > 1:
+            what, n = f"repeated the same {period} turns (the same calls with the same results)", max(2, n - 1)
+        else:
+            what = (f"called {', '.join(c.name for c in turn.tool_calls)} with the same arguments and got the same "
+                    "result" if kind == "tool" else "given the same reply")
         if not self._state.loop_warned:
             self._state.loop_warned = True
             self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it: "
@@ -581,7 +715,16 @@ class TaskWorkflow:
     # ------------------------------------------------------------------ helpers
 
     def _tools(self, spec: PhaseSpec) -> tuple[str, ...]:
+        """The tools this phase may call."""
+        if self._work:
+            return allowed_tools(spec.phase, set(self._state.unavailable_tools or ()))
         return phase_tools(spec.phase, self._current_tools)
+
+    def _offered(self, spec: PhaseSpec) -> tuple[str, ...]:
+        """The tools the model is shown: the same in every phase (the prefix cache), the phase's own check is ours."""
+        if self._work:
+            return offered_tools(set(self._state.unavailable_tools or ()))
+        return self._tools(spec)
 
     async def _cancellable(self, handle: workflow.ActivityHandle) -> object:
         """Await an activity, abandoning it (and requesting its cancellation) if the task is cancelled."""

@@ -41,7 +41,7 @@ def _describe(code: int, timed_out: bool, timeout_s: float, memory_mb: int) -> s
     return f"exit code {code}"
 
 
-@tool("shell_exec", ShellExecArgs, "Run a bash command in the task's sandbox (cwd /workspace). Returns the exit code, stdout and stderr.", sandbox=True)
+@tool("shell_exec", ShellExecArgs, "Run a bash command in the task's sandbox (cwd /workspace) and wait for it to finish. Returns the exit code, stdout and stderr. Do not start a server that keeps running: deploy_local serves a site.", sandbox=True)
 async def shell_exec(ctx: ToolContext, args: ShellExecArgs) -> ToolOutput:
     denied = check_command(args.command, ctx.settings.policy_allowed)
     if denied:

@@ -1,0 +1,169 @@
+"""A phase ends when its work is shown; a phase that cannot finish is bounded; cycles count as loops; tools that
+cannot work on this worker are not offered (workflow.patched "phase-work-v1")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowFailureError
+
+from activities.tools.workspace_state import changed, fingerprint
+from morgus.contracts import TaskLimits, TaskResult
+from morgus.phases import TOOL_ORDER
+from tests.conftest import make_settings, start, task_id_of, wait_for, wait_task_status
+
+WORK = TaskLimits(require_work=True)
+
+
+def said_to_model(llm, marker: str) -> list[str]:
+    """Every user message the model was sent, in order (from the last request, which holds the whole history)."""
+    last = llm.requests_for(scenario(marker))[-1].body["messages"]
+    return [m["content"] for m in last if m["role"] == "user"]
+
+
+def scenario(marker: str) -> str:
+    return marker.removeprefix("[scenario:").removesuffix("]")
+
+
+def write(path: str, content: str = "x") -> dict:
+    return {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": path, "content": content}}]}
+
+
+def shell(command: str) -> dict:
+    return {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": command}}]}
+
+
+async def test_build_without_a_file_is_pointed_out_once_then_the_model_writes(client, store, settings, worker, llm):
+    marker = llm.add("nudge", [
+        {"content": "nothing to research"},
+        {"content": "plan: write index.html"},
+        {"content": "1. Write index.html. 2. Done."},  # BUILD: the plan restated, no tool call
+        write("index.html", "<h1>hi</h1>"),
+        {"content": "built"},
+        shell("cat index.html"),
+        {"content": "ran"},
+        {"content": "Done: index.html"},
+    ])
+    handle = await start(client, settings, marker, limits=WORK)
+    result: TaskResult = await handle.result()
+    assert result.status == "completed"
+    assert (settings.workspace_for(task_id_of(handle)) / "index.html").read_text() == "<h1>hi</h1>"
+    nudges = [m for m in said_to_model(llm, marker) if m.startswith("You have not written any file yet")]
+    assert len(nudges) == 1
+
+
+async def test_build_that_writes_nothing_asks_the_user_and_stop_ends_in_error(client, store, settings, worker, llm):
+    marker = llm.add("nothing", [{"content": "r"}, {"content": "p"}, {"content": "I would write the files."},
+                                 {"content": "Still just words."}])
+    handle = await start(client, settings, marker, limits=WORK)
+    row = await wait_task_status(store, task_id_of(handle), "waiting_for_input")
+    assert row["pending_question"].startswith("BUILD produced no file. Continue anyway, retry, or stop?")
+    await handle.execute_update("answer", {"text": "stop"}, result_type=str)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    row = await wait_task_status(store, task_id_of(handle), "error")
+    assert row["error_message"].startswith("Stopped by the user: BUILD produced no")
+
+
+async def test_retry_passes_the_users_words_and_the_task_then_completes(client, store, settings, worker, llm):
+    marker = llm.add("retry", [{"content": "r"}, {"content": "p"}, {"content": "words"}, {"content": "more words"},
+                               write("a.txt"), {"content": "built"}, shell("cat a.txt"), {"content": "ran"}])
+    handle = await start(client, settings, marker, limits=WORK)
+    await wait_task_status(store, task_id_of(handle), "waiting_for_input")
+    await handle.execute_update("answer", {"text": "write a.txt please"}, result_type=str)
+    assert (await handle.result()).status == "completed"
+    assert any(m.startswith("The user says: write a.txt please") for m in said_to_model(llm, marker))
+
+
+async def test_a_task_that_built_nothing_never_completes_silently(client, store, settings, worker, llm):
+    """The user let BUILD and EXECUTE go on without work (asked both times): only then may it complete."""
+    marker = llm.add("empty", [{"content": "r"}, {"content": "p"}, {"content": "b"}, {"content": "b"},
+                               {"content": "e"}, {"content": "e"}, {"content": "f"}])
+    handle = await start(client, settings, marker, limits=WORK)
+    tid = task_id_of(handle)
+    for phase in ("BUILD", "EXECUTE"):
+        async def asked(phase: str = phase) -> bool:
+            row = await store.fetch_task(tid)
+            return bool(row) and row["status"] == "waiting_for_input" and (row["pending_question"] or "").startswith(f"{phase} produced no")
+
+        await wait_for(asked, what=f"the {phase} question")
+        await handle.execute_update("answer", {"text": "continue"}, result_type=str)
+    assert (await handle.result()).status == "completed"
+
+
+async def test_execute_needs_a_run_or_a_deployment(client, store, settings, worker, llm):
+    marker = llm.add("exec", [{"content": "r"}, {"content": "p"}, write("a.txt"), {"content": "built"},
+                              {"content": "It works."}, shell("false"), {"content": "ran (it failed, that is a run)"}])
+    handle = await start(client, settings, marker, limits=WORK)
+    assert (await handle.result()).status == "completed"
+    assert sum(m.startswith("You have not run or deployed anything yet") for m in said_to_model(llm, marker)) == 1
+
+
+async def test_iteration_cap_moves_research_on_and_asks_in_build(client, store, settings, worker, llm):
+    reads = [{"content": None, "tool_calls": [{"name": "file_list", "arguments": {"path": p}}]} for p in (".", "x", "y")]
+    marker = llm.add("cap", [*reads, {"content": "plan"}, *reads])
+    handle = await start(client, settings, marker, limits=TaskLimits(max_iterations_per_phase=3, require_work=True))
+    tid = task_id_of(handle)
+    row = await wait_task_status(store, tid, "waiting_for_input")
+    assert row["pending_question"].startswith("Phase BUILD reached its iteration cap (3 LLM calls) without finishing")
+    steps = await store.fetch_steps(tid)
+    capped = [s for s in steps if s["type"] == "NOTIFICATION" and "iteration cap" in s["content"]]
+    assert [s["phase"] for s in capped] == ["RESEARCH"]
+    await handle.execute_update("answer", {"text": "stop"}, result_type=str)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    row = await wait_task_status(store, tid, "error")
+    assert "Stopped by the user: phase BUILD reached its iteration cap" in row["error_message"]
+
+
+async def test_a_repeating_cycle_is_a_loop(client, store, settings, worker, llm):
+    """search -> notify -> search -> notify ... (different calls each turn, the same cycle): warned once."""
+    a = {"content": None, "tool_calls": [{"name": "file_list", "arguments": {"path": "."}}]}
+    b = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "still looking"}}]}
+    marker = llm.add("cycle", [a, b, a, b, {"content": "ok, moving on"}])
+    handle = await start(client, settings, marker)
+    assert (await handle.result()).status == "completed"
+    warnings = [m for m in said_to_model(llm, marker) if m.startswith("Loop detected")]
+    assert len(warnings) == 1 and "the same 2 turns" in warnings[0]
+
+
+async def test_tools_that_cannot_work_here_are_not_offered(client, store, temporal_server, postgres, llm, tmp_path):
+    from worker import running_workers
+
+    offline = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_OFFLINE="1")
+    search = {"content": None, "tool_calls": [{"name": "search_web", "arguments": {"query": "bakery"}}]}
+    marker = llm.add("offline", [search, {"content": "r"}, {"content": "p"}, write("a"), {"content": "b"}])
+    async with running_workers(client, store, offline):
+        handle = await start(client, offline, marker)
+        assert (await handle.result()).status == "completed"
+    offered = [[t["function"]["name"] for t in r.body.get("tools") or []] for r in llm.requests_for(scenario(marker))]
+    expected = [t for t in TOOL_ORDER if t not in ("search_web", "fetch_url", "cloudflare_deploy", "git_push")]
+    assert offered[0] == expected
+    assert all(o == offered[0] for o in offered), "the tool list changed between phases (the prefix cache)"
+    results = [m["content"] for m in llm.requests_for(scenario(marker))[-1].body["messages"] if m["role"] == "tool"]
+    assert "cannot work here (this worker has no network access (MORGUS_OFFLINE))" in results[0]
+
+
+def test_fingerprint_sees_a_change_and_survives_hostile_trees(tmp_path: Path):
+    (tmp_path / "a").write_text("1")
+    before = fingerprint(tmp_path)
+    assert before is not None and fingerprint(tmp_path) == before
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "loop").symlink_to(tmp_path)  # never followed
+    (tmp_path / "dangling").symlink_to("/nonexistent")
+    after = fingerprint(tmp_path)
+    assert after is not None and changed(before, after)
+    assert not changed(after, fingerprint(tmp_path))
+    for i in range(30):
+        (tmp_path / f"f{i}").write_text("")
+    assert fingerprint(tmp_path, max_entries=10) is None  # too large to walk: counted as changed
+    assert changed(None, after)
+    if os.geteuid() != 0:
+        locked = tmp_path / "sub"
+        locked.chmod(0)
+        try:
+            assert fingerprint(tmp_path) is None
+        finally:
+            locked.chmod(0o755)
