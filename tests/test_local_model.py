@@ -83,19 +83,19 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
     class _Url:  # make_settings takes the LLM's URL from the scripted server object
         url = env["OPENAI_BASE_URL"]
 
-    settings = make_settings(temporal_server, postgres, _Url(), tmp_path, **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
+    settings = make_settings(temporal_server, postgres, _Url(), tmp_path, MORGUS_OFFLINE="1",
+                             **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
     async with running_workers(client, store, settings):
-        task = TaskInput(title="config file", budget=Budget(max_steps=30),
-                         description='Create config.json holding exactly these settings: name "morgus-eval" (a '
-                                     'string), port 8080 (a number), debug false (a boolean). No research or '
-                                     'deployment is needed.')
+        task = TaskInput(title="greeting file", budget=Budget(max_steps=30),
+                         description='Create a text file named hello.txt whose content is exactly: Hello from '
+                                     'Morgus. No research, tests or deployment are needed.')
         handle = await start_task(client, task, task_queue=settings.task_queue)
         questions = asyncio.create_task(_go_on_when_asked(client, store, task_id_of(handle)))
         try:
             result: TaskResult = await handle.result()
         finally:
             questions.cancel()
-    written = settings.workspace_for(task_id_of(handle)) / "config.json"
+    written = settings.workspace_for(task_id_of(handle)) / "hello.txt"
     assert result.status == "completed", result
-    assert written.is_file(), "the task completed without writing config.json"
-    assert json.loads(written.read_text()) == {"name": "morgus-eval", "port": 8080, "debug": False}
+    assert written.is_file(), "the task completed without writing hello.txt"
+    assert written.read_text().strip().rstrip(".") == "Hello from Morgus"
