@@ -474,7 +474,7 @@ class TaskWorkflow:
                 # question is asked with U+FFFD instead of failing as a tool error
                 args = clean_json(args)
             question = AskUserArgs.model_validate(args).question
-        except (ValueError, ValidationError) as e:
+        except (ValueError, ValidationError, RecursionError) as e:  # RecursionError: `[[[[…` arguments
             return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
         answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
         assert answer is not None

@@ -1,0 +1,76 @@
+"""Red-team regression tests (issue 11): attacks that broke a defence, kept so they stay broken.
+
+Each test names the attack. Real parts only: the scripted model server, a real worker on the Temporal dev server,
+the embedded Postgres, the real `temporal` CLI, real sandboxes, a real API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+
+from activities.llm import _tool_params
+from morgus.tool_parse import recover_calls
+from tests.conftest import start, task_id_of
+
+DEEP = "[" * 50_000 + "]" * 50_000  # far deeper than Python's json parser can recurse
+
+
+# ---------------------------------------------------------------- model text: nesting and size
+
+
+def test_deeply_nested_json_in_model_text_is_prose_not_a_crash():
+    """Attack: a model reply of `[[[[…` (prose, a fenced block, a <tool_call> tag, a list around a real call)
+    raised RecursionError out of the parser, failing the LLM activity on every retry."""
+    tools = _tool_params()
+    for text in (DEEP, "[" * 100_000, f"```json\n{DEEP}\n```", f"<tool_call>{DEEP}</tool_call>", '{"a":' * 50_000):
+        found = recover_calls(text, tools)
+        assert found.calls == [] and found.content == text
+    call = {"name": "file_read", "arguments": {"path": "x"}}
+    nested: object = call
+    for _ in range(900):
+        nested = [nested]
+    assert recover_calls(json.dumps(nested), tools).calls == []  # a call buried 900 lists deep is data
+    # a real call beside the deep junk is still found
+    found = recover_calls(f"{DEEP}\n```json\n{json.dumps(call)}\n```", tools)
+    assert [(c.name, json.loads(c.arguments)) for c in found.calls] == [("file_read", {"path": "x"})]
+
+
+def test_a_call_after_much_code_in_the_reply_is_still_found():
+    """The bounded search (see bench/bench_tool_parse.py for the cost of 10^6 `{`) still finds a bare call after
+    thousands of braces of code shown in prose."""
+    call = json.dumps({"name": "file_read", "arguments": {"path": "x"}})
+    found = recover_calls("function(){ return {a: 1}; }\n" * 20_000 + call, _tool_params())
+    assert [c.name for c in found.calls] == ["file_read"]
+
+
+DEEP_TURN = "[" * 2_000 + "]" * 2_000  # past the parser's depth, small enough for the context window
+
+
+def deep_script() -> list[dict]:
+    return [
+        # prose full of nesting, and native calls whose arguments are nested past the parser's depth
+        {"content": "data " + DEEP_TURN, "tool_calls": [
+            {"name": "file_list", "arguments": DEEP_TURN},
+            {"name": "ask_user", "arguments": '{"question": ' + DEEP_TURN + "}"},
+        ]},
+        {"content": "[" * 3000 + " research done"},
+        {"content": "plan done"},
+        {"content": "build", "tool_calls": [{"name": "file_write", "arguments": '{"path": "a.txt", "content": ' + DEEP_TURN + "}"}]},
+        {"content": "build done"},
+    ]
+
+
+async def test_a_task_whose_model_writes_deep_nesting_completes(client, store, settings, worker, llm):
+    """Attack: the same nesting end to end: native tool-call arguments, ask_user arguments (parsed in the
+    workflow, where an uncaught error fails the workflow task forever) and reply text. The task completes
+    and the model is told, as a tool error, that its arguments were too deep."""
+    marker = llm.add("deep-nesting", deep_script())
+    handle = await start(client, settings, marker)
+    result = await asyncio.wait_for(handle.result(), timeout=180)
+    assert result.status == "completed", result.error_message
+    steps = await store.fetch_steps(task_id_of(handle))
+    errors = [s["content"] for s in steps if s["type"] == "TOOL_ERROR" or "error" in (s["content"] or "")[:80].lower()]
+    assert any("nested too deeply" in (c or "") for c in errors), [s["content"][:120] for s in steps]
+    assert any("ask_user needs" in (s["content"] or "") for s in steps)
