@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from activities.llm import _tool_params
 from morgus.tool_parse import recover_calls
-from tests.conftest import start, task_id_of
+from tests.conftest import start, task_id_of, wait_task_status
+from tests.test_hostile_input import temporal_cli
 
 DEEP = "[" * 50_000 + "]" * 50_000  # far deeper than Python's json parser can recurse
 
@@ -74,3 +79,26 @@ async def test_a_task_whose_model_writes_deep_nesting_completes(client, store, s
     errors = [s["content"] for s in steps if s["type"] == "TOOL_ERROR" or "error" in (s["content"] or "")[:80].lower()]
     assert any("nested too deeply" in (c or "") for c in errors), [s["content"][:120] for s in steps]
     assert any("ask_user needs" in (s["content"] or "") for s in steps)
+
+
+# ---------------------------------------------------------------- workflow input through Temporal
+
+
+@pytest.mark.parametrize("payload", ["[" * 5000 + "]" * 5000, '{"description": ' + "[" * 5000 + "]" * 5000 + "}"],
+                         ids=["deep list", "deep description"])
+async def test_deeply_nested_workflow_input_fails_at_once(payload, client, store, settings, worker, tmp_path):
+    """Attack: `temporal workflow start --input '[[[[…]]]]'`. The input was found invalid, but reading its title
+    for the error row raised RecursionError in the workflow's __init__: every workflow task failed, forever,
+    RUNNING and invisible to the API."""
+    task_id = str(uuid.uuid4())
+    (tmp_path / "input.json").write_text(payload)
+    started = await asyncio.to_thread(
+        temporal_cli, settings, "workflow", "start", "--type", "TaskWorkflow", "--task-queue", settings.task_queue,
+        "--workflow-id", f"task-{task_id}", "--input-file", str(tmp_path / "input.json"))
+    assert started.returncode == 0, started.stderr
+    handle = client.get_workflow_handle(f"task-{task_id}")
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), timeout=60)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "TaskInputInvalid"
+    await wait_task_status(store, task_id, "error")

@@ -138,7 +138,7 @@ def _placeholder_input(raw: RawValue | None) -> TaskInput:
         if isinstance(value, dict):
             title = value.get("title") if isinstance(value.get("title"), str) else ""
             description = value.get("description") if isinstance(value.get("description"), str) else ""
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: `[[[[…` input, which would fail every workflow task
         pass
     return TaskInput.model_construct(
         title=clean_text(title)[:200] or "Invalid task input", description=clean_text(description)[:2000]
