@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 import uuid
 
 import pytest
@@ -102,3 +104,79 @@ async def test_deeply_nested_workflow_input_fails_at_once(payload, client, store
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "TaskInputInvalid"
     await wait_task_status(store, task_id, "error")
+
+
+# ---------------------------------------------------------------- git push through /proc magic links
+
+
+async def test_a_push_through_a_sandbox_processes_proc_link_into_its_workspace_is_refused(settings, tmp_path):
+    """Attack: repo_url `/proc/<pid of a sandboxed process>/cwd/evil.git`. realpath() trusts readlink, which for a
+    process in another mount namespace says "/workspace", so the check saw a path outside every workspace; git
+    then opened the task's real workspace and ran the receive hooks the sandbox planted there, on the host. (With
+    the worker as root the sandbox's files are another uid's and git's ownership check stops it; a worker running
+    as the same uid as its bwrap sandbox had no such luck. The repository here is made by the worker's uid.)"""
+    import shutil
+    import subprocess
+
+    from activities.tools.workspace import ToolError
+    from tests.test_git_traps import _markers, _trap_repo, call, ctx_for
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    mark = tmp_path / "markers"
+    mark.mkdir()
+    ctx = ctx_for(settings)
+    (ctx.workspace / "a.txt").write_text("a")
+    await call("git_init", ctx)
+    await call("git_add", ctx)
+    await call("git_commit", ctx, message="m")
+    evil = ctx.workspace / "evil.git"
+    _trap_repo(evil, mark)
+    # receive-pack runs this while it advertises refs, before any object arrives
+    (tmp_path / "alt.git").mkdir()
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "alt.git")], check=True)
+    (evil / "objects" / "info" / "alternates").write_text(f"{tmp_path}/alt.git/objects\n")
+    with (evil / "config").open("a") as f:
+        f.write(f"[core]\n\talternateRefsCommand = touch {mark}/alternateRefsCommand; true\n")
+    # a process in its own mount namespace with the workspace as its cwd, as a sandboxed command is
+    proc = subprocess.Popen(["bwrap", "--dev-bind", "/", "/", "--tmpfs", "/mnt", "--bind", str(ctx.workspace), "/mnt",
+                             "--chdir", "/mnt", "--", "sleep", "120"])
+    try:
+        deadline = time.monotonic() + 10
+        pid = None
+        while pid is None and time.monotonic() < deadline:
+            kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            pid = next((int(k) for k in kids if os.readlink(f"/proc/{k}/cwd") == "/mnt"), None)
+            await asyncio.sleep(0.1)
+        assert pid is not None, "the namespaced process did not start"
+        assert os.path.realpath(f"/proc/{pid}/cwd") == "/mnt"  # what fooled the check
+        link = tmp_path / "innocent.git"
+        link.symlink_to(f"/proc/{pid}/cwd/evil.git")
+        for url in (f"/proc/{pid}/cwd/evil.git", f"/proc/{pid}/root/mnt/evil.git", f"file:///proc/{pid}/cwd/evil.git",
+                    str(link)):
+            ctx.repo_url = url
+            with pytest.raises(ToolError, match="/proc link"):
+                await call("git_push", ctx)
+        assert _markers(mark) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_a_local_push_goes_to_the_checked_real_path(settings, tmp_path):
+    """The defence pushes to the real path it checked (a link in the URL is resolved once, not again by git)."""
+    import subprocess
+
+    from tests.test_git_traps import call, ctx_for
+
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    (tmp_path / "via").symlink_to(tmp_path)
+    ctx = ctx_for(settings, repo_url=f"file://{tmp_path}/via/remote.git")
+    (ctx.workspace / "a.txt").write_text("a")
+    await call("git_init", ctx)
+    await call("git_add", ctx)
+    await call("git_commit", ctx, message="m")
+    out = await call("git_push", ctx)
+    assert "pushed" in out.content
+    assert subprocess.run(["git", "--git-dir", str(bare), "rev-parse", "main"], capture_output=True).returncode == 0
