@@ -7,6 +7,7 @@ errors raise a retryable error (honouring Retry-After); a rejected request fails
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
@@ -146,7 +147,8 @@ class LlmActivities:
                 resp = _with_usage_of(again, resp)
                 reply = resp.choices[0].message
 
-        content, calls, recovered = reply_calls(reply, resp.choices[0].finish_reason, seq, req.tools)
+        # off the event loop: the reply is the model's bytes, and parsing them must not hold up other heartbeats
+        content, calls, recovered = await asyncio.to_thread(reply_calls, reply, resp.choices[0].finish_reason, seq, req.tools)
         if recovered:
             log.info("tool calls recovered from the reply text", calls=[c.name for c in calls], **recovered)
         # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone

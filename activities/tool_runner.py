@@ -43,6 +43,8 @@ def parse_arguments(spec: ToolSpec, raw: str) -> Any:
         data = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as e:
         raise ToolError(f"arguments for {spec.name} are not valid JSON ({e.msg} at position {e.pos}); send a JSON object") from None
+    except RecursionError:  # `[[[[…` from the model: an answer, not a crashed activity retried until the task fails
+        raise ToolError(f"arguments for {spec.name} are nested too deeply; send a flat JSON object") from None
     if not isinstance(data, dict):
         raise ToolError(f"arguments for {spec.name} must be a JSON object")
     try:
@@ -51,6 +53,8 @@ def parse_arguments(spec: ToolSpec, raw: str) -> Any:
         return spec.args.model_validate(clean_json(data))
     except ValidationError as e:
         raise ToolError(f"arguments for {spec.name} do not match its schema: {_schema_errors(e)}") from None
+    except RecursionError:  # decodable, but too deep for clean_json's walk
+        raise ToolError(f"arguments for {spec.name} are nested too deeply; send a flat JSON object") from None
 
 
 class ToolActivities:

@@ -24,6 +24,18 @@ BLOCK_RE = re.compile(
     r"|<tool_call>(?P<tagged>.*?)(?:</tool_call>|\Z)",
     re.S,
 )
+JSON_START = re.compile(r"[\[{]")
+# How deep call_from looks for a call inside lists and wrappers; models nest two or three levels at most.
+MAX_CALL_DEPTH = 16
+
+
+def loads(text: str) -> Any:
+    """json.loads that also treats JSON nested too deeply for Python's parser as not JSON: a model that writes
+    `[[[[…` must get an answer, not crash the activity with a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ def normalise_arguments(raw: Any, params: frozenset[str] | None = None) -> str:
     JSON is passed through unchanged so the tool's validation tells the model what is wrong."""
     if isinstance(raw, str):  # already an object's text: keep the model's own bytes
         try:
-            decoded = json.loads(raw)
+            decoded = loads(raw)
         except json.JSONDecodeError:
             decoded = None
         if isinstance(decoded, dict) and not _wrapped(decoded, params):
@@ -58,7 +70,7 @@ def normalise_arguments(raw: Any, params: frozenset[str] | None = None) -> str:
         if not text:
             return "{}"
         try:
-            value = json.loads(text)
+            value = loads(text)
         except json.JSONDecodeError:
             return value if isinstance(raw, str) else json.dumps(raw)
     if value is None:
@@ -76,43 +88,80 @@ def _wrapped(value: dict, params: frozenset[str] | None) -> bool:
     return key in ARGUMENT_KEYS and isinstance(inner, dict) and (params is None or key not in params)
 
 
-def call_from(obj: Any, tools: dict[str, frozenset[str]]) -> list[ParsedCall]:
+def call_from(obj: Any, tools: dict[str, frozenset[str]], depth: int = 0) -> list[ParsedCall]:
     """The calls a decoded JSON value describes ([] when it is not a call of a known tool)."""
+    if depth > MAX_CALL_DEPTH:  # a deeply nested value is data, not a call (and must not exhaust the stack)
+        return []
     if isinstance(obj, list):
-        return [c for item in obj for c in call_from(item, tools)]
+        return [c for item in obj for c in call_from(item, tools, depth + 1)]
     if not isinstance(obj, dict):
         return []
     if isinstance(obj.get("tool_calls"), list):
-        return call_from(obj["tool_calls"], tools)
+        return call_from(obj["tool_calls"], tools, depth + 1)
     if isinstance(obj.get("function"), dict):  # {"type": "function", "function": {"name": …, "arguments": …}}
-        return call_from(obj["function"], tools)
+        return call_from(obj["function"], tools, depth + 1)
     name = next((obj[k] for k in NAME_KEYS if isinstance(obj.get(k), str)), None)
     if name is None or name not in tools:
         return []
     args_key = next((k for k in ARGUMENT_KEYS if k in obj), None)
-    if args_key is None:
-        # {"name": "file_read", "path": "x"}: the arguments were written beside the name
-        rest = {k: v for k, v in obj.items() if k not in NAME_KEYS and k != "type"}
-        return [ParsedCall(name, normalise_arguments(rest, tools[name]))]
-    return [ParsedCall(name, normalise_arguments(obj[args_key], tools[name]))]
+    # {"name": "file_read", "path": "x"}: the arguments were written beside the name
+    raw = obj[args_key] if args_key is not None else {k: v for k, v in obj.items() if k not in NAME_KEYS and k != "type"}
+    try:
+        return [ParsedCall(name, normalise_arguments(raw, tools[name]))]
+    except RecursionError:  # arguments nested too deeply to encode again: not a call we can run
+        return []
 
 
-def _json_values(text: str) -> list[tuple[int, int, Any]]:
-    """Every top-level JSON object or array in `text`, with its span."""
+# Decoding a candidate starts on a small window of the text and widens it only while the value may continue past
+# the window: json's errors compute a line number by counting from the start of the string they were given, so
+# decoding every `{` of a long reply against the whole reply was quadratic (200,000 `{` = seconds of CPU).
+DECODE_WINDOW = 128
+# And the whole search is bounded: a reply built so that many openers each begin a long valid prefix (nested
+# `[[[[0,0,0,…` blocks) gives up the search for bare calls rather than the worker's CPU.
+DECODE_BUDGET_PER_CHAR = 16
+DECODE_BUDGET_MIN = 1_000_000
+
+
+def _decode_at(decoder: json.JSONDecoder, text: str, start: int) -> tuple[Any, int, int]:
+    """(value, end, cost) of the JSON value at `start`; raises ValueError (cost in args[1]) if there is none."""
+    size, cost = DECODE_WINDOW, 0  # cost: characters parsed (a window that was too small counts whole)
+    while True:
+        chunk = text[start:start + size]
+        try:
+            value, end = decoder.raw_decode(chunk)
+            return value, start + end, cost + end
+        except json.JSONDecodeError as e:
+            # an error at the window's edge (or an unterminated string, which reports where it started) may
+            # only mean the window was too small
+            if start + size >= len(text) or not (e.pos >= len(chunk) - 1 or e.msg.startswith("Unterminated")):
+                raise ValueError("no JSON value here", cost + e.pos + 1) from None
+        except RecursionError:  # nested deeper than Python's parser goes: not a value we can use
+            raise ValueError("nested too deeply", cost + len(chunk)) from None
+        cost += len(chunk)
+        size *= 4
+
+
+def _json_values(text: str, budget: list[int]) -> list[tuple[int, int, Any]]:
+    """Every top-level JSON object or array in `text`, with its span; `budget` (characters decoded, shared by
+    every search of one reply) is spent, and the search stops when it is gone."""
     decoder = json.JSONDecoder()
     found, i = [], 0
-    while True:
-        starts = [p for p in (text.find("{", i), text.find("[", i)) if p >= 0]
-        if not starts:
+    while budget[0] > 0:
+        # one regex search for the next opener (two str.find calls rescanned the tail for the absent one)
+        m = JSON_START.search(text, i)
+        if m is None:
             return found
-        start = min(starts)
+        start = m.start()
         try:
-            value, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
+            value, end, cost = _decode_at(decoder, text, start)
+        except ValueError as e:
+            budget[0] -= e.args[1]
             i = start + 1
             continue
+        budget[0] -= cost
         found.append((start, end, value))
         i = end
+    return found
 
 
 def recover_calls(content: str | None, tools: dict[str, frozenset[str]], *, cut_off: bool = False) -> Recovered:
@@ -123,14 +172,15 @@ def recover_calls(content: str | None, tools: dict[str, frozenset[str]], *, cut_
         return Recovered(content=content)
     calls: list[ParsedCall] = []
     spans: list[tuple[int, int]] = []
+    budget = [DECODE_BUDGET_MIN + DECODE_BUDGET_PER_CHAR * len(content)]
     for m in BLOCK_RE.finditer(content):
         inner = m.group("fenced") if m.group("fenced") is not None else m.group("tagged")
-        found = [c for _, _, v in _json_values(inner or "") for c in call_from(v, tools)]
+        found = [c for _, _, v in _json_values(inner or "", budget) for c in call_from(v, tools)]
         if found:
             calls += found
             spans.append(m.span())
     if not calls:  # a bare object (or several) in the text
-        for start, end, value in _json_values(content):
+        for start, end, value in _json_values(content, budget):
             found = call_from(value, tools)
             if found:
                 calls += found

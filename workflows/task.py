@@ -161,7 +161,7 @@ def _placeholder_input(raw: RawValue | None) -> TaskInput:
         if isinstance(value, dict):
             title = value.get("title") if isinstance(value.get("title"), str) else ""
             description = value.get("description") if isinstance(value.get("description"), str) else ""
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: `[[[[…` input, which would fail every workflow task
         pass
     return TaskInput.model_construct(
         title=clean_text(title)[:200] or "Invalid task input", description=clean_text(description)[:2000]
@@ -598,7 +598,7 @@ class TaskWorkflow:
                 # question is asked with U+FFFD instead of failing as a tool error
                 args = clean_json(args)
             question = AskUserArgs.model_validate(args).question
-        except (ValueError, ValidationError) as e:
+        except (ValueError, ValidationError, RecursionError) as e:  # RecursionError: `[[[[…` arguments
             return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
         answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
         assert answer is not None

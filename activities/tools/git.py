@@ -154,15 +154,15 @@ async def git_push(ctx: ToolContext, args: GitPushArgs) -> ToolOutput:
         raise ToolError("no remote is configured: the task has no repo_url and MORGUS_GIT_REMOTE is unset; "
                         "skip the push and report where the code is")
     token = ctx.settings.git_token
-    check_push_url(url, ctx.settings)
+    target = check_push_url(url, ctx.settings)  # a local remote as its real path: no link followed later
     head = await run_git(ctx.settings, git_dir_for(ctx.settings, ctx.task_id), ctx.workspace,
                          "rev-parse", "--verify", "--quiet", "HEAD", what="git push")
     if head.code != 0:
         raise ToolError("nothing to push: there is no commit yet; use git_add and git_commit first")
     sha = head.stdout.decode().strip()
     # The URL itself, never a configured remote: `remote` only names it in the result.
-    await _git(ctx, "push", "--no-verify", "--no-recurse-submodules", "--", url, f"HEAD:refs/heads/{args.branch}",
-               action="git push", env=auth_env(url, token))
+    await _git(ctx, "push", "--no-verify", "--no-recurse-submodules", "--", target, f"HEAD:refs/heads/{args.branch}",
+               action="git push", env=auth_env(target, token))
     shown = scrub(url, token)
     return ToolOutput(
         content=f"pushed {sha[:12]} to {args.remote} ({shown}) branch {args.branch}",

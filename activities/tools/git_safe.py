@@ -148,7 +148,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check_push_url(url: str, settings: Settings) -> str:
-    """The remote comes from the task's repo_url or MORGUS_GIT_REMOTE (never the workspace); refuse every
+    """The URL to push to (a local remote as its real path). The remote comes from the task's repo_url or MORGUS_GIT_REMOTE (never the workspace); refuse every
     transport but http(s), git:// and a local path, and any local path the sandbox can write to (pushing there
     would run receive-pack over a repository whose hooks the sandbox wrote)."""
     if not url or url != url.strip() or any(c in url for c in "\x00\r\n") or url.startswith("-"):
@@ -173,11 +173,25 @@ def check_push_url(url: str, settings: Settings) -> str:
                         "(ssh and scp-style remotes are not); push over https with MORGUS_GIT_TOKEN")
     raw = Path(os.path.normpath(local))
     real = Path(os.path.realpath(local))
+    # realpath trusts readlink, and /proc's magic links lie across namespaces: /proc/<sandbox pid>/cwd reads
+    # as "/workspace" but opens the task's workspace on the host. The path must be the very folder its real
+    # path names (same device and inode), and git is given the real path, so no link is followed later.
+    try:
+        target = os.stat(local)
+    except OSError:
+        raise ToolError("the local remote does not exist; create the repository first (git init --bare)") from None
+    try:
+        named = os.stat(real)
+    except OSError:
+        named = None
+    if named is None or (named.st_dev, named.st_ino) != (target.st_dev, target.st_ino) or _inside(real, Path("/proc")):
+        raise ToolError("the local remote goes through a /proc link into another process's files; "
+                        "give the repository's real path")
     for forbidden in (settings.workspace_root, settings.home.resolve()):
         if _inside(raw, forbidden) or _inside(real, forbidden):
             raise ToolError("the remote is a folder inside Morgus's own state or a task workspace, which sandboxed "
                             "code can write; push to a repository outside them")
-    return url
+    return str(real)
 
 
 def auth_env(url: str, token: str | None) -> dict[str, str]:
