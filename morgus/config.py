@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     fetch_allow: str | None = Field(default=None, alias="MORGUS_FETCH_ALLOW")
     # No network egress (an offline machine): search_web and fetch_url are not offered to the model.
     offline: bool = Field(default=False, alias="MORGUS_OFFLINE")
+    # Tasks started from the API and the CLI need shown work (a file in BUILD, a run or deployment in EXECUTE) to
+    # end `completed`; turn it off only for scripted replies that build nothing on purpose (the test suite).
+    require_work: bool = Field(default=True, alias="MORGUS_REQUIRE_WORK")
     sites_url: str | None = Field(default=None, alias="MORGUS_SITES_URL")
     notify_webhook: str | None = Field(default=None, alias="MORGUS_NOTIFY_WEBHOOK", repr=False)  # a webhook URL is a secret
     cloudflare_api_token: str | None = Field(default=None, alias="CLOUDFLARE_API_TOKEN", repr=False)

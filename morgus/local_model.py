@@ -317,9 +317,6 @@ class LlamaServer:
                "--ctx-size", str(self.ctx), "--parallel", "1",  # one slot: the whole window for one conversation
                "--jinja",  # tool calls through the chat template
                "--cache-reuse", "256",  # reuse the KV cache across turns that share a prefix (the conversation)
-               # greedy decoding by default (a request may still set its own): a small model follows the tool
-               # format more reliably, and the same prompt gives the same reply, so a failure can be replayed
-               "--temp", "0", "--seed", "0",
                "--no-webui"]
         if self.template is not None:
             cmd += ["--chat-template-file", str(self.template)]

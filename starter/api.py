@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from morgus.config import Settings, load_settings, normalize_host
-from morgus.contracts import Budget, Phase, TaskInput, TaskStatus
+from morgus.contracts import Budget, Phase, TaskInput, TaskLimits, TaskStatus
 from starter.api_guard import GuardMiddleware
 from starter.api_models import (
     AnswerBody,
@@ -241,7 +241,8 @@ def create_app(settings: Settings | None = None, *, client: Any = None, store: A
         from starter.tasks import start_task
 
         task = TaskInput(title=body.title, description=body.description, model=body.model,
-                         repo_url=body.repo_url, budget=Budget(**body.budget.model_dump()))
+                         repo_url=body.repo_url, budget=Budget(**body.budget.model_dump()),
+                         limits=TaskLimits(require_work=settings.require_work))
         task_id = new_task_id()
         await state["store"].insert_pending(task_id, workflow_id_for(task_id), task.display_title(), task.description, task.model)
         try:

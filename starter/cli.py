@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from morgus.config import ConfigError, Settings, load_settings
-from morgus.contracts import TaskInput, TaskStatus
+from morgus.contracts import TaskInput, TaskLimits, TaskStatus
 from starter.terminal import term_safe
 
 T = TypeVar("T")
@@ -235,7 +235,8 @@ def task_start(
 ) -> None:
     """Start a task; prints its id."""
     try:
-        task = TaskInput(title=title, description=description, model=model)
+        task = TaskInput(title=title, description=description, model=model,
+                         limits=TaskLimits(require_work=_settings().require_work))
     except ValidationError as e:
         raise ConfigError(f"invalid task: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
 

@@ -97,6 +97,8 @@ def make_settings(temporal: TemporalDevServer, pg: EmbeddedPostgres, llm: Script
         "MORGUS_WORKSPACES": str(root / "workspaces"),
         "MORGUS_TASK_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
         "MORGUS_DB_RETRY_S": "120",
+        # scripted replies that build nothing on purpose; tests/test_phase_work.py sets its own limits
+        "MORGUS_REQUIRE_WORK": "0",
         **extra,
     }
     return Settings(**env)  # type: ignore[arg-type]
@@ -114,6 +116,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MORGUS_WORKSPACES": str(settings.workspace_root),
         "MORGUS_TASK_QUEUE": settings.task_queue,
         "MORGUS_DB_RETRY_S": str(settings.db_retry_s),
+        "MORGUS_REQUIRE_WORK": "1" if settings.require_work else "0",
     }
 
 

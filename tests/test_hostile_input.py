@@ -334,7 +334,8 @@ async def test_valid_input_through_the_temporal_cli_still_runs(client, store, se
     started = await asyncio.to_thread(
         temporal_cli, settings, "workflow", "start", "--type", "TaskWorkflow", "--task-queue", settings.task_queue,
         "--workflow-id", f"task-{task_id}",
-        "--input", json.dumps({"title": "Bakery", "description": f"A page {marker}", "model": "scripted"}))
+        "--input", json.dumps({"title": "Bakery", "description": f"A page {marker}", "model": "scripted",
+                    "limits": {"require_work": False}}))
     assert started.returncode == 0, started.stderr
     result = await client.get_workflow_handle(f"task-{task_id}", result_type=TaskResult).result()
     assert result.status == "completed"
