@@ -79,7 +79,7 @@ async def test_retry_passes_the_users_words_and_the_task_then_completes(client, 
 
 async def test_a_task_that_built_nothing_never_completes_silently(client, store, settings, worker, llm):
     """The user let BUILD and EXECUTE go on without work (asked both times): only then may it complete."""
-    marker = llm.add("empty", [{"content": "r"}, {"content": "p"}, {"content": "b"}, {"content": "b"},
+    marker = llm.add("built-nothing", [{"content": "r"}, {"content": "p"}, {"content": "b"}, {"content": "b"},
                                {"content": "e"}, {"content": "e"}, {"content": "f"}])
     handle = await start(client, settings, marker, limits=WORK)
     tid = task_id_of(handle)
