@@ -271,8 +271,10 @@ class LlmActivities:
         return CondenseResult(upto_seq=cut, condensed_messages=len(older), usage=usage_of(resp, info))
 
 
-def _tool_params() -> dict[str, frozenset[str]]:
-    return {name: frozenset(spec.args.model_fields) for name, spec in REGISTRY.items()}
+def _tool_params() -> dict[str, tuple[str, ...]]:
+    """Each tool's argument names in declaration order (a call written `file_write("a.txt", "hi")` maps its
+    positional values in that order)."""
+    return {name: tuple(spec.args.model_fields) for name, spec in REGISTRY.items()}
 
 
 def reply_calls(reply: object, finish_reason: str | None, seq: int, offered: list[str]) -> tuple[str | None, list[ToolCall], dict]:

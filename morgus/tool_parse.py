@@ -3,14 +3,19 @@
 Providers with native tool calling return `tool_calls`; many open models (and servers whose chat template does not
 match the model's habits) instead write the call into the reply text: a fenced ```json block, a `<tool_call>` tag,
 or a bare JSON object, sometimes with `parameters` where `arguments` belongs or with the arguments as a JSON
-string. This module recognises those shapes, model-agnostically, and only for names of real tools, so prose that
+string; some write a call in Python syntax (`file_write("a.txt", "hi")`, the "pythonic" format of several model
+families) or the tool's name followed by its arguments object (`file_write{"path": …}`). This module recognises those shapes, model-agnostically, and only for names of real tools, so prose that
 merely contains JSON stays prose. Pure functions: no I/O, unit-tested without a server.
 """
 
 from __future__ import annotations
 
+import ast
+import io
 import json
 import re
+import tokenize
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +56,7 @@ class Recovered:
     dropped: int = 0  # calls after the first one of a cut-off burst
 
 
-def normalise_arguments(raw: Any, params: frozenset[str] | None = None) -> str:
+def normalise_arguments(raw: Any, params: Collection[str] | None = None) -> str:
     """Arguments as a JSON object's text. A JSON string holding JSON is decoded; a lone wrapper key
     ({"arguments": {...}} / {"parameters": {...}}) the tool does not itself take is unwrapped. Text that is not
     JSON is passed through unchanged so the tool's validation tells the model what is wrong."""
@@ -80,7 +85,7 @@ def normalise_arguments(raw: Any, params: frozenset[str] | None = None) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _wrapped(value: dict, params: frozenset[str] | None) -> bool:
+def _wrapped(value: dict, params: Collection[str] | None) -> bool:
     """{"arguments": {...}} around the real arguments, where the tool has no argument of that name."""
     if len(value) != 1:
         return False
@@ -88,7 +93,7 @@ def _wrapped(value: dict, params: frozenset[str] | None) -> bool:
     return key in ARGUMENT_KEYS and isinstance(inner, dict) and (params is None or key not in params)
 
 
-def call_from(obj: Any, tools: dict[str, frozenset[str]], depth: int = 0) -> list[ParsedCall]:
+def call_from(obj: Any, tools: Mapping[str, Collection[str]], depth: int = 0) -> list[ParsedCall]:
     """The calls a decoded JSON value describes ([] when it is not a call of a known tool)."""
     if depth > MAX_CALL_DEPTH:  # a deeply nested value is data, not a call (and must not exhaust the stack)
         return []
@@ -164,7 +169,7 @@ def _json_values(text: str, budget: list[int]) -> list[tuple[int, int, Any]]:
     return found
 
 
-def recover_calls(content: str | None, tools: dict[str, frozenset[str]], *, cut_off: bool = False) -> Recovered:
+def recover_calls(content: str | None, tools: Mapping[str, Collection[str]], *, cut_off: bool = False) -> Recovered:
     """Calls written into a reply's text. `tools` maps each known tool name to its argument names.
     `cut_off`: the reply ended at max_tokens, i.e. a burst of calls the model wrote ahead of any result; only its
     first call is kept (the rest were guesses made without seeing what the first one returns)."""
@@ -185,6 +190,10 @@ def recover_calls(content: str | None, tools: dict[str, frozenset[str]], *, cut_
             if found:
                 calls += found
                 spans.append((start, end))
+    if not calls:  # a call written as code: name(args) or name{json}
+        for start, end, call in _named_calls(content, tools, budget):
+            calls.append(call)
+            spans.append((start, end))
     if not calls:
         return Recovered(content=content)
     prose, last = [], 0
@@ -199,3 +208,95 @@ def recover_calls(content: str | None, tools: dict[str, frozenset[str]], *, cut_
     if cut_off and len(calls) > 1:
         dropped, calls = len(calls) - 1, calls[:1]
     return Recovered(calls=calls, content=left, dropped=dropped)
+
+
+# At most this many places where a tool's name is followed by `(` or `{` are tried per reply.
+MAX_NAMED_CANDIDATES = 16
+
+
+def _named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[int]) -> list[tuple[int, int, ParsedCall]]:
+    """Calls written as `name(…)` in Python syntax or as `name{…}` (the arguments object right after the name).
+    Only literal arguments count (`file_write(path, content)` in prose names variables: not a call), and a call
+    with no argument only when it is the whole reply, so a sentence mentioning `file_list()` stays a sentence."""
+    if not tools:
+        return []
+    name_re = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(tools, key=len, reverse=True)))
+                         + r")[ \t]*([({])")
+    found: list[tuple[int, int, ParsedCall]] = []
+    pos = 0
+    for _ in range(MAX_NAMED_CANDIDATES):
+        m = name_re.search(text, pos)
+        if m is None or budget[0] <= 0:
+            break
+        name, opener = m.group(1), m.group(2)
+        pos = m.end()
+        if opener == "{":
+            try:
+                value, end, cost = _decode_at(json.JSONDecoder(), text, m.start(2))
+            except ValueError as e:
+                budget[0] -= e.args[1]
+                continue
+            budget[0] -= cost
+            args = value if isinstance(value, dict) and set(value) <= set(tools[name]) else None
+        else:
+            end, args = _python_call(text, m.start(), m.start(2), tools[name], budget)
+        if args is None or (not args and text.strip() != text[m.start():end].strip()):
+            continue
+        try:
+            found.append((m.start(), end, ParsedCall(name, json.dumps(args, ensure_ascii=False))))
+        except (TypeError, ValueError, RecursionError):  # a literal JSON cannot carry (bytes, a set, NaN is fine)
+            continue
+        pos = end
+    return found
+
+
+def _python_call(text: str, start: int, paren: int, params: Collection[str],
+                 budget: list[int]) -> tuple[int, dict | None]:
+    """(end, arguments) of the Python call `name(…)` at `start`; arguments None when it is not a literal call.
+    The closing parenthesis is found with Python's tokenizer (strings may hold parentheses), reading only as far
+    as the call goes."""
+    depth, end = 0, -1
+    lines = io.StringIO(text[paren:]).readline
+    try:
+        for tok in tokenize.generate_tokens(lines):
+            if tok.type == tokenize.OP and tok.string in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                depth -= 1
+                if depth == 0:
+                    end = paren + _offset(text[paren:], tok.end)
+                    break
+            elif tok.type == tokenize.ENDMARKER:
+                break
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        pass
+    if end < 0:
+        budget[0] -= len(text) - paren
+        return paren + 1, None
+    budget[0] -= end - start
+    try:
+        node = ast.parse(text[start:end], mode="eval").body
+        if not isinstance(node, ast.Call) or node.keywords and any(k.arg is None for k in node.keywords):
+            return end, None
+        positional = [ast.literal_eval(a) for a in node.args]
+        named = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        return end, None
+    order = list(params) if not isinstance(params, (set, frozenset)) else sorted(params) if len(params) == 1 else []
+    if len(positional) == 1 and isinstance(positional[0], dict) and not named:  # name({"path": …})
+        args = positional[0]
+    elif len(positional) > len(order):  # more positional values than known parameters (or an unordered set)
+        return end, None
+    else:
+        args = dict(zip(order, positional)) | named
+    if not all(isinstance(k, str) and k in params for k in args):
+        return end, None
+    return end, args
+
+
+def _offset(text: str, row_col: tuple[int, int]) -> int:
+    """The character offset in `text` of tokenize's (row, col) position (row 1-based)."""
+    row, col = row_col
+    if row == 1:
+        return col
+    return sum(len(line) + 1 for line in text.split("\n", row - 1)[:row - 1]) + col  # readline splits at \n only

@@ -41,9 +41,18 @@ def local_server():
     server.stop()
 
 
+# How the simulated user answers each kind of question (docs/llm.md): as a user who wants the work done.
+ANSWERS = {
+    "no_work": "retry",  # a phase showed no work: let the agent try again
+    "loop": "move on",  # stuck repeating itself: go on with what it has
+    "iteration_cap": "move on",
+    "budget": "stop",
+}
+# The agent's own questions (ask_user): the task already says everything.
+OWN_QUESTION_ANSWER = "Do only what the task says; nothing else is needed."
+
+
 async def _go_on_when_asked(client, store, task_id: str) -> None:
-    """A phase that showed no work asks the user (docs/llm.md): answer as a user who wants the work done (retry);
-    a budget question is answered "stop"."""
     from starter.tasks import answer_task
 
     answered: set[str] = set()
@@ -52,10 +61,9 @@ async def _go_on_when_asked(client, store, task_id: str) -> None:
         for step in await store.fetch_steps(task_id):
             if step["type"] == "QUESTION" and str(step["seq"]) not in answered:
                 answered.add(str(step["seq"]))
-                question = step["content"] or ""
-                reply = "stop" if question.startswith("Budget reached") else "retry"
+                kind = (step["metadata"] or {}).get("kind")
                 try:
-                    await answer_task(client, task_id, reply)
+                    await answer_task(client, task_id, ANSWERS.get(kind, OWN_QUESTION_ANSWER))
                 except Exception:  # noqa: BLE001 - the task may have moved on; the next poll sees it
                     pass
 
@@ -71,7 +79,7 @@ def test_the_pinned_weights_are_the_checked_ones():
 
 
 async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, client, store, temporal_server, postgres, tmp_path):
-    from morgus.contracts import Budget, TaskInput, TaskResult
+    from morgus.contracts import Budget, TaskInput, TaskLimits, TaskResult
     from morgus.local_model import worker_env
     from starter.tasks import start_task
     from tests.conftest import make_settings, task_id_of
@@ -83,12 +91,14 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
     class _Url:  # make_settings takes the LLM's URL from the scripted server object
         url = env["OPENAI_BASE_URL"]
 
-    settings = make_settings(temporal_server, postgres, _Url(), tmp_path, MORGUS_OFFLINE="1",
+    tmp_path.chmod(0o755)  # a bubblewrap sandbox runs as another user, who must reach the workspace
+    settings = make_settings(temporal_server, postgres, _Url(), tmp_path, MORGUS_OFFLINE="1", MORGUS_REQUIRE_WORK="1",
                              **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
     async with running_workers(client, store, settings):
-        task = TaskInput(title="greeting file", budget=Budget(max_steps=30),
+        # limits: the defaults, so a phase that shows no work is pointed out and then asked about (require_work)
+        task = TaskInput(title="greeting file", budget=Budget(max_steps=30), limits=TaskLimits(require_work=True),
                          description='Create a text file named hello.txt whose content is exactly: Hello from '
-                                     'Morgus. No research, tests or deployment are needed.')
+                                     'Morgus. Then check it with cat. No research or deployment is needed.')
         handle = await start_task(client, task, task_queue=settings.task_queue)
         questions = asyncio.create_task(_go_on_when_asked(client, store, task_id_of(handle)))
         try:

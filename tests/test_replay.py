@@ -67,7 +67,7 @@ async def test_fresh_phase_work_history_replays(client, store, settings, worker,
     result: TaskResult = await handle.result()
     assert result.status == "completed"
     said = " ".join(str(m["content"]) for m in llm.requests_for("replay-work")[-1].body["messages"])
-    for branch in ("cannot work here", "Loop detected", "moving on with what it has", "You have not written any file"):
+    for branch in ("cannot work here", "Loop detected", "moving on with what it has", "no file exists yet"):
         assert branch in said or branch == "moving on with what it has", branch
     steps = await store.fetch_steps(task_id_of(handle))
     assert any("moving on with what it has" in s["content"] for s in steps)
@@ -77,6 +77,28 @@ async def test_fresh_phase_work_history_replays(client, store, settings, worker,
         await replayer().replay_workflow(history)
         if os.environ.get("MORGUS_RECORD_HISTORIES"):
             (HISTORIES / f"task-work-v5-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+
+
+async def test_fresh_loop_choices_history_replays(client, store, settings, worker, llm):
+    """loop-choices-v1: a stuck BUILD (the same failing command), warned, then asked; 'move on' ends the phase."""
+    from morgus.contracts import TaskLimits
+
+    stuck = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "false"}}]}
+    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
+    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    marker = llm.add("replay-loop", [{"content": "r"}, {"content": "p"}, write, *[stuck] * 6, run,
+                                     {"content": "ran"}, {"content": "done"}])
+    handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
+    row = await wait_task_status(store, task_id_of(handle), "waiting_for_input")
+    assert "'move on' to go to the next phase" in row["pending_question"]  # the patched branch
+    await handle.execute_update("answer", {"text": "move on"}, result_type=str)
+    assert (await handle.result()).status == "completed"
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    for wf in runs:
+        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
+        await replayer().replay_workflow(history)
+        if os.environ.get("MORGUS_RECORD_HISTORIES"):
+            (HISTORIES / f"task-loop-v6-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
 
 
 async def test_fresh_history_replays(client, store, settings, worker, llm):

@@ -82,3 +82,32 @@ def test_reply_calls_native_and_recovered():
     assert calls[0].digest and info == {"recovered_calls": 1}
     content, calls, info = reply_calls(_reply("All done, nothing more to do."), "stop", 8, ["shell_exec"])
     assert calls == [] and content == "All done, nothing more to do." and info == {}
+
+
+ORDERED = {"file_write": ("path", "content"), "file_list": ("path",), "shell_exec": ("command", "timeout_s")}
+
+
+def test_calls_written_as_code():
+    """What a 1.5B model wrote when nudged (docs/eval.md): a Python call, or the name followed by the arguments."""
+    def calls(text):
+        r = recover_calls(text, ORDERED)
+        return [(c.name, json.loads(c.arguments)) for c in r.calls], r.content
+
+    assert calls('file_write("hello.txt", "Hello from Morgus")') == (
+        [("file_write", {"path": "hello.txt", "content": "Hello from Morgus"})], None)
+    assert calls('File written to hello.txt: file_write{"path": "hello.txt", "content": "Hi"}') == (
+        [("file_write", {"path": "hello.txt", "content": "Hi"})], "File written to hello.txt:")
+    assert calls("shell_exec(command='ls (x)', timeout_s=5)\nfile_list('src')")[0] == [
+        ("shell_exec", {"command": "ls (x)", "timeout_s": 5}), ("file_list", {"path": "src"})]
+    assert calls('file_write("a.py", """print(")")\n""")')[0] == [("file_write", {"path": "a.py", "content": 'print(")")\n'})]
+    assert calls('file_write({"path": "a", "content": "b"})')[0] == [("file_write", {"path": "a", "content": "b"})]
+    assert calls("file_list()")[0] == [("file_list", {})]  # the whole reply
+
+
+def test_prose_that_mentions_a_tool_stays_prose():
+    for text in ("I will call file_write(path, content) next.", "Use file_list() to see the files.",
+                 'file_write("a", "b", "c")', 'file_write(**{"path": "a"})', 'file_write(mode="w")',
+                 'xfile_write("a", "b")', 'os.file_write("a", "b")', 'file_write{"mode": 1}',
+                 "file_write(" + "(" * 50_000, 'file_write("' + "x" * 10_000, "file_write(__import__('os'))"):
+        r = recover_calls(text, ORDERED)
+        assert r.calls == [] and r.content == text, text[:60]

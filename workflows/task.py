@@ -84,6 +84,8 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_in
 
 # ask_user arguments are cleaned (NUL, lone surrogates) before validation
 ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
+# The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
+LOOP_CHOICES_PATCH = "loop-choices-v1"
 # Loop detection also catches a cycle of 2..MAX_CYCLE turns repeated twice with the same calls and results.
 MAX_CYCLE = 4
 DEPLOY_TOOLS = frozenset({"deploy_local", "cloudflare_deploy"})
@@ -351,7 +353,8 @@ class TaskWorkflow:
                     return
                 continue
             fingerprints = [await self._run_tool_call(spec, call, turn.seq) for call in turn.tool_calls]
-            await self._watch_for_loops(spec.phase, turn, fingerprints)
+            if await self._watch_for_loops(spec.phase, turn, fingerprints):
+                return
 
     async def _call_llm(self, spec: PhaseSpec) -> LlmTurn:
         st = self._state
@@ -653,9 +656,9 @@ class TaskWorkflow:
         )
         self._state.budget = self._budget
 
-    async def _watch_for_loops(self, phase: Phase, turn: LlmTurn, fingerprints: list[str]) -> None:
+    async def _watch_for_loops(self, phase: Phase, turn: LlmTurn, fingerprints: list[str]) -> bool:
         """The same calls with the same results, or the same reply, N turns in a row: tell the model once; if it
-        goes on, ask the user how to proceed."""
+        goes on, ask the user how to proceed. Returns True when the user said to move on to the next phase."""
         n = self._input.limits.loop_repeats
         reps = max(2, n - 1)  # a cycle repeated this often is a loop (2 at the default loop_repeats of 3)
         keep = max(n, reps * MAX_CYCLE) if self._work else n
@@ -675,10 +678,10 @@ class TaskWorkflow:
             if period is not None:
                 for h in self._state.repeats.values():  # one loop, however it showed: start counting afresh
                     h.clear()
-                await self._loop_detected(phase, turn, kind, n, period)
-                return
+                return await self._loop_detected(phase, turn, kind, n, period)
+        return False
 
-    async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int, period: int = 1) -> None:
+    async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int, period: int = 1) -> bool:
         if period > 1:
             what, n = f"repeated the same {period} turns (the same calls with the same results)", max(2, n - 1)
         else:
@@ -688,13 +691,23 @@ class TaskWorkflow:
             self._state.loop_warned = True
             self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it: "
                                         "try a different approach, or ask the user.")
-            return
+            return False
         self._state.loop_warned = False
-        answer = await self._wait_for_human(
-            phase, f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?",
-            {"kind": "loop"},
-        )
+        choices = workflow.patched(LOOP_CHOICES_PATCH)
+        question = f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?"
+        if choices:  # the same choices as the other questions a stuck phase asks, so a user can get it unstuck
+            question += (" Answer 'move on' to go to the next phase, 'stop' to end the task, or anything else to "
+                         "tell the agent what to do.")
+        answer = await self._wait_for_human(phase, question, {"kind": "loop"})
+        assert answer is not None
+        if choices and _starts_with(answer, _STOP_WORDS):
+            raise ApplicationError(f"Stopped by the user: the agent was stuck in phase {phase.value} ({what}).",
+                                   type="LoopStopped", non_retryable=True)
+        if choices and _starts_with(answer, _MOVE_ON_WORDS):
+            self._state.work_waived = self._state.work_waived or not self._state.phase_worked
+            return True
         self._queue_message("user", f"The user says how to proceed: {answer}")
+        return False
 
     async def _condense(self, spec: PhaseSpec, req: LlmRequest) -> None:
         t = self._input.timeouts
