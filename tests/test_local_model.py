@@ -109,6 +109,7 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
     # what the model did, for the failure message: a real model's failure is only useful with its transcript
     transcript = "\n".join(f"{s['phase']} {s['type']}: {(s['content'] or '')[:300]!r}"
                            for s in await store.fetch_steps(task_id_of(handle)))
+    print(transcript)  # shown with -rP: what a real model did, also when it passed
     assert result.status == "completed", f"{result}\n{transcript}"
     assert written.is_file(), "the task completed without writing hello.txt"
     assert written.read_text().strip().rstrip(".") == "Hello from Morgus"
