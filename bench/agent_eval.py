@@ -10,7 +10,9 @@ OpenAI-compatible endpoint, grades each RESULT automatically, and appends a tabl
     options: --tasks static-page,fix-bug  --timeout 900  --max-steps 60  --no-write  --out docs/eval.md  --transcripts DIR
 
 Per task: pass/fail, the failure reason, LLM calls, tokens (prompt, cached, completion), cost and wall time.
-Questions the agent asks are answered with the task's answer; a budget question is answered "stop".
+Questions the agent asks are answered with the task's answer; the workflow's own questions as a user who wants the
+work done (starter/auto_answer.py: a phase with no work "retry", a loop or an iteration cap "move on", a budget
+"stop").
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from morgus.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "eval.md"
-DEFAULT_ANSWER_TO_STUCK = "Carry on with the task as described; do the next concrete step with a tool."
 
 
 @dataclass
@@ -101,6 +102,7 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
                    transcripts: Path | None = None) -> Outcome:
     from morgus.contracts import Budget, TaskInput
     from morgus.ids import new_task_id
+    from starter.auto_answer import answer_for
     from starter.tasks import answer_task, cancel_task, start_task
 
     task_id = new_task_id()
@@ -119,9 +121,7 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
         for step in await store.fetch_steps(task_id):
             if step["type"] == "QUESTION" and step["seq"] not in asked:
                 asked.add(step["seq"])
-                question = step["content"] or ""
-                reply = ("stop" if question.startswith("Budget reached") else
-                         DEFAULT_ANSWER_TO_STUCK if question.startswith("The agent seems stuck") else task.answer)
+                reply = answer_for(step, task.answer)
                 try:
                     await answer_task(client, task_id, reply)
                 except Exception:  # noqa: BLE001 - the task may have moved on; the next poll sees it

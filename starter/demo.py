@@ -82,6 +82,7 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 async def _run(settings: Settings, console: Console, task: TaskInput, answer_text: str) -> int:
     from starter.client import connect_temporal
     from starter.progress import follow
+    from starter.auto_answer import answer_for
     from starter.tasks import answer_task, start_task
 
     client = await connect_temporal(settings)
@@ -90,10 +91,12 @@ async def _run(settings: Settings, console: Console, task: TaskInput, answer_tex
     console.print(f"Task {task_id} started; watch it in the Temporal UI: "
                   f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}")
 
-    async def answer(tid: str, question: str) -> None:
-        console.print(f"[yellow]The agent asks:[/yellow] {term_safe(question, newlines=True, markup=True)}")
-        console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] {answer_text}")
-        await answer_task(client, tid, answer_text)
+    async def answer(tid: str, step: dict) -> None:
+        reply = answer_for(step, answer_text)
+        console.print(f"[yellow]The agent asks:[/yellow] {term_safe(step['content'] or '', newlines=True, markup=True)}")
+        console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] "
+                      f"{term_safe(reply, markup=True)}")
+        await answer_task(client, tid, reply)
 
     code = await follow(settings, client, task_id, console, on_question=answer)
     from starter.client import open_store

@@ -29,7 +29,7 @@ def render_step(step: dict[str, Any], width: int = 160) -> str:
     return f"{step['seq']:>4} {phase:<8} {icon} {term_safe(step['type']):<12} {content}"
 
 
-OnQuestion = Callable[[str, str], Awaitable[None]]
+OnQuestion = Callable[[str, dict], Awaitable[None]]  # (task id, the QUESTION step)
 
 
 async def follow(settings: Settings, client: Client, task_id: str, console: Console,
@@ -48,7 +48,7 @@ async def follow(settings: Settings, client: Client, task_id: str, console: Cons
                 last_seq = step["seq"]
                 if step["type"] == "QUESTION" and on_question is not None and step["seq"] not in asked:
                     asked.add(step["seq"])
-                    await on_question(task_id, step["content"])
+                    await on_question(task_id, step)
             desc = await handle.describe()
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 for step in await store.fetch_steps(task_id, after=last_seq):

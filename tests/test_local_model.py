@@ -41,18 +41,12 @@ def local_server():
     server.stop()
 
 
-# How the simulated user answers each kind of question (docs/llm.md): as a user who wants the work done.
-ANSWERS = {
-    "no_work": "retry",  # a phase showed no work: let the agent try again
-    "loop": "move on",  # stuck repeating itself: go on with what it has
-    "iteration_cap": "move on",
-    "budget": "stop",
-}
 # The agent's own questions (ask_user): the task already says everything.
 OWN_QUESTION_ANSWER = "Do only what the task says; nothing else is needed."
 
 
 async def _go_on_when_asked(client, store, task_id: str) -> None:
+    from starter.auto_answer import answer_for
     from starter.tasks import answer_task
 
     answered: set[str] = set()
@@ -61,9 +55,8 @@ async def _go_on_when_asked(client, store, task_id: str) -> None:
         for step in await store.fetch_steps(task_id):
             if step["type"] == "QUESTION" and str(step["seq"]) not in answered:
                 answered.add(str(step["seq"]))
-                kind = (step["metadata"] or {}).get("kind")
                 try:
-                    await answer_task(client, task_id, ANSWERS.get(kind, OWN_QUESTION_ANSWER))
+                    await answer_task(client, task_id, answer_for(step, OWN_QUESTION_ANSWER))
                 except Exception:  # noqa: BLE001 - the task may have moved on; the next poll sees it
                     pass
 
