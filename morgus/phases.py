@@ -53,7 +53,10 @@ PHASES: dict[Phase, PhaseSpec] = {
         "the first file of the plan, then the next. Use shell_exec to install or build, git_add and git_commit to "
         "commit. Fix what you find wrong.",
         (*_FILES, "shell_exec", *_GIT, *_TALK),
-        finish="Reply without a tool call only after every file is written.",
+        # how to end is said as an action with its content: "reply without a tool call only after …" left a 1.5B
+        # model calling tools forever once its file was written (0/4 ends); this wording 2/4 (docs/eval.md)
+        finish="When every file is written, end this phase: reply without a tool call, in one line saying which "
+               "files you wrote.",
         needs_work="file",
         # said after a reply without a tool call: the reply is named as what it was, because a small model asked
         # only to "call file_write now" repeated its report of the work (0/9); this wording: 6/6 calls
@@ -66,7 +69,8 @@ PHASES: dict[Phase, PhaseSpec] = {
         "Run and test the result by calling tools. Start now: call shell_exec with the command that runs the "
         "tests or the program; then deploy it with a deploy tool and report the URL the tool returns.",
         ("file_read", "file_list", "shell_exec", "deploy_local", "cloudflare_deploy", *_TALK),
-        finish="Reply without a tool call only after it has run and been deployed.",
+        finish="When it has run (and been deployed, if the task asks for it), end this phase: reply without a tool "
+               "call, in one line saying what ran and any URL a tool returned.",
         needs_work="test run or deployment",
         nudge="Your last reply called no tool, so nothing was done: nothing has run yet, and a command runs only "
               "once shell_exec is called. Reply now with a shell_exec call (the command that runs the tests or the "
@@ -78,7 +82,7 @@ PHASES: dict[Phase, PhaseSpec] = {
         "that says what was built; git_push if a remote is offered. Then call notify_user with what was built, "
         "where it is deployed (only a URL a tool returned), and anything the user must know.",
         (*_GIT, "git_push", "notify_user"),
-        finish="Then reply without a tool call.",
+        finish="Then end the task: reply without a tool call, in one line.",
     ),
 }
 

@@ -89,7 +89,7 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
                              **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
     async with running_workers(client, store, settings):
         # limits: the defaults, so a phase that shows no work is pointed out and then asked about (require_work)
-        task = TaskInput(title="greeting file", budget=Budget(max_steps=30), limits=TaskLimits(require_work=True),
+        task = TaskInput(title="greeting file", budget=Budget(max_steps=40), limits=TaskLimits(require_work=True),
                          description='Create a text file named hello.txt whose content is exactly: Hello from '
                                      'Morgus. Then check it with cat. No research or deployment is needed.')
         handle = await start_task(client, task, task_queue=settings.task_queue)

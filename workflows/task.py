@@ -689,8 +689,11 @@ class TaskWorkflow:
                     "result" if kind == "tool" else "given the same reply")
         if not self._state.loop_warned:
             self._state.loop_warned = True
-            self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it: "
-                                        "try a different approach, or ask the user.")
+            # the way out is named first: a model that has done the phase's work often repeats its last call
+            # because it does not see that a reply without a tool call ends the phase
+            self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it. If "
+                                        "this phase's work is done, reply without a tool call to end the phase; "
+                                        "otherwise try a different approach, or ask the user.")
             return False
         self._state.loop_warned = False
         choices = workflow.patched(LOOP_CHOICES_PATCH)
