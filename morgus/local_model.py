@@ -410,6 +410,9 @@ def model_config_file(settings: Settings, alias: str) -> Path:
     return path
 
 
+LOCAL_LLM_TIMEOUT_S = 270.0
+
+
 def worker_env(settings: Settings, server: LlamaServer) -> dict[str, str]:
     """Environment for a worker that uses the local model."""
     return {
@@ -419,4 +422,8 @@ def worker_env(settings: Settings, server: LlamaServer) -> dict[str, str]:
         "MORGUS_CODE_MODEL": "",
         "MORGUS_LLM_STOP": json.dumps(LOCAL_STOP),
         "MORGUS_MODEL_CONFIG": str(model_config_file(settings, server.alias)),
+        # a CPU model reads a cold prompt at ~50 tokens/s, and far slower on busy cores (a 2,300-token first turn
+        # took over 120 s with other jobs running): wait up to just under the activity's start-to-close (300 s)
+        # rather than time out and send the same prompt again from the start
+        "MORGUS_LLM_TIMEOUT_S": str(max(settings.llm_timeout_s, LOCAL_LLM_TIMEOUT_S)),
     }

@@ -42,7 +42,7 @@ def local_server():
 
 
 # The agent's own questions (ask_user): the task already says everything.
-OWN_QUESTION_ANSWER = "Do only what the task says; nothing else is needed."
+OWN_QUESTION_ANSWER = "No: do only what the task says; nothing else is needed."
 
 
 async def _go_on_when_asked(client, store, task_id: str) -> None:
