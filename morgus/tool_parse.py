@@ -27,7 +27,9 @@ BLOCK_RE = re.compile(
     r"|<tool_call>(?P<tagged>.*?)(?:</tool_call>|\Z)",
     re.S,
 )
-JSON_START = re.compile(r"[\[{]")
+# An object starts `{"` or `{}`: `x{x{…` (code shown in prose) is skipped by the regex instead of each `{` being a
+# failed decode (1.4 s of CPU per MB).
+JSON_START = re.compile(r'\{(?=[ \t\r\n]*["}])|\[')
 # How deep call_from looks for a call inside lists and wrappers; models nest two or three levels at most.
 MAX_CALL_DEPTH = 16
 
