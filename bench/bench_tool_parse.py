@@ -23,7 +23,7 @@ CASES = {
     "16 x file_write( unclosed": lambda n: ("file_write(" + "a " * 1000 + "\n") * 16 + "x = 1\n" * (n // 6),
     "file_write([ * 16 + 0,": lambda n: "file_write([" * 16 + "0," * (n // 2) + "x" + "])" * 16,
     "file_write('a', [0,…])": lambda n: "file_write('a', [" + "0," * (n // 2) + "])",
-    '16 x file_write("a", """x\n…': lambda n: ('file_write("a", """' + "x\n" * (n // 32)) * 16,
+    '16 x file_write("a", """x…': lambda n: ('file_write("a", """' + "x\n" * (n // 32)) * 16,
 }
 
 

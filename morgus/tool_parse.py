@@ -223,10 +223,9 @@ def recover_calls(content: str | None, tools: Mapping[str, Collection[str]], *, 
     return Recovered(calls=calls, content=left, dropped=dropped)
 
 
-# At most this many places where a tool's name is followed by `(` or `{` are parsed per reply (a mention inside a
-# sentence is turned down without parsing and counts only toward MAX_NAMED_MENTIONS).
-MAX_NAMED_CANDIDATES = 16
-MAX_NAMED_MENTIONS = 4096
+# At most this many places where a tool's name is followed by `(` or `{` are parsed per reply (each parse reads
+# at most to the end of the reply, at C speed).
+MAX_NAMED_CANDIDATES = 32
 # A call's code outside its string literals (names, numbers, commas, brackets; each string counts 1): real calls
 # are a few dozen characters, while `file_write('a', [0,0,0,…])` of 1 MB made ast.parse build a million nodes.
 MAX_CALL_CODE = 4096
@@ -241,38 +240,37 @@ _PY_STEP = re.compile(
     r"""|(?P<code>\w+|[^\w\s'"\#()\[\]{}])|(?P<bad>.)""",
     re.S,
 )
-# Around a call written as code, on its line: blanks and backticks (inline code, a fence), a list's bracket, or
-# (between two calls) a comma or semicolon, as in `[file_read(path="a"), file_read(path="b")]`.
+# Around a Python call, on its line: blanks and backticks (inline code, a fence), a list's bracket, a colon that
+# introduces it ("Next step: file_read('a')"), or (between two calls) a comma or semicolon, as in
+# `[file_read(path="a"), file_read(path="b")]`.
+_CALL_LEAD = re.compile(r"(?:^|[\n\r:])[ \t\f`\[]*\Z")
 _CALL_TAIL = re.compile(r"[ \t\f\r`;\]]*(?:\n|\Z)|[ \t]*[,;]")
 _CALL_REST = re.compile(r"[ \t\f`;,\]]*")
 _CALL_GAP = re.compile(r"[ \t\f\r\n`;,]*")
-_CALL_LEAD = re.compile(r"[ \t\f`\[]*\Z")
-_LEAD_LOOKBACK = 80
+_LEAD_LOOKBACK = 80  # how far back the lead is looked for: a 1 MB line of mentions costs no scan per mention
 
 
 def _named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[int]) -> list[tuple[int, int, ParsedCall]]:
     """Calls written as `name(…)` in Python syntax or as `name{…}` (the arguments object right after the name).
     Only literal arguments count (`file_write(path, content)` in prose names variables: not a call), and a call
     with no argument only when it is the whole reply, so a sentence mentioning `file_list()` stays a sentence.
-    A Python call counts only on a line of its own (in a code block, in backticks): a sentence such as "I wrote it
-    with `file_write("a.txt", "hi")`." describes a call, often one already made, and running it would also keep
-    the phase from ending on its summary. `name{…}` is no language's syntax, only a model's way to call: anywhere."""
+    A Python call counts only on a line of its own (in a code block, in backticks) or after a colon: a sentence
+    such as "I wrote it with `file_write("a.txt", "hi")`." describes a call, often one already made, and running
+    it would also keep the phase from ending on its summary. `name{…}` is no language's syntax, only a model's
+    way to call: it counts anywhere. A candidate that is not a call is skipped whole, so a line inside its string
+    (a script that a refused call holds) is never taken for a call."""
     if not tools:
         return []
     name_re = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(tools, key=len, reverse=True)))
                          + r")[ \t]*([({])")
     found: list[tuple[int, int, ParsedCall]] = []
-    pos = tries = after = 0
-    for _ in range(MAX_NAMED_MENTIONS):
+    pos = 0
+    for _ in range(MAX_NAMED_CANDIDATES):
         m = name_re.search(text, pos)
-        if m is None or budget[0] <= 0 or tries >= MAX_NAMED_CANDIDATES:
+        if m is None or budget[0] <= 0:
             break
         name, opener = m.group(1), m.group(2)
-        pos = m.end()
-        if opener == "(" and not (found and _CALL_GAP.fullmatch(text, found[-1][1], m.start())
-                                  or _line_starts_at(text, m.start())):
-            continue
-        tries += 1
+        pos, start = m.end(), m.start()
         if opener == "{":
             try:
                 value, end, cost = _decode_at(json.JSONDecoder(), text, m.start(2))
@@ -283,30 +281,26 @@ def _named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[i
             args = value if isinstance(value, dict) and set(value) <= set(tools[name]) else None
         else:
             end, args = _python_call(text, m.start(), m.start(2), tools[name], budget)
-            if args is not None and not _CALL_TAIL.match(text, end):
-                continue
+            after_call = bool(found) and _CALL_GAP.fullmatch(text, found[-1][1], m.start()) is not None
+            lead = _CALL_LEAD.search(text, max(0, m.start() - _LEAD_LOOKBACK), m.start())
+            if not (after_call or lead) or not _CALL_TAIL.match(text, end):
+                args = None
+            elif after_call:  # the commas and blanks between two calls go with them
+                start = found[-1][1]
+            else:  # and so do the backticks and the bracket before the call
+                start -= len(lead.group().lstrip("\n\r:"))
+        pos = max(pos, end)
         if args is None or (not args and text.strip() != text[m.start():end].strip()):
             continue
         try:  # allow_nan=False: `1e999` is inf, NaN is NaN, neither of which JSON can carry
             call = ParsedCall(name, json.dumps(args, ensure_ascii=False, allow_nan=False))
         except (TypeError, ValueError, RecursionError):  # a literal JSON cannot carry (bytes, a set, a complex)
             continue
-        span_start = m.start()
-        if opener == "(":  # the backticks, brackets and commas around the call go with it
-            span_start = after if found and after == found[-1][1] else m.start() - len(_CALL_LEAD.search(
-                text, max(0, m.start() - _LEAD_LOOKBACK), m.start()).group())
+        if opener == "(":
             end = _CALL_REST.match(text, end).end()
-        found.append((span_start, end, call))
-        pos = after = end
+        found.append((start, end, call))
+        pos = end
     return found
-
-
-def _line_starts_at(text: str, start: int) -> bool:
-    """Only blanks or backticks before `start` on its line (looking back a bounded way, so that a 1 MB line of
-    mentions does not cost a scan of the line per mention)."""
-    head = text[max(0, start - _LEAD_LOOKBACK):start]
-    nl = max(head.rfind("\n"), head.rfind("\r"))
-    return (nl >= 0 or start <= _LEAD_LOOKBACK) and not head[nl + 1:].strip(" \t\f`[")
 
 
 def _call_end(text: str, paren: int) -> tuple[int, int]:

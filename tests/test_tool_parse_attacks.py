@@ -47,9 +47,22 @@ def test_a_call_mentioned_in_a_sentence_is_not_run():
     """Attack: a summary that says how a call was made ("I created it with `file_write(…)`.") ran the call again,
     and the phase never ended on its summary; the leftover prose was cut to "…with ``, and…"."""
     for text in ('I created the file with `file_write("hello.txt", "Hello")`, and it is done.',
-                 'Then run shell_exec("npm test") to check.', 'Done: file_write("a", "b")',
-                 'file_write("a", "b") is what I ran.'):
+                 'Then run shell_exec("npm test") to check.', 'file_write("a", "b") is what I ran.'):
         assert calls(text) == ([], text)
+    # a colon introduces a call, as a small model writes it after prose ("File written to hello.txt: …")
+    assert calls('File written to hello.txt: file_write("hello.txt", "Hi")') == (
+        [("file_write", {"path": "hello.txt", "content": "Hi"})], "File written to hello.txt:")
+
+
+def test_a_line_inside_a_refused_calls_string_is_not_a_call():
+    """Attack: a refused candidate (a variable argument, prose after it) was skipped only past its name, so a
+    line of the script it held, `shell_exec('rm -rf /')`, was then found on a line of its own and run."""
+    for text in ('file_write(path, """\nshell_exec(\'rm -rf /\')\n""")',
+                 'file_write("run.sh", """\nshell_exec(\'rm -rf /\')\n""") is what I would write.',
+                 'I would write file_write("run.sh", """\nshell_exec(\'rm -rf /\')\n""") and stop.'):
+        assert calls(text) == ([], text), text
+    # the call after a refused one is still found
+    assert calls('file_write(path, content)\nfile_read("a")')[0] == [("file_read", {"path": "a"})]
 
 
 def test_calls_on_their_own_lines_and_what_is_left():
@@ -63,6 +76,8 @@ def test_calls_on_their_own_lines_and_what_is_left():
         [("file_read", {"path": "a"}), ("file_read", {"path": "b"})], "Reading both:\n\nthen I decide.")
     text = "Here's how:\n```bash\nls -la\n```\n" + f"```json\n{CALL}\n```"
     assert calls(text) == ([("shell_exec", {"command": "rm -rf /"})], "Here's how:\n```bash\nls -la\n```")
+    assert calls('file_read("a")\nSome prose here.\nfile_read("b")') == (
+        [("file_read", {"path": "a"}), ("file_read", {"path": "b"})], "Some prose here.")
     assert calls('file_write("é€😀", "ü")\nnext') == ([("file_write", {"path": "é€😀", "content": "ü"})], "next")
 
 
