@@ -25,7 +25,7 @@ NAME_KEYS = ("name", "tool", "tool_name", "function_name")
 BLOCK_RE = re.compile(
     r"```[ \t]*(?:json|JSON|tool_call|tool)?[ \t]*\n?(?P<fenced>.*?)(?:```|\Z)"
     r"|<tool_call>(?P<tagged>.*?)(?:</tool_call>|\Z)",
-    re.S,
+    re.DOTALL,
 )
 # An object starts `{"` or `{}`: `x{x{…` (code shown in prose) is skipped by the regex instead of each `{` being a
 # failed decode (1.4 s of CPU per MB).
@@ -238,7 +238,7 @@ _PY_STEP = re.compile(
     r"""|'(?:[^'\\\n]++|\\.)*+'|"(?:[^"\\\n]++|\\.)*+"))"""
     r"""|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<blank>[ \t\f\r\n]+)|(?P<comment>\#[^\n]*)"""
     r"""|(?P<code>\w+|[^\w\s'"\#()\[\]{}])|(?P<bad>.)""",
-    re.S,
+    re.DOTALL,
 )
 # Around a Python call, on its line: blanks and backticks (inline code, a fence), a list's bracket, a colon that
 # introduces it ("Next step: file_read('a')"), or (between two calls) a comma or semicolon, as in
