@@ -19,7 +19,15 @@ from activities.common import heartbeating, with_db_retry
 from activities.tools import REGISTRY
 from db.store import Store
 from morgus.config import Settings
-from morgus.context import CONDENSE_PROMPT, Condensation, build_request, estimate_tokens, is_protected, transcript, turn_start
+from morgus.context import (
+    CONDENSE_PROMPT,
+    Condensation,
+    build_request,
+    estimate_tokens,
+    is_protected,
+    transcript,
+    turn_start,
+)
 from morgus.contracts import (
     ChatMessage,
     CondenseRequest,

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb, set_json_dumps
 from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool
 
+from morgus.context import Condensation
 from morgus.contracts import (
     ArtifactRecord,
     ChatMessage,
@@ -25,7 +26,6 @@ from morgus.contracts import (
     TaskRowUpdate,
     TokenUsage,
 )
-from morgus.context import Condensation
 from morgus.ids import artifact_id, step_id
 from morgus.text import clean_json, clean_text
 

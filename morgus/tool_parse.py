@@ -288,7 +288,7 @@ def _python_call(text: str, start: int, paren: int, params: Collection[str],
     elif len(positional) > len(order):  # more positional values than known parameters (or an unordered set)
         return end, None
     else:
-        args = dict(zip(order, positional)) | named
+        args = dict(zip(order, positional, strict=False)) | named  # fewer positionals than parameters is fine
     if not all(isinstance(k, str) and k in params for k in args):
         return end, None
     return end, args

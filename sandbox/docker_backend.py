@@ -7,6 +7,7 @@ non-root user, and CPU / memory / pids limits.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -153,10 +154,8 @@ class DockerBackend:
     def kill_all(self, name: str) -> None:
         """Kill every process in the sandbox except docker's init and the keeper (`sleep infinity`, its first
         child), leaving the container up for the next command."""
-        try:
+        with contextlib.suppress(NotFound, APIError):
             self.client.containers.get(name).exec_run(["bash", "-c", _KILL_ALL], user=f"{SANDBOX_UID}:{SANDBOX_UID}")
-        except (NotFound, APIError):
-            pass
 
 
 _KILL_ALL = r"""

@@ -75,15 +75,16 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
     signal.signal(signal.SIGINT, _stop)
     try:
         stack.ensure_services()
-        from starter.sites import serve_sites
         from activities.tools.deploy import sites_url
+        from starter.sites import serve_sites
 
         try:
             serve_sites(settings.home.resolve() / "sites", sites_url(settings))
         except OSError as e:
             raise ConfigError(f"cannot serve deployed sites at {sites_url(settings)} ({e.strerror}); set MORGUS_SITES_URL") from None
         if local_model:
-            from morgus.local_model import start_local_model, worker_env as local_env
+            from morgus.local_model import start_local_model
+            from morgus.local_model import worker_env as local_env
 
             stack.local_model = start_local_model(settings, progress=lambda m: out.print(m, markup=False))
             worker_env = local_env(settings, stack.local_model)
