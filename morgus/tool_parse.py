@@ -150,7 +150,8 @@ def _json_values(text: str, budget: list[int]) -> list[tuple[int, int, Any]]:
     """Every top-level JSON object or array in `text`, with its span; `budget` (characters decoded, shared by
     every search of one reply) is spent, and the search stops when it is gone."""
     decoder = json.JSONDecoder()
-    found, i = [], 0
+    found: list[tuple[int, int, Any]] = []
+    i = 0
     while budget[0] > 0:
         # one regex search for the next opener (two str.find calls rescanned the tail for the absent one)
         m = JSON_START.search(text, i)
@@ -201,9 +202,9 @@ def recover_calls(content: str | None, tools: Mapping[str, Collection[str]], *, 
         prose.append(content[last:start])
         last = end
     prose.append(content[last:])
-    left = re.sub(r"\n{3,}", "\n\n", "".join(prose)).strip()
+    joined = re.sub(r"\n{3,}", "\n\n", "".join(prose)).strip()
     # stray tag/fence leftovers of a cut-off block say nothing
-    left = re.sub(r"</?tool_call>|```(?:json)?", "", left).strip() or None
+    left = re.sub(r"</?tool_call>|```(?:json)?", "", joined).strip() or None
     dropped = 0
     if cut_off and len(calls) > 1:
         dropped, calls = len(calls) - 1, calls[:1]

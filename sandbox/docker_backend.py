@@ -46,9 +46,10 @@ class DockerBackend:
         never answers (hung dockerd) costs `ping_timeout_s`, not the 120 s later calls get."""
         try:
             if base_url:
-                self.client = docker.DockerClient(base_url=base_url, timeout=ping_timeout_s)
+                # the stubs say int; the SDK hands it to requests, which takes seconds as a float
+                self.client = docker.DockerClient(base_url=base_url, timeout=ping_timeout_s)  # type: ignore[arg-type]
             else:
-                self.client = docker.from_env(timeout=ping_timeout_s)  # asks the daemon its API version
+                self.client = docker.from_env(timeout=ping_timeout_s)  # type: ignore[arg-type]  # asks the daemon its API version
             self.client.ping()
         except Exception as e:  # noqa: BLE001 - any failure here means "no usable daemon"
             if _timed_out(e):
@@ -123,7 +124,7 @@ class DockerBackend:
 
     def list_managed(self) -> list[ManagedSandbox]:
         found = self.client.containers.list(all=True, filters={"label": LABEL})
-        return [ManagedSandbox(c.name, c.labels.get("morgus.workflow_id", "")) for c in found]
+        return [ManagedSandbox(c.name or c.id or "", c.labels.get("morgus.workflow_id", "")) for c in found]
 
     # ------------------------------------------------------------------ commands
 

@@ -16,11 +16,14 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from db.embedded import EmbeddedPostgres
 from morgus.config import EMBEDDED_PG_PORT, ConfigError, Settings
 from morgus.search_attributes import ALL as SEARCH_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from morgus.local_model import LlamaServer
 
 
 def temporal_binary() -> str:
@@ -129,7 +132,7 @@ class Stack:
     notes: list[str] = field(default_factory=list)
     api: subprocess.Popen | None = None
     api_port: int = 8080
-    local_model: object | None = None  # morgus.local_model.LlamaServer when `--local-model`
+    local_model: LlamaServer | None = None  # when `--local-model`
 
     def ensure_services(self) -> None:
         from db.migrate import apply_migrations
@@ -173,7 +176,7 @@ class Stack:
         for w in self.workers:
             terminate(w)
         if self.local_model is not None:
-            self.local_model.stop()  # type: ignore[attr-defined]
+            self.local_model.stop()
         if self.temporal:
             self.temporal.stop()
         if self.postgres:
