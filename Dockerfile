@@ -5,7 +5,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends git bubblewrap procps \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY morgus morgus
 COPY workflows workflows
 COPY activities activities
@@ -13,6 +13,7 @@ COPY starter starter
 COPY sandbox sandbox
 COPY db db
 COPY worker.py ./
-RUN pip install --no-cache-dir .
+# The runtime dependencies only (no dev stack, no test tools), at the versions CI tested.
+RUN pip install --no-cache-dir -c constraints.txt .
 # The worker drives the host's Docker engine through the mounted socket; the API only needs Temporal and Postgres.
 CMD ["python", "-m", "worker"]

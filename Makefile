@@ -1,10 +1,16 @@
 # The two set-up commands of the README, plus the pieces they are made of.
 PY ?= python3
 
-.PHONY: install console demo demo-local up test
+.PHONY: install console demo demo-local up test lint
 
+## Morgus, its embedded dev stack and the test tools (`.[test]` includes `.[dev]`), at the versions CI tested.
 install:
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+
+## The quality gate CI runs before the tests: lint and type check (configuration in pyproject.toml).
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 ## Build the web console (served by the API); skipped with a note where npm is missing.
 console:

@@ -26,7 +26,7 @@ from activities import build_activities
 from activities.sandbox import SandboxActivities
 from db.migrate import apply_migrations
 from db.store import Store
-from morgus.config import ConfigError, Settings, fail, load_settings
+from morgus.config import ConfigError, Settings, load_settings
 from morgus.log import configure_logging
 from sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
 from workflows import TaskWorkflow

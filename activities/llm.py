@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
+from typing import cast
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from structlog.typing import FilteringBoundLogger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -19,7 +22,15 @@ from activities.common import heartbeating, with_db_retry
 from activities.tools import REGISTRY
 from db.store import Store
 from morgus.config import Settings
-from morgus.context import CONDENSE_PROMPT, Condensation, build_request, estimate_tokens, is_protected, transcript, turn_start
+from morgus.context import (
+    CONDENSE_PROMPT,
+    Condensation,
+    build_request,
+    estimate_tokens,
+    is_protected,
+    transcript,
+    turn_start,
+)
 from morgus.contracts import (
     ChatMessage,
     CondenseRequest,
@@ -195,12 +206,14 @@ class LlmActivities:
         log.info("llm reply", seq=seq, tool_calls=[c.name for c in calls], tokens=usage.total_tokens)
         return self._turn_from(assistant)
 
-    async def _complete(self, log: object, model: str, messages: list[dict], extra: dict) -> object:
+    async def _complete(self, log: FilteringBoundLogger, model: str, messages: list[dict], extra: dict) -> ChatCompletion:
         try:
-            resp = await self.client.chat.completions.create(model=model, messages=messages, **extra)
+            # build_request's dicts are the wire format's messages; the SDK's TypedDicts describe the same shape
+            wire = cast("list[ChatCompletionMessageParam]", messages)
+            resp = await self.client.chat.completions.create(model=model, messages=wire, **extra)
         except Exception as e:  # noqa: BLE001 - every provider error becomes a classified Temporal error
             err = classify_error(e)
-            log.warning("llm call failed", error=err.message, retryable=not err.non_retryable)  # type: ignore[attr-defined]
+            log.warning("llm call failed", error=err.message, retryable=not err.non_retryable)
             raise err from e
         if not resp.choices:
             raise ApplicationError("LLM provider returned no choices", type="LlmTransientError")
@@ -265,8 +278,9 @@ class LlmActivities:
         summary = (resp.choices[0].message.content or "").strip() if resp.choices else ""
         if not summary:
             raise ApplicationError("the model returned an empty summary", type="LlmTransientError")
-        c = Condensation(upto_seq=cut, summary=summary, turns=turns)
-        await with_db_retry(lambda: self.store.save_condensation(req.task_id, c), give_up_after_s=retry_db, what="store summary")
+        condensation = Condensation(upto_seq=cut, summary=summary, turns=turns)
+        await with_db_retry(lambda: self.store.save_condensation(req.task_id, condensation), give_up_after_s=retry_db,
+                            what="store summary")
         log.info("conversation condensed", upto_seq=cut, messages=len(older), turns=turns)
         return CondenseResult(upto_seq=cut, condensed_messages=len(older), usage=usage_of(resp, info))
 
@@ -304,7 +318,7 @@ def reply_calls(reply: object, finish_reason: str | None, seq: int, offered: lis
     return found.content, calls, info
 
 
-def _with_usage_of(resp: object, earlier: object) -> object:
+def _with_usage_of(resp: ChatCompletion, earlier: ChatCompletion) -> ChatCompletion:
     """`resp` with the token usage of both calls, so an empty reply asked again is still paid for."""
     a, b = getattr(resp, "usage", None), getattr(earlier, "usage", None)
     if a is None or b is None:

@@ -16,8 +16,7 @@ from pydantic import ValidationError
 from temporalio import activity
 
 from activities.common import heartbeating, with_db_retry
-from activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolSpec
-from activities.tools import workspace_state
+from activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolSpec, workspace_state
 from db.store import Store
 from morgus.config import Settings
 from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest

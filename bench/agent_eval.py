@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -72,7 +73,7 @@ def sandbox_runner(workspace: Path, grading_root: Path, settings: Settings) -> A
 
     def run(command: str, extra: dict[str, str]) -> tuple[int, str]:
         from morgus.contracts import SandboxOptions
-        from sandbox.base import select_backend, sandbox_name
+        from sandbox.base import sandbox_name, select_backend
         from sandbox.output import CappedOutput
 
         gid = f"grade-{uuid.uuid4().hex[:12]}"
@@ -122,20 +123,17 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
             if step["type"] == "QUESTION" and step["seq"] not in asked:
                 asked.add(step["seq"])
                 reply = answer_for(step, task.answer)
-                try:
+                # the task may have moved on; the next poll sees it
+                with contextlib.suppress(Exception):
                     await answer_task(client, task_id, reply)
-                except Exception:  # noqa: BLE001 - the task may have moved on; the next poll sees it
-                    pass
         desc = await handle.describe()
         if desc.status is not None and desc.status.name != "RUNNING":
             break
         if time.monotonic() - started > timeout_s:
             timed_out = True
             await cancel_task(client, task_id, f"evaluation timeout ({timeout_s:.0f}s)")
-            try:
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(handle.result(), 120)
-            except Exception:  # noqa: BLE001
-                pass
             break
         await asyncio.sleep(1)
     wall = time.monotonic() - started
@@ -257,10 +255,8 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
         return outcomes, model_name
     finally:
         for stop in reversed(stoppers):
-            try:
+            with contextlib.suppress(Exception):  # best effort on the way out
                 stop()
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -295,7 +291,7 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def append_report(out: Path, outcomes: list[Outcome], model: str, note: str = "") -> None:
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     if not out.exists():
         out.write_text("# Evaluation results\n\nAppended by `python -m bench.agent_eval` (see docs/local-model.md). "
                        "Each task is graded on its result (files, the deployed page over HTTP, tests run in a "

@@ -14,11 +14,11 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import psutil
@@ -33,7 +33,7 @@ from morgus.config import Settings  # noqa: E402
 from morgus.contracts import TaskInput, TaskLimits  # noqa: E402
 from morgus.scripted_llm import ScriptedLLM  # noqa: E402
 from starter.client import connect_temporal  # noqa: E402
-from starter.stack import TemporalDevServer, start_worker_process, terminate, wait_for_port  # noqa: E402
+from starter.stack import TemporalDevServer, start_worker_process, terminate  # noqa: E402
 from starter.tasks import start_task  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
@@ -113,7 +113,7 @@ class Bench:
         assert result.status == "completed", result
         rows = await self.store.fetch_steps(handle.id.removeprefix("task-"))
         times = [r["created_at"] for r in rows if r["type"] == "LLM_RESPONSE" and r["phase"] == "RESEARCH"]
-        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+        gaps = [(b - a).total_seconds() for a, b in pairwise(times)]
         runs = [wf async for wf in self.client.list_workflows(f"WorkflowId = '{handle.id}'")]
         size = 0
         for wf in runs:

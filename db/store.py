@@ -12,11 +12,13 @@ import math
 from typing import Any
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_dumps
 from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 from psycopg_pool import AsyncConnectionPool
 
+from morgus.context import Condensation
 from morgus.contracts import (
     ArtifactRecord,
     ChatMessage,
@@ -25,7 +27,6 @@ from morgus.contracts import (
     TaskRowUpdate,
     TokenUsage,
 )
-from morgus.context import Condensation
 from morgus.ids import artifact_id, step_id
 from morgus.text import clean_json, clean_text
 
@@ -40,12 +41,12 @@ from morgus.text import clean_json, clean_text
 class _CleanStrDumper(StrDumperUnknown):
     """str parameters in text format with an unknown oid (psycopg's default: Postgres infers the type)."""
 
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(clean_text(obj))
 
 
 class _CleanStrBinaryDumper(StrBinaryDumper):
-    def dump(self, obj: str) -> bytes:
+    def dump(self, obj: str) -> Buffer | None:
         return super().dump(clean_text(obj))
 
 
@@ -272,7 +273,8 @@ class Store:
 
     async def last_event_id(self) -> int:
         async with self.pool.connection() as conn:
-            return (await (await conn.execute("select coalesce(max(id), 0) from task_events")).fetchone())[0]
+            row = await (await conn.execute("select coalesce(max(id), 0) from task_events")).fetchone()
+        return row[0] if row else 0  # an aggregate always returns its one row
 
     async def events_after(self, after: int, *, task_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:

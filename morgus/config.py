@@ -202,7 +202,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _pairs(self) -> "Settings":
+    def _pairs(self) -> Settings:
         if self.search_provider == "searxng" and not self.searxng_url:
             raise ValueError("MORGUS_SEARCH_PROVIDER=searxng needs MORGUS_SEARXNG_URL")
         if self.search_provider == "brave" and not self.brave_api_key:

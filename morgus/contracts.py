@@ -104,6 +104,10 @@ class SandboxRef(BaseModel):
     network: Literal["none", "egress"] = "none"
 
 
+def _no_repeats() -> dict[str, list[str]]:
+    return {"tool": [], "text": []}
+
+
 class ResumeState(BaseModel):
     """Carried across continue-as-new: where the task was and what it had used."""
 
@@ -119,7 +123,7 @@ class ResumeState(BaseModel):
     budget: Budget | None = None  # raised limits, when the user raised them
     llm_calls: int = 0
     # loop detection: fingerprints of the latest turns per kind ("tool", "text"), and whether the model was warned
-    repeats: dict[str, list[str]] = Field(default_factory=lambda: {"tool": [], "text": []})
+    repeats: dict[str, list[str]] = Field(default_factory=_no_repeats)
     loop_warned: bool = False
     runs: int = 1
     # phase work (workflow.patched "phase-work-v1"): what the current phase has shown, whether the model was told

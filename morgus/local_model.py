@@ -76,7 +76,8 @@ class _Bar:
         self.what, self.total, self.progress, self.done, self._last_pct = what, total, progress, 0, -1
         self._rich = None
         if progress is _print and sys.stdout.isatty():
-            from rich.progress import BarColumn, DownloadColumn, Progress as RichProgress, TimeRemainingColumn
+            from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
             self._rich = RichProgress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                       TimeRemainingColumn(), transient=True)
@@ -329,12 +330,12 @@ class LlamaServer:
         return cmd + self.extra_args
 
     def start(self, timeout_s: float = 300) -> None:
-        from starter.stack import port_open
+        from starter.stack import log_sink, port_open
 
         if port_open("127.0.0.1", self.port):
             raise LocalModelError(f"port {self.port} is already in use; set MORGUS_LOCAL_MODEL_PORT to a free one")
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        with log_sink(self.log_file) as out:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout_s)
 
     def wait_ready(self, timeout_s: float) -> None:

@@ -150,7 +150,8 @@ def _json_values(text: str, budget: list[int]) -> list[tuple[int, int, Any]]:
     """Every top-level JSON object or array in `text`, with its span; `budget` (characters decoded, shared by
     every search of one reply) is spent, and the search stops when it is gone."""
     decoder = json.JSONDecoder()
-    found, i = [], 0
+    found: list[tuple[int, int, Any]] = []
+    i = 0
     while budget[0] > 0:
         # one regex search for the next opener (two str.find calls rescanned the tail for the absent one)
         m = JSON_START.search(text, i)
@@ -346,7 +347,7 @@ def _python_call(text: str, start: int, paren: int, params: Collection[str],
     elif len(positional) > len(order):  # more positional values than known parameters (or an unordered set)
         return end, None
     else:
-        args = dict(zip(order, positional))
+        args = dict(zip(order, positional, strict=False))  # fewer positionals than parameters is fine
         if args.keys() & named.keys():  # file_write("a", path="b"): Python refuses it too
             return end, None
         args |= named

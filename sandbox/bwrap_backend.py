@@ -102,12 +102,12 @@ class BwrapBackend:
         sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
         open_streams = 2
         while open_streams:
-            for key, _ in sel.select(timeout=1):
-                data = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+            for ready, _ in sel.select(timeout=1):
+                data = os.read(ready.fd, 65536)
                 if data:
-                    sink.feed(key.data, data)
+                    sink.feed(ready.data, data)
                 else:
-                    sel.unregister(key.fileobj)
+                    sel.unregister(ready.fileobj)
                     open_streams -= 1
         code = proc.wait()
         elapsed = time.monotonic() - started

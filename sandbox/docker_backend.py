@@ -7,6 +7,7 @@ non-root user, and CPU / memory / pids limits.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -45,9 +46,10 @@ class DockerBackend:
         never answers (hung dockerd) costs `ping_timeout_s`, not the 120 s later calls get."""
         try:
             if base_url:
-                self.client = docker.DockerClient(base_url=base_url, timeout=ping_timeout_s)
+                # the stubs say int; the SDK hands it to requests, which takes seconds as a float
+                self.client = docker.DockerClient(base_url=base_url, timeout=ping_timeout_s)  # type: ignore[arg-type]
             else:
-                self.client = docker.from_env(timeout=ping_timeout_s)  # asks the daemon its API version
+                self.client = docker.from_env(timeout=ping_timeout_s)  # type: ignore[arg-type]  # asks the daemon its API version
             self.client.ping()
         except Exception as e:  # noqa: BLE001 - any failure here means "no usable daemon"
             if _timed_out(e):
@@ -122,7 +124,7 @@ class DockerBackend:
 
     def list_managed(self) -> list[ManagedSandbox]:
         found = self.client.containers.list(all=True, filters={"label": LABEL})
-        return [ManagedSandbox(c.name, c.labels.get("morgus.workflow_id", "")) for c in found]
+        return [ManagedSandbox(c.name or c.id or "", c.labels.get("morgus.workflow_id", "")) for c in found]
 
     # ------------------------------------------------------------------ commands
 
@@ -153,10 +155,8 @@ class DockerBackend:
     def kill_all(self, name: str) -> None:
         """Kill every process in the sandbox except docker's init and the keeper (`sleep infinity`, its first
         child), leaving the container up for the next command."""
-        try:
+        with contextlib.suppress(NotFound, APIError):
             self.client.containers.get(name).exec_run(["bash", "-c", _KILL_ALL], user=f"{SANDBOX_UID}:{SANDBOX_UID}")
-        except (NotFound, APIError):
-            pass
 
 
 _KILL_ALL = r"""

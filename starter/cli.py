@@ -7,8 +7,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +18,9 @@ from rich.table import Table
 from morgus.config import ConfigError, Settings, load_settings
 from morgus.contracts import TaskInput, TaskLimits, TaskStatus
 from starter.terminal import term_safe
+
+if TYPE_CHECKING:
+    from typer._click.exceptions import UsageError
 
 T = TypeVar("T")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Morgus: durable autonomous software tasks on Temporal.")
@@ -48,7 +51,7 @@ def _settings() -> Settings:
     return settings
 
 
-def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(make(_settings()))
 
 
@@ -75,15 +78,16 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
     signal.signal(signal.SIGINT, _stop)
     try:
         stack.ensure_services()
-        from starter.sites import serve_sites
         from activities.tools.deploy import sites_url
+        from starter.sites import serve_sites
 
         try:
             serve_sites(settings.home.resolve() / "sites", sites_url(settings))
         except OSError as e:
             raise ConfigError(f"cannot serve deployed sites at {sites_url(settings)} ({e.strerror}); set MORGUS_SITES_URL") from None
         if local_model:
-            from morgus.local_model import start_local_model, worker_env as local_env
+            from morgus.local_model import start_local_model
+            from morgus.local_model import worker_env as local_env
 
             stack.local_model = start_local_model(settings, progress=lambda m: out.print(m, markup=False))
             worker_env = local_env(settings, stack.local_model)
@@ -354,7 +358,7 @@ def task_cancel(task: str, reason: str = typer.Option("cancelled by user")) -> N
     out.print(f"cancel requested for task {task_id}")
 
 
-def _usage_error(e: Exception) -> int:
+def _usage_error(e: UsageError) -> int:
     """A usage error (unknown command, missing argument, bad option or value) as one line on stderr; exit 2.
     `morgus` or `morgus task` alone prints the help instead (also exit 2, as click does)."""
     from typer._click.exceptions import NoArgsIsHelpError

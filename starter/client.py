@@ -37,7 +37,7 @@ async def connect_temporal(settings: Settings, *, metrics: bool = False) -> Clie
     """Connect with Morgus's data converter. Credentials come from the SDK's environment configuration
     (TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH, TEMPORAL_PROFILE and its TOML file), so the
     same worker reaches a dev server, a self-hosted cluster or Temporal Cloud."""
-    config = dict(ClientConfig.load_client_connect_config())
+    config = ClientConfig.load_client_connect_config()
     # Morgus's settings win, unless they are the defaults and a profile names the server.
     if settings.temporal_address != DEFAULT_TEMPORAL_ADDRESS or not config.get("target_host"):
         config["target_host"] = settings.temporal_address

@@ -80,9 +80,9 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 
 
 async def _run(settings: Settings, console: Console, task: TaskInput, answer_text: str) -> int:
+    from starter.auto_answer import answer_for
     from starter.client import connect_temporal
     from starter.progress import follow
-    from starter.auto_answer import answer_for
     from starter.tasks import answer_task, start_task
 
     client = await connect_temporal(settings)

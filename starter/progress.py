@@ -54,7 +54,7 @@ async def follow(settings: Settings, client: Client, task_id: str, console: Cons
                 for step in await store.fetch_steps(task_id, after=last_seq):
                     console.print(render_step(step), markup=False)
                 row = await store.fetch_task(task_id) or {}
-                console.print(f"task {task_id}: {term_safe(row.get('status', desc.status.name.lower()))}"
+                console.print(f"task {task_id}: {term_safe(row.get('status', desc.status.name.lower() if desc.status else 'unknown'))}"
                               f"  ({row.get('total_tokens', 0)} tokens, {row.get('step_count', 0)} steps)", markup=False)
                 return 0 if row.get("status") == "completed" else 1
             await asyncio.sleep(poll_s)

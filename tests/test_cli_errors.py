@@ -179,7 +179,7 @@ def test_database_password_is_never_shown(postgres: EmbeddedPostgres, tmp_path: 
 def test_readme_variables_are_all_settings() -> None:
     """Every variable in the README's configuration table is a Settings field, so it is checked at start."""
     table = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    names = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", "\n".join(l.split("|")[1] for l in table.splitlines()
-                                                                  if l.startswith("| `"))))
+    names = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", "\n".join(line.split("|")[1] for line in table.splitlines()
+                                                                  if line.startswith("| `"))))
     aliases = {f.alias for f in Settings.model_fields.values()}
     assert names and names <= aliases, sorted(names - aliases)

@@ -8,6 +8,7 @@ not queue a supervisor's liveness probe behind them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import tempfile
 import threading
@@ -48,8 +49,6 @@ async def test_supervisor_heartbeats_while_every_shared_pool_thread_is_busy(sett
     finally:
         release.set()
         env.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, CancelledError):
             await supervising
-        except (asyncio.CancelledError, CancelledError):
-            pass
         await asyncio.gather(*hogs)

@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from morgus.contracts import TaskLimits, TaskResult
-from tests.conftest import limits, start, task_id_of, wait_task_status
+from tests.conftest import start, task_id_of, wait_task_status
 
 
 async def test_iteration_cap_moves_on_then_asks_and_stop_fails_the_task_with_a_clear_error(client, store, settings, worker, llm):

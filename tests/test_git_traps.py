@@ -113,7 +113,7 @@ def _blob(bare: Path, sha: str) -> bytes:
 
 
 def _regular_files(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):  # os.walk does not follow links
+    for dirpath, _dirnames, filenames in os.walk(root):  # os.walk does not follow links
         for name in filenames:
             p = Path(dirpath) / name
             if stat.S_ISREG(os.lstat(p).st_mode):  # never open the FIFO or the socket
@@ -274,7 +274,7 @@ async def test_push_targets_that_could_run_code_are_refused(settings, tmp_path):
     link_to_workspace.symlink_to(in_workspace)
     refused = {
         f"ext::sh -c touch% {mark}/ext": "transport helper",
-        f"fd::0": "transport helper",
+        "fd::0": "transport helper",
         f"file::{mark}": "transport helper",
         "ssh://git@example.com/x.git": "ssh and scp-style",
         "git@example.com:x.git": "ssh and scp-style",

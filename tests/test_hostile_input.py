@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from morgus.context import Condensation
 from morgus.contracts import (
     ArtifactRecord,
     ChatMessage,
@@ -32,7 +33,6 @@ from morgus.contracts import (
     TokenUsage,
     ToolCall,
 )
-from morgus.context import Condensation
 from morgus.text import REPLACEMENT, clean_json, clean_text
 from starter.stack import temporal_binary
 from starter.tasks import TaskOpError, answer_task

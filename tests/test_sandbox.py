@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
-
-import shutil
-import subprocess
-import tempfile
 
 import psutil
 import pytest

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -137,8 +138,17 @@ async def test_healthz_and_worker_metrics(settings):
 
 
 def test_dockerfile_installs_the_package():
+    """The image copies every package and module pyproject ships, installs the package itself (no dev or test
+    extra: the embedded servers and the test tools stay out of production) and runs the worker."""
     text = (ROOT / "Dockerfile").read_text()
-    assert "pip install" in text and 'CMD ["python", "-m", "worker"]' in text
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package in {p.split(".")[0] for p in shipped["packages"]}:
+        assert re.search(rf"^COPY {package}/? {package}/?$", text, re.M), f"the image does not copy {package}/"
+    for module in shipped.get("py-modules", []):
+        assert re.search(rf"^COPY (\S+ )*{module}\.py ", text, re.M), f"the image does not copy {module}.py"
+    installs = re.findall(r"^RUN pip install (.*)$", text, re.M)
+    assert len(installs) == 1 and installs[0].split()[-1] == ".", installs
+    assert 'CMD ["python", "-m", "worker"]' in text
 
 
 async def test_connection_settings_come_from_the_sdk_environment_configuration(temporal_server, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from activities.tools import REGISTRY, ToolContext, ToolError
 from morgus.config import POLICY_RULES, Settings
@@ -36,7 +37,7 @@ def _env_reads(path: Path) -> list[str]:
     allowed: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
-            allowed.update(id(v) for k, v in zip(node.keys, node.values) if k is None)
+            allowed.update(id(v) for k, v in zip(node.keys, node.values, strict=True) if k is None)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "os" and any(a.name in ("environ", "getenv", "environb") for a in node.names):
@@ -193,5 +194,5 @@ async def test_cloudflare_deploy_refuses_paths_leaving_the_workspace(settings):
     for bad in ["../other-task", "/etc", "~/x", "a/../../b"]:
         with pytest.raises(ToolError, match="absolute|'\\.\\.'"):
             await spec.run(ctx, spec.args(directory=bad, project_name="bakery"))  # type: ignore[misc]
-    with pytest.raises(Exception):  # the project name is a pattern: no quote, space or option can get in
+    with pytest.raises(ValidationError):  # the project name is a pattern: no quote, space or option can get in
         spec.args(directory="dist", project_name="x; touch /workspace/pwned")

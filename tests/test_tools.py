@@ -11,14 +11,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import git
 import httpx
 import pytest
 
-from activities.tools import REGISTRY, ToolContext, ToolError
+from activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput
 from activities.tools.web import check_url
 from morgus.contracts import Phase, TaskResult
 from tests.conftest import free_port, start, task_id_of
@@ -28,10 +27,22 @@ def ctx_for(settings, task_id: str = "00000000-0000-0000-0000-0000000000aa", **k
     return ToolContext(task_id=task_id, phase=Phase.BUILD, settings=settings, **kw)
 
 
-async def call(name: str, ctx: ToolContext, **args: Any) -> Any:
+async def run_tool(name: str, ctx: ToolContext, **args: Any) -> ToolOutput | str:
     spec = REGISTRY[name]
-    out = await spec.run(ctx, spec.args(**args))  # type: ignore[misc]
-    return out if isinstance(out, str) else out
+    return await spec.run(ctx, spec.args(**args))  # type: ignore[misc]
+
+
+async def call(name: str, ctx: ToolContext, **args: Any) -> str:
+    """The tool's text, as the model reads it (a plain string, or a ToolOutput's content)."""
+    out = await run_tool(name, ctx, **args)
+    return out if isinstance(out, str) else out.content
+
+
+async def call_output(name: str, ctx: ToolContext, **args: Any) -> ToolOutput:
+    """A tool that reports artifacts or steps: its whole ToolOutput."""
+    out = await run_tool(name, ctx, **args)
+    assert isinstance(out, ToolOutput), f"{name} returned plain text, not a ToolOutput: {out!r}"
+    return out
 
 
 @contextmanager
@@ -82,7 +93,7 @@ async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon
     message = "Add app: it's \"quoted\"\n\nSecond paragraph with $HOME and `backticks`."
     assert "committed" in await call("git_commit", ctx, message=message)
     assert "nothing to commit" in await call("git_commit", ctx, message="again")
-    out = await call("git_push", ctx)
+    out = await call_output("git_push", ctx)
     assert "pushed" in out.content and out.artifacts[0].type == "repository" and out.artifacts[0].url == str(bare)
     pushed = git.Repo(bare).commit("main")
     assert pushed.message == message and pushed.author.email == "bot@example.com"
@@ -96,7 +107,7 @@ async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon
     try:
         await asyncio.sleep(0.5)
         ctx.repo_url = f"git://127.0.0.1:{port}/proj.git"
-        out = await call("git_push", ctx, remote="daemon", branch="release")
+        out = await call_output("git_push", ctx, remote="daemon", branch="release")
         assert "pushed" in out.content
     finally:
         daemon.terminate()

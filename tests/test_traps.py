@@ -347,7 +347,7 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, s
     assert "MKNOD-REFUSED" in planted  # no capability to make a device node in either sandbox (host side: unit test)
 
     # every read of a trap is refused with a sentence; the one honest file is read
-    for path, text in zip(READS[:-1], reads[:-1]):
+    for path, text in zip(READS[:-1], reads[:-1], strict=True):
         assert text.startswith("Error:") and "refused" in text or "binary file" in text, (path, text)
     assert "is a FIFO" in reads[READS.index("fifo")] and "is a socket" in reads[READS.index("site/sock")]
     assert "'rootlink' is a symlink" in reads[READS.index("rootlink/etc/passwd")]
@@ -467,7 +467,7 @@ async def test_a_name_swapped_between_file_and_link_while_the_host_works(kind, s
     assert sum(outcomes.values()) >= 10, outcomes
     assert_no_secret(texts, "raced tool result")
     sites = ctx.settings.home.resolve() / "sites"
-    for dirpath, dirnames, filenames in os.walk(sites):
+    for dirpath, _dirnames, filenames in os.walk(sites):
         for n in filenames:
             assert_no_secret([Path(dirpath, n).read_text(errors="replace")], f"published {n}")
     assert sorted(os.listdir(host_dir)) == ["index.html", "marker.txt"]  # no write landed through the link

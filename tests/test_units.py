@@ -18,7 +18,6 @@ from activities.tools.workspace import resolve_in_workspace
 from morgus.contracts import Phase, TaskInput, ToolCall, ToolRequest
 from morgus.scripted_llm import ProtocolError, validate_messages
 
-
 # ---------------------------------------------------------------- workspace guard
 
 @pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd", "~/x", "", "a\x00b"])

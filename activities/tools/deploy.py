@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.tools.registry import ToolContext, ToolOutput, tool
 from activities.tools import safe_fs
+from activities.tools.registry import ToolContext, ToolOutput, tool
 from activities.tools.workspace import ToolError
 from morgus.config import Settings
 from morgus.contracts import ArtifactRecord

@@ -10,8 +10,8 @@ import stat
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.tools.registry import ToolContext, tool
 from activities.tools import safe_fs
+from activities.tools.registry import ToolContext, tool
 from activities.tools.workspace import ToolError
 from sandbox.base import chown_at, chown_fd
 

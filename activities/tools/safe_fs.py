@@ -17,7 +17,7 @@ import stat
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -251,10 +251,8 @@ def write_file(root: Path, rel: str, data: bytes, *, chown_at: Callable[[int, st
                     chown_fd(fd)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException as e:
-            try:
+            with suppress(OSError):
                 os.unlink(tmp, dir_fd=dfd)
-            except OSError:
-                pass
             if isinstance(e, IsADirectoryError):
                 raise ToolError(f"{shown!r} is a folder; give a file path") from None
             raise
@@ -287,25 +285,23 @@ def walk(root: Path, rel: str, *, max_entries: int, skip_dirs: frozenset[str] = 
         try:
             while queue:
                 dfd, shown_dir, depth = queue.popleft()
-                with closing_fd(dfd):
-                    with os.scandir(dfd) as it:
-                        for entry in it:
-                            scanned += 1
-                            if len(out) >= max_entries or scanned > 10 * max_entries:
-                                return out, True
-                            if entry.name.startswith(TEMP_PREFIX):
-                                continue
-                            try:
-                                st = entry.stat(follow_symlinks=False)
-                            except OSError:
-                                continue  # removed meanwhile
-                            shown = f"{shown_dir}/{show(entry.name)}" if shown_dir else show(entry.name)
-                            out.append(Entry(shown, st.st_mode, st.st_size, st.st_nlink))
-                            if stat.S_ISDIR(st.st_mode) and entry.name not in skip_dirs and depth + 1 < MAX_DEPTH:
-                                try:
-                                    queue.append((os.open(entry.name, _LIST_DIR, dir_fd=dfd), shown, depth + 1))
-                                except OSError:
-                                    pass  # swapped for something else meanwhile: not descended
+                with closing_fd(dfd), os.scandir(dfd) as it:
+                    for entry in it:
+                        scanned += 1
+                        if len(out) >= max_entries or scanned > 10 * max_entries:
+                            return out, True
+                        if entry.name.startswith(TEMP_PREFIX):
+                            continue
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue  # removed meanwhile
+                        shown = f"{shown_dir}/{show(entry.name)}" if shown_dir else show(entry.name)
+                        out.append(Entry(shown, st.st_mode, st.st_size, st.st_nlink))
+                        if stat.S_ISDIR(st.st_mode) and entry.name not in skip_dirs and depth + 1 < MAX_DEPTH:
+                            # OSError: swapped for something else meanwhile, so not descended
+                            with suppress(OSError):
+                                queue.append((os.open(entry.name, _LIST_DIR, dir_fd=dfd), shown, depth + 1))
         finally:
             for dfd, _, _ in queue:
                 os.close(dfd)

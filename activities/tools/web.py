@@ -36,8 +36,13 @@ DEFAULT_DUCKDUCKGO_URL = "https://html.duckduckgo.com"
 # ---------------------------------------------------------------- SSRF guard
 
 
-def _allowed_ranges(fetch_allow: str | None) -> tuple[list[ipaddress._BaseNetwork], set[str]]:
-    nets, hosts = [], set()
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _allowed_ranges(fetch_allow: str | None) -> tuple[list[IPNetwork], set[str]]:
+    nets: list[IPNetwork] = []
+    hosts: set[str] = set()
     for item in (fetch_allow or "").split(","):
         item = item.strip()
         if not item:
@@ -49,7 +54,7 @@ def _allowed_ranges(fetch_allow: str | None) -> tuple[list[ipaddress._BaseNetwor
     return nets, hosts
 
 
-def _forbidden(ip: ipaddress._BaseAddress) -> bool:
+def _forbidden(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
@@ -71,7 +76,7 @@ async def check_url(url: str, fetch_allow: str | None = None) -> None:
     except socket.gaierror:
         raise ToolError(f"cannot resolve host {host!r}") from None
     for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if _forbidden(ip) and not any(ip in n for n in nets):
             raise ToolError(f"refusing to fetch {url}: {host} resolves to {ip}, a private/loopback/link-local address")
 
