@@ -217,11 +217,11 @@ def recover_calls(content: str | None, tools: Mapping[str, Collection[str]], *, 
     if left.count("```") % 2:
         head, _, tail = left.rpartition("```")
         left = head + tail.removeprefix("json")
-    left = re.sub(r"\n{3,}", "\n\n", left).strip() or None
+    rest: str | None = re.sub(r"\n{3,}", "\n\n", left).strip() or None
     dropped = 0
     if cut_off and len(calls) > 1:
         dropped, calls = len(calls) - 1, calls[:1]
-    return Recovered(calls=calls, content=left, dropped=dropped)
+    return Recovered(calls=calls, content=rest, dropped=dropped)
 
 
 # At most this many places where a tool's name is followed by `(` or `{` are parsed per reply (each parse reads
@@ -288,7 +288,7 @@ def _named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[i
                 args = None
             elif after_call:  # the commas and blanks between two calls go with them
                 start = found[-1][1]
-            else:  # and so do the backticks and the bracket before the call
+            elif lead is not None:  # and so do the backticks and the bracket before the call
                 start -= len(lead.group().lstrip("\n\r:"))
         pos = max(pos, end)
         if args is None or (not args and text.strip() != text[m.start():end].strip()):
@@ -297,8 +297,8 @@ def _named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[i
             call = ParsedCall(name, json.dumps(args, ensure_ascii=False, allow_nan=False))
         except (TypeError, ValueError, RecursionError):  # a literal JSON cannot carry (bytes, a set, a complex)
             continue
-        if opener == "(":
-            end = _CALL_REST.match(text, end).end()
+        if opener == "(" and (rest_match := _CALL_REST.match(text, end)) is not None:
+            end = rest_match.end()
         found.append((start, end, call))
         pos = end
     return found
