@@ -8,7 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query
 
 from morgus.contracts import Budget, Phase, TaskInput, TaskLimits, TaskStatus
-from starter.api_deps import ClientDep, SettingsDep, StoreDep, row_or_404, task_id_of, view
+from starter.api_deps import (
+    ClientDep,
+    SettingsDep,
+    StoreDep,
+    row_or_404,
+    task_id_of,
+    view,
+)
 from starter.api_errors import READ_ERRORS, WRITE_ERRORS
 from starter.api_models import (
     AnswerBody,
