@@ -86,6 +86,10 @@ class CancelBody(BaseModel):
 
 # ---------------------------------------------------------------- responses
 
+# A response always carries every field, defaults included: the document says so (`required`), so the console's
+# generated types do not mark `content` or `metadata` optional. The shape on the wire is unchanged.
+RESPONSE = ConfigDict(json_schema_serialization_defaults_required=True)
+
 
 class ErrorView(BaseModel):
     """Every error the API answers: one sentence."""
@@ -145,6 +149,8 @@ class TaskPage(BaseModel):
 
 
 class StepView(StepRecord):
+    model_config = RESPONSE
+
     id: UUID
     task_id: UUID
     created_at: datetime
@@ -155,6 +161,8 @@ class StepsView(BaseModel):
 
 
 class ArtifactView(ArtifactRecord):
+    model_config = RESPONSE
+
     id: UUID
     task_id: UUID
     created_at: datetime
