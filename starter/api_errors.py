@@ -35,7 +35,7 @@ WRITE_ERRORS = errors(400, 401, 403, 404, 409, 415, 422, 503)
 
 def first_error(errors: Any) -> str:
     """One sentence from pydantic's error list: `<field>: <what is wrong>`."""
-    first = next(iter(errors), {}) if errors else {}
+    first: dict[str, Any] = next(iter(errors), {}) if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header"))
     msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":

@@ -17,8 +17,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from morgus.text import clean_text
 from morgus.contracts import ArtifactRecord, Budget, Phase, StepRecord, TaskStatus
+from morgus.text import clean_text
 
 # A one-line field (title, search, model name) refuses every control character, newlines included.
 _LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
