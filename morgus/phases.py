@@ -49,9 +49,10 @@ PHASES: dict[Phase, PhaseSpec] = {
         # "Start now: call file_write …" names the first call: a small model told only what the phase is for
         # answers with a report of the work ("File written: hello.txt") instead of doing it (measured with a
         # 1.5B model: 0/3 tool calls with the general wording, 4/4 with this one; docs/eval.md)
+        # git is FINALIZE's: named here, it sent a small model into `git init`/`git config` via shell_exec
         "Implement the plan by calling tools. Start now: call file_write with the path and the full content of "
-        "the first file of the plan, then the next. Use shell_exec to install or build, git_add and git_commit to "
-        "commit. Fix what you find wrong.",
+        "the first file of the plan, then the next. Use shell_exec only to install or build what the plan needs. "
+        "Fix what you find wrong.",
         (*_FILES, "shell_exec", *_GIT, *_TALK),
         # how to end is said as an action with its content: "reply without a tool call only after …" left a 1.5B
         # model calling tools forever once its file was written (0/4 ends); this wording 2/4 (docs/eval.md)
