@@ -49,8 +49,8 @@ class BudgetPolicy:
         return None
 
     def doubled(self) -> Budget:
-        """Every limit that is reached, doubled; the others unchanged. A limit of 0 (which `Budget` refuses, but
-        `model_construct` can build) stays 0: doubling cannot raise it."""
+        """Every limit that is reached, doubled; the others unchanged. The result is validated like any `Budget`:
+        a limit of 0, which only `model_construct` can build (inputs and signals are validated), raises."""
         b = self.budget
         return Budget(
             max_tokens_total=b.max_tokens_total * 2 if b.max_tokens_total and self.tokens_reached() else b.max_tokens_total,
