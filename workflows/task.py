@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepType,
         TaskCapabilitiesRequest,
-        TaskInput,
         TaskResult,
         TaskRowUpdate,
         TaskStatus,
@@ -68,8 +67,17 @@ with workflow.unsafe.imports_passed_through():
         system_message,
     )
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
-    from morgus.text import clean_json, clean_text
+    from morgus.text import clean_json
     from workflows.budget import BudgetPolicy, means_stop
+    from workflows.inbound import (
+        MOVE_ON_WORDS,
+        STOP_WORDS,
+        InvalidInput,
+        decode_answer,
+        decode_input,
+        placeholder_input,
+        starts_with,
+    )
     from workflows.loops import Loop, LoopDetector, text_mark, tool_mark
     from workflows.sandbox_lease import SandboxLease
 
@@ -95,13 +103,6 @@ ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
 # The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
 LOOP_CHOICES_PATCH = "loop-choices-v1"
 DEPLOY_TOOLS = frozenset({"deploy_local", "cloudflare_deploy"})
-_STOP_WORDS = ("stop", "no", "cancel", "abort")
-_MOVE_ON_WORDS = ("move on", "next", "skip")
-
-
-def _starts_with(answer: str, words: tuple[str, ...]) -> bool:
-    a = answer.strip().lower()
-    return any(a == w or a.startswith(w + " ") or a.startswith(w + ",") or a.startswith(w + ".") for w in words)
 
 
 _T = TypeVar("_T")
@@ -109,18 +110,6 @@ _T = TypeVar("_T")
 
 class _Cancelled(Exception):
     pass
-
-
-def _decode_answer(raw: RawValue) -> AnswerSignal:
-    try:
-        value = workflow.payload_converter().from_payload(raw.payload, AnswerSignal)
-    except Exception:  # noqa: BLE001 - a bad payload is the sender's mistake; tell them what is expected
-        value = None
-    if not isinstance(value, AnswerSignal):
-        raise ApplicationError(
-            'the answer must be {"text": "..."} with 1 to 20000 characters of valid text', type="InvalidAnswer"
-        )
-    return value
 
 
 def _worker_lost(err: ActivityError) -> bool:
@@ -140,46 +129,6 @@ def _failure_message(err: BaseException) -> str:
     return getattr(err, "message", None) or str(err)
 
 
-class _InvalidInput(Exception):
-    """The workflow's input is not a valid TaskInput; `args` is one sentence saying why."""
-
-
-def _decode_input(raw: RawValue | None) -> TaskInput:
-    """The workflow validates its own input: a payload Temporal cannot decode or pydantic rejects (bad JSON, a
-    lone surrogate, not an object, a 1 MB description, `max_iterations_per_phase: 0`) raises _InvalidInput
-    instead of failing every workflow task forever."""
-    if raw is None:
-        raise _InvalidInput("no input was given; start the task with a JSON object such as {\"description\": \"...\"}")
-    try:
-        value = workflow.payload_converter().from_payload(raw.payload, TaskInput)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in e.errors()[:5]
-        )
-        raise _InvalidInput(f"the task input is invalid: {clean_text(problems)[:1000]}") from None
-    except Exception as e:  # noqa: BLE001 - any decoding failure (unknown encoding, bad bytes) is the same verdict
-        raise _InvalidInput(f"the task input could not be decoded: {clean_text(str(e))[:300]}") from None
-    if not isinstance(value, TaskInput):  # e.g. a binary/null payload decodes to None
-        raise _InvalidInput("the task input must be a JSON object such as {\"description\": \"...\"}")
-    return value
-
-
-def _placeholder_input(raw: RawValue | None) -> TaskInput:
-    """What can be shown of an invalid input (title and description, cleaned and cut), for its error row."""
-    title = description = ""
-    try:
-        value = json.loads(raw.payload.data) if raw is not None else None
-        if isinstance(value, dict):
-            given_title, given_description = value.get("title"), value.get("description")
-            title = given_title if isinstance(given_title, str) else ""
-            description = given_description if isinstance(given_description, str) else ""
-    except (ValueError, RecursionError):  # RecursionError: `[[[[…` input, which would fail every workflow task
-        pass
-    return TaskInput.model_construct(
-        title=clean_text(title)[:200] or "Invalid task input", description=clean_text(description)[:2000]
-    )
-
-
 @workflow.defn(name="TaskWorkflow")
 class TaskWorkflow:
     @workflow.init
@@ -187,10 +136,10 @@ class TaskWorkflow:
         # Raw, not TaskInput: the SDK would otherwise fail the workflow *task* (retried forever) on bad input.
         self._invalid_input: str | None = None
         try:
-            self._input = _decode_input(inp)
-        except _InvalidInput as e:
+            self._input = decode_input(inp)
+        except InvalidInput as e:
             self._invalid_input = str(e)
-            self._input = _placeholder_input(inp)
+            self._input = placeholder_input(inp)
         self._state = (self._input.resume or ResumeState()).model_copy(deep=True)
         self._task_id = task_id_from_workflow_id(workflow.info().workflow_id)
         self._status = TaskStatus.running
@@ -224,7 +173,7 @@ class TaskWorkflow:
         """Answer the pending question; returns the question answered. The validator refuses an answer with no
         question pending (or one already answered), and an empty, oversize or undecodable one."""
         self._answer_problem(raw)  # the state may have moved on between validation and this handler
-        self._answer = _decode_answer(raw).text
+        self._answer = decode_answer(raw).text
         assert self._question is not None
         return self._question
 
@@ -237,7 +186,7 @@ class TaskWorkflow:
             raise ApplicationError(f"task {self._task_id} is not waiting for an answer", type="NotWaitingForAnswer")
         if self._answer is not None:
             raise ApplicationError(f"task {self._task_id} has already been answered", type="NotWaitingForAnswer")
-        if not _decode_answer(raw).text.strip():
+        if not decode_answer(raw).text.strip():
             raise ApplicationError("the answer is empty; give the text to send to the agent", type="InvalidAnswer")
 
     @workflow.signal(name="cancel")
@@ -485,10 +434,10 @@ class TaskWorkflow:
             {"kind": "no_work"},
         )
         assert answer is not None
-        if _starts_with(answer, _STOP_WORDS):
+        if starts_with(answer, STOP_WORDS):
             raise ApplicationError(f"Stopped by the user: {phase} produced no {spec.needs_work}.", type="NoWork",
                                    non_retryable=True)
-        if _starts_with(answer, ("continue", "yes", *_MOVE_ON_WORDS)):
+        if starts_with(answer, ("continue", "yes", *MOVE_ON_WORDS)):
             st.work_waived = True
             return True
         said = "" if answer.strip().lower() == "retry" else f"The user says: {answer}\n"
@@ -512,10 +461,10 @@ class TaskWorkflow:
             {"kind": "iteration_cap"},
         )
         assert answer is not None
-        if _starts_with(answer, _STOP_WORDS):
+        if starts_with(answer, STOP_WORDS):
             raise ApplicationError(f"Stopped by the user: phase {phase} reached its iteration cap ({limit} LLM calls).",
                                    type="IterationCapReached", non_retryable=True)
-        if _starts_with(answer, _MOVE_ON_WORDS):
+        if starts_with(answer, MOVE_ON_WORDS):
             self._state.work_waived = self._state.work_waived or not self._state.phase_worked
             return True
         self._state.iteration = 0
@@ -672,10 +621,10 @@ class TaskWorkflow:
                          "tell the agent what to do.")
         answer = await self._wait_for_human(phase, question, {"kind": "loop"})
         assert answer is not None
-        if choices and _starts_with(answer, _STOP_WORDS):
+        if choices and starts_with(answer, STOP_WORDS):
             raise ApplicationError(f"Stopped by the user: the agent was stuck in phase {phase.value} ({what}).",
                                    type="LoopStopped", non_retryable=True)
-        if choices and _starts_with(answer, _MOVE_ON_WORDS):
+        if choices and starts_with(answer, MOVE_ON_WORDS):
             self._state.work_waived = self._state.work_waived or not self._state.phase_worked
             return True
         self._queue_message("user", f"The user says how to proceed: {answer}")
