@@ -1,7 +1,16 @@
 """TaskWorkflow: one task, five phases, each an agent loop of LLM and tool activities.
 
-Deterministic and thin: it allocates sequence numbers, decides what runs next and waits for humans. The
-conversation lives in Postgres; activities get its length, never its content, so history grows linearly.
+Deterministic and thin: it runs the phase loop and the agent loop, numbers messages and steps, and waits for
+humans. The rules it applies live in small pure modules, each tested without a server: workflows/budget.py (when a
+limit is reached, what "raise it" means), workflows/loops.py (when the agent repeats itself), workflows/
+sandbox_lease.py (which sandbox is held, and whether it is usable), workflows/inbound.py (its input and the user's
+answers, decoded and read). The conversation lives in Postgres; activities get its length, never its content, so
+history grows linearly. Activities are called through their definitions (activities/*.py), so their results are
+typed and their registered names, which the recorded histories hold, stay the same; tools (one activity per tool)
+by their name `tool:<name>`.
+
+Longer than ~300 lines because the human waits (budget, loop, no work shown, iteration cap, ask_user) each need the
+workflow's state and its durable wait, and the sequence numbering is still here (issue 13's ledger).
 """
 
 from __future__ import annotations
