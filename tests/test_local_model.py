@@ -13,6 +13,7 @@ import contextlib
 import pytest
 
 from morgus.config import load_settings
+from morgus.contracts import Budget, TaskInput, TaskLimits, TaskResult
 from morgus.local_model import LLAMA_CPP_SDIST, PINNED, cached_weights, find_server
 
 pytestmark = pytest.mark.timeout(1200)
@@ -70,11 +71,22 @@ def test_the_pinned_weights_are_the_checked_ones():
         assert f.read(4) == b"GGUF"
 
 
+# A small model samples: the same task can go well or wander (docs/eval.md has its rate). The test asks whether a
+# real model CAN take a task end to end through the stack, so it passes when one of ATTEMPTS tasks does; every
+# attempt's transcript is printed (-rP), and a failure shows them all.
+ATTEMPTS = 2
+GREETING = TaskInput(
+    title="greeting file", budget=Budget(max_steps=40),
+    # the default limits, so a phase that shows no work is pointed out and then asked about (require_work)
+    limits=TaskLimits(require_work=True),
+    description="Create a text file named hello.txt whose content is exactly: Hello from Morgus. Then check it "
+                "with cat. No research or deployment is needed.",
+)
+
+
 async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, client, store, temporal_server, postgres, tmp_path):
-    from morgus.contracts import Budget, TaskInput, TaskLimits, TaskResult
     from morgus.local_model import worker_env
-    from starter.tasks import start_task
-    from tests.conftest import make_settings, task_id_of
+    from tests.conftest import make_settings
     from worker import running_workers
 
     base, server = local_server
@@ -86,22 +98,42 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
     tmp_path.chmod(0o755)  # a bubblewrap sandbox runs as another user, who must reach the workspace
     settings = make_settings(temporal_server, postgres, _Url(), tmp_path, MORGUS_OFFLINE="1", MORGUS_REQUIRE_WORK="1",
                              **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
+    failures: list[str] = []
     async with running_workers(client, store, settings):
-        # limits: the defaults, so a phase that shows no work is pointed out and then asked about (require_work)
-        task = TaskInput(title="greeting file", budget=Budget(max_steps=40), limits=TaskLimits(require_work=True),
-                         description='Create a text file named hello.txt whose content is exactly: Hello from '
-                                     'Morgus. Then check it with cat. No research or deployment is needed.')
-        handle = await start_task(client, task, task_queue=settings.task_queue)
-        questions = asyncio.create_task(_go_on_when_asked(client, store, task_id_of(handle)))
-        try:
-            result: TaskResult = await handle.result()
-        finally:
-            questions.cancel()
-    written = settings.workspace_for(task_id_of(handle)) / "hello.txt"
-    # what the model did, for the failure message: a real model's failure is only useful with its transcript
+        for attempt in range(1, ATTEMPTS + 1):
+            problem, transcript = await _greeting_task(client, store, settings)
+            print(f"--- attempt {attempt}: {problem or 'passed'}\n{transcript}")
+            if problem is None:
+                return
+            failures.append(f"attempt {attempt}: {problem}\n{transcript}")
+    pytest.fail(f"no attempt of {ATTEMPTS} completed with hello.txt right:\n" + "\n\n".join(failures))
+
+
+async def _greeting_task(client, store, settings) -> tuple[str | None, str]:
+    """(what went wrong or None, the transcript) of one greeting task."""
+    from starter.tasks import start_task
+    from tests.conftest import task_id_of
+
+    handle = await start_task(client, GREETING, task_queue=settings.task_queue)
+    task_id = task_id_of(handle)
+    questions = asyncio.create_task(_go_on_when_asked(client, store, task_id))
+    try:
+        result: TaskResult = await handle.result()
+    except Exception as e:  # noqa: BLE001 - a failed workflow is this attempt's outcome, reported with its steps
+        result = None
+        failed = f"the workflow failed: {e}"
+    finally:
+        questions.cancel()
+    # what the model did: a real model's failure is only useful with its transcript
     transcript = "\n".join(f"{s['phase']} {s['type']}: {(s['content'] or '')[:300]!r}"
-                           for s in await store.fetch_steps(task_id_of(handle)))
-    print(transcript)  # shown with -rP: what a real model did, also when it passed
-    assert result.status == "completed", f"{result}\n{transcript}"
-    assert written.is_file(), "the task completed without writing hello.txt"
-    assert written.read_text().strip().rstrip(".") == "Hello from Morgus"
+                           for s in await store.fetch_steps(task_id))
+    written = settings.workspace_for(task_id) / "hello.txt"
+    if result is None:
+        return failed, transcript
+    if result.status != "completed":
+        return f"the task ended {result.status.value}: {result.error_message or result.summary}", transcript
+    if not written.is_file():
+        return "the task completed without writing hello.txt", transcript
+    if written.read_text().strip().rstrip(".") != "Hello from Morgus":
+        return f"hello.txt holds {written.read_text()[:200]!r}", transcript
+    return None, transcript

@@ -1,7 +1,16 @@
 """TaskWorkflow: one task, five phases, each an agent loop of LLM and tool activities.
 
-Deterministic and thin: it allocates sequence numbers, decides what runs next and waits for humans. The
-conversation lives in Postgres; activities get its length, never its content, so history grows linearly.
+Deterministic and thin: it runs the phase loop and the agent loop, numbers messages and steps, and waits for
+humans. The rules it applies live in small pure modules, each tested without a server: workflows/budget.py (when a
+limit is reached, what "raise it" means), workflows/loops.py (when the agent repeats itself), workflows/
+sandbox_lease.py (which sandbox is held, and whether it is usable), workflows/inbound.py (its input and the user's
+answers, decoded and read). The conversation lives in Postgres; activities get its length, never its content, so
+history grows linearly. Activities are called through their definitions (activities/*.py), so their results are
+typed and their registered names, which the recorded histories hold, stay the same; tools (one activity per tool)
+by their name `tool:<name>`.
+
+Longer than ~300 lines because the human waits (budget, loop, no work shown, iteration cap, ask_user) each need the
+workflow's state and its durable wait, and the sequence numbering is still here (issue 13's ledger).
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
@@ -19,6 +29,11 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    # Activities are called through their definitions (registered names unchanged) so their results are typed.
+    from activities.capabilities import CapabilityActivities
+    from activities.llm import LlmActivities
+    from activities.projection import ProjectionActivities
+    from activities.sandbox import SandboxActivities
     from morgus.contracts import (
         PHASE_ORDER,
         AnswerSignal,
@@ -27,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         CancelSignal,
         ChatMessage,
         CondenseRequest,
-        CondenseResult,
         LlmRequest,
         LlmTurn,
         Phase,
@@ -38,9 +52,7 @@ with workflow.unsafe.imports_passed_through():
         SandboxRef,
         StepRecord,
         StepType,
-        TaskCapabilities,
         TaskCapabilitiesRequest,
-        TaskInput,
         TaskResult,
         TaskRowUpdate,
         TaskStatus,
@@ -49,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
         ToolRequest,
     )
-    from morgus.ids import digest, task_id_from_workflow_id
+    from morgus.ids import task_id_from_workflow_id
     from morgus.phases import (
         ALL_TOOLS,
         PHASE_TOOLS_PATCH,
@@ -63,7 +75,19 @@ with workflow.unsafe.imports_passed_through():
         system_message,
     )
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
-    from morgus.text import clean_json, clean_text
+    from morgus.text import clean_json
+    from workflows.budget import BudgetPolicy, means_stop
+    from workflows.inbound import (
+        MOVE_ON_WORDS,
+        STOP_WORDS,
+        InvalidInput,
+        decode_answer,
+        decode_input,
+        placeholder_input,
+        starts_with,
+    )
+    from workflows.loops import Loop, LoopDetector, text_mark, tool_mark
+    from workflows.sandbox_lease import SandboxLease
 
 LLM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -86,32 +110,14 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_in
 ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
 # The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
 LOOP_CHOICES_PATCH = "loop-choices-v1"
-# Loop detection also catches a cycle of 2..MAX_CYCLE turns repeated twice with the same calls and results.
-MAX_CYCLE = 4
 DEPLOY_TOOLS = frozenset({"deploy_local", "cloudflare_deploy"})
-_STOP_WORDS = ("stop", "no", "cancel", "abort")
-_MOVE_ON_WORDS = ("move on", "next", "skip")
 
 
-def _starts_with(answer: str, words: tuple[str, ...]) -> bool:
-    a = answer.strip().lower()
-    return any(a == w or a.startswith(w + " ") or a.startswith(w + ",") or a.startswith(w + ".") for w in words)
+_T = TypeVar("_T")
 
 
 class _Cancelled(Exception):
     pass
-
-
-def _decode_answer(raw: RawValue) -> AnswerSignal:
-    try:
-        value = workflow.payload_converter().from_payload(raw.payload, AnswerSignal)
-    except Exception:  # noqa: BLE001 - a bad payload is the sender's mistake; tell them what is expected
-        value = None
-    if not isinstance(value, AnswerSignal):
-        raise ApplicationError(
-            'the answer must be {"text": "..."} with 1 to 20000 characters of valid text', type="InvalidAnswer"
-        )
-    return value
 
 
 def _worker_lost(err: ActivityError) -> bool:
@@ -131,45 +137,6 @@ def _failure_message(err: BaseException) -> str:
     return getattr(err, "message", None) or str(err)
 
 
-class _InvalidInput(Exception):
-    """The workflow's input is not a valid TaskInput; `args` is one sentence saying why."""
-
-
-def _decode_input(raw: RawValue | None) -> TaskInput:
-    """The workflow validates its own input: a payload Temporal cannot decode or pydantic rejects (bad JSON, a
-    lone surrogate, not an object, a 1 MB description, `max_iterations_per_phase: 0`) raises _InvalidInput
-    instead of failing every workflow task forever."""
-    if raw is None:
-        raise _InvalidInput("no input was given; start the task with a JSON object such as {\"description\": \"...\"}")
-    try:
-        value = workflow.payload_converter().from_payload(raw.payload, TaskInput)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in e.errors()[:5]
-        )
-        raise _InvalidInput(f"the task input is invalid: {clean_text(problems)[:1000]}") from None
-    except Exception as e:  # noqa: BLE001 - any decoding failure (unknown encoding, bad bytes) is the same verdict
-        raise _InvalidInput(f"the task input could not be decoded: {clean_text(str(e))[:300]}") from None
-    if not isinstance(value, TaskInput):  # e.g. a binary/null payload decodes to None
-        raise _InvalidInput("the task input must be a JSON object such as {\"description\": \"...\"}")
-    return value
-
-
-def _placeholder_input(raw: RawValue | None) -> TaskInput:
-    """What can be shown of an invalid input (title and description, cleaned and cut), for its error row."""
-    title = description = ""
-    try:
-        value = json.loads(raw.payload.data) if raw is not None else None
-        if isinstance(value, dict):
-            title = value.get("title") if isinstance(value.get("title"), str) else ""
-            description = value.get("description") if isinstance(value.get("description"), str) else ""
-    except (ValueError, RecursionError):  # RecursionError: `[[[[…` input, which would fail every workflow task
-        pass
-    return TaskInput.model_construct(
-        title=clean_text(title)[:200] or "Invalid task input", description=clean_text(description)[:2000]
-    )
-
-
 @workflow.defn(name="TaskWorkflow")
 class TaskWorkflow:
     @workflow.init
@@ -177,10 +144,10 @@ class TaskWorkflow:
         # Raw, not TaskInput: the SDK would otherwise fail the workflow *task* (retried forever) on bad input.
         self._invalid_input: str | None = None
         try:
-            self._input = _decode_input(inp)
-        except _InvalidInput as e:
+            self._input = decode_input(inp)
+        except InvalidInput as e:
             self._invalid_input = str(e)
-            self._input = _placeholder_input(inp)
+            self._input = placeholder_input(inp)
         self._state = (self._input.resume or ResumeState()).model_copy(deep=True)
         self._task_id = task_id_from_workflow_id(workflow.info().workflow_id)
         self._status = TaskStatus.running
@@ -192,7 +159,7 @@ class TaskWorkflow:
         # Steps of calls the workflow rejected, written with the next LLM turn (carried across continue-as-new).
         self._pending_steps: list[StepRecord] = list(self._state.pending_steps)
         self._state.pending_steps = []
-        self._supervisor: workflow.ActivityHandle | None = None
+        self._lease = SandboxLease(self._state)  # the sandbox held and the supervisor keeping it alive
         self._current_tools = True
         self._work = False  # PHASE_WORK_PATCH: phases end on shown work, caps ask, cycles count, tools fit the worker
         self._budget: Budget = self._state.budget or self._input.budget
@@ -214,7 +181,7 @@ class TaskWorkflow:
         """Answer the pending question; returns the question answered. The validator refuses an answer with no
         question pending (or one already answered), and an empty, oversize or undecodable one."""
         self._answer_problem(raw)  # the state may have moved on between validation and this handler
-        self._answer = _decode_answer(raw).text
+        self._answer = decode_answer(raw).text
         assert self._question is not None
         return self._question
 
@@ -227,7 +194,7 @@ class TaskWorkflow:
             raise ApplicationError(f"task {self._task_id} is not waiting for an answer", type="NotWaitingForAnswer")
         if self._answer is not None:
             raise ApplicationError(f"task {self._task_id} has already been answered", type="NotWaitingForAnswer")
-        if not _decode_answer(raw).text.strip():
+        if not decode_answer(raw).text.strip():
             raise ApplicationError("the answer is empty; give the text to send to the agent", type="InvalidAnswer")
 
     @workflow.signal(name="cancel")
@@ -262,16 +229,17 @@ class TaskWorkflow:
     async def run(self, inp: RawValue = None) -> TaskResult:  # type: ignore[assignment]
         if self._invalid_input is not None:
             await self._reject_input(self._invalid_input)
-        inp = self._input
+        task_input = self._input  # `inp` is the raw payload; __init__ decoded and validated it
         self._current_tools = workflow.patched(PHASE_TOOLS_PATCH)
         self._work = workflow.patched(PHASE_WORK_PATCH)
         try:
-            if inp.resume is None:
-                await self._set_status(TaskStatus.running, steps=[self._step(None, StepType.TASK_START, inp.display_title())])
+            if task_input.resume is None:
+                await self._set_status(TaskStatus.running,
+                                       steps=[self._step(None, StepType.TASK_START, task_input.display_title())])
             if self._work and self._state.unavailable_tools is None:
                 await self._learn_capabilities()
-            elif self._state.sandbox is not None:
-                self._supervise(self._state.sandbox)  # the previous run's supervisor ended with it
+            elif self._lease.ref is not None:
+                self._supervise(self._lease.ref)  # the previous run's supervisor ended with it
             while self._state.phase_index < len(PHASE_ORDER):
                 spec = PHASES[PHASE_ORDER[self._state.phase_index]]
                 if not self._state.phase_started:
@@ -339,11 +307,10 @@ class TaskWorkflow:
                 )
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if self._supervisor is not None:  # the sandbox stays; the next run supervises it
-                    self._supervisor.cancel()
+                self._lease.hand_over()  # the sandbox stays; the next run supervises it
                 workflow.continue_as_new(self._input.model_copy(update={"resume": self._resume_state()}))
 
-            reason = self._budget_reason()
+            reason = self._budget_policy().reason()
             if reason:
                 await self._budget_reached(spec.phase, reason)
                 continue
@@ -373,11 +340,10 @@ class TaskWorkflow:
         t = self._input.timeouts
         for condensations in range(3):
             try:
-                turn: LlmTurn = await self._cancellable(
-                    workflow.start_activity(
-                        "llm_call",
+                turn = await self._cancellable(
+                    workflow.start_activity_method(
+                        LlmActivities.llm_call,
                         req,
-                        result_type=LlmTurn,
                         start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
                         heartbeat_timeout=timedelta(seconds=t.heartbeat),
                         retry_policy=LLM_RETRY,
@@ -437,10 +403,9 @@ class TaskWorkflow:
     # ------------------------------------------------------------------ phase work and bounds (PHASE_WORK_PATCH)
 
     async def _learn_capabilities(self) -> None:
-        caps: TaskCapabilities = await workflow.execute_activity(
-            "task_capabilities",
+        caps = await workflow.execute_activity_method(
+            CapabilityActivities.task_capabilities,
             TaskCapabilitiesRequest(task_id=self._task_id, repo_url=self._input.repo_url),
-            result_type=TaskCapabilities,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=TOOL_RETRY,
         )
@@ -477,10 +442,10 @@ class TaskWorkflow:
             {"kind": "no_work"},
         )
         assert answer is not None
-        if _starts_with(answer, _STOP_WORDS):
+        if starts_with(answer, STOP_WORDS):
             raise ApplicationError(f"Stopped by the user: {phase} produced no {spec.needs_work}.", type="NoWork",
                                    non_retryable=True)
-        if _starts_with(answer, ("continue", "yes", *_MOVE_ON_WORDS)):
+        if starts_with(answer, ("continue", "yes", *MOVE_ON_WORDS)):
             st.work_waived = True
             return True
         said = "" if answer.strip().lower() == "retry" else f"The user says: {answer}\n"
@@ -504,10 +469,10 @@ class TaskWorkflow:
             {"kind": "iteration_cap"},
         )
         assert answer is not None
-        if _starts_with(answer, _STOP_WORDS):
+        if starts_with(answer, STOP_WORDS):
             raise ApplicationError(f"Stopped by the user: phase {phase} reached its iteration cap ({limit} LLM calls).",
                                    type="IterationCapReached", non_retryable=True)
-        if _starts_with(answer, _MOVE_ON_WORDS):
+        if starts_with(answer, MOVE_ON_WORDS):
             self._state.work_waived = self._state.work_waived or not self._state.phase_worked
             return True
         self._state.iteration = 0
@@ -515,7 +480,10 @@ class TaskWorkflow:
             self._queue_message("user", f"The user says how to proceed: {answer}")
         return False
 
-    def _start_tool(self, req: ToolRequest, retry: RetryPolicy, queue: str | None = None) -> workflow.ActivityHandle:
+    def _start_tool(self, req: ToolRequest, retry: RetryPolicy,
+                    queue: str | None = None) -> workflow.ActivityHandle[ToolOutcome]:
+        """Tools are registered one activity per tool, named `tool:<name>` (activities/tool_runner.py), so they are
+        started by that name; the result type is given here so callers get a ToolOutcome."""
         timeouts = self._input.timeouts
         return workflow.start_activity(
             f"tool:{req.call.name}",
@@ -541,52 +509,46 @@ class TaskWorkflow:
                 if attempt == 1 or not _worker_lost(e):
                     raise
                 workflow.logger.warning("sandbox worker lost; recreating the sandbox elsewhere")
-                self._drop_sandbox()
+                self._lease.drop()
         raise AssertionError("unreachable")
 
     async def _ensure_sandbox(self) -> SandboxRef:
-        if self._state.sandbox is not None and (self._supervisor is None or not self._supervisor.done()):
-            return self._state.sandbox
-        self._drop_sandbox()
-        ref: SandboxRef = await workflow.execute_activity(
-            "sandbox_create",
+        held = self._lease.usable()
+        if held is not None:
+            return held
+        self._lease.drop()
+        ref = await workflow.execute_activity_method(
+            SandboxActivities.create,
             SandboxCreate(task_id=self._task_id, workflow_id=workflow.info().workflow_id, options=self._input.sandbox),
-            result_type=SandboxRef,
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=SANDBOX_CREATE_RETRY,
         )
-        self._state.sandbox = ref
+        self._lease.hold(ref)
         self._supervise(ref)
         return ref
 
     def _supervise(self, ref: SandboxRef) -> None:
-        self._supervisor = workflow.start_activity(
-            "sandbox_supervise",
+        self._lease.supervised_by(workflow.start_activity_method(
+            SandboxActivities.supervise,
             ref,
             task_queue=ref.host_queue,
             start_to_close_timeout=timedelta(days=30),
             schedule_to_start_timeout=HOST_QUEUE_PICKUP,
             heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
             retry_policy=RetryPolicy(maximum_attempts=1),
-        )
-
-    def _drop_sandbox(self) -> None:
-        if self._supervisor is not None and not self._supervisor.done():
-            self._supervisor.cancel()
-        self._supervisor = None
-        self._state.sandbox = None
+        ))
 
     async def _release_sandbox(self) -> None:
         """Remove the task's sandbox: through its own worker, else through any worker on the same Docker host
         (the reaper catches what neither can reach)."""
-        ref = self._state.sandbox
-        if ref is None:
+        released = self._lease.release()
+        if released is None:
             return
-        self._drop_sandbox()
-        for queue in (ref.host_queue, None):
+        ref, queues = released
+        for queue in queues:
             try:
-                await workflow.execute_activity(
-                    "sandbox_destroy", ref, task_queue=queue, start_to_close_timeout=timedelta(seconds=60),
+                await workflow.execute_activity_method(
+                    SandboxActivities.destroy, ref, task_queue=queue, start_to_close_timeout=timedelta(seconds=60),
                     schedule_to_start_timeout=HOST_QUEUE_PICKUP, retry_policy=RetryPolicy(maximum_attempts=3),
                 )
                 return
@@ -619,21 +581,14 @@ class TaskWorkflow:
         if self._cancel is not None:
             raise _Cancelled()
         answer, self._question, self._answer = self._answer, None, None
-        steps = [self._step(phase, StepType.ANSWER, answer, metadata)] if answer is not None else []
+        steps: list[StepRecord] = [self._step(phase, StepType.ANSWER, answer, metadata)] if answer is not None else []
         await self._set_status(TaskStatus.running, steps, clear_question=True)
         return answer
 
     # ------------------------------------------------------------------ budget, loops, context
 
-    def _budget_reason(self) -> str | None:
-        b, u = self._budget, self._state.usage
-        if b.max_tokens_total is not None and u.total_tokens >= b.max_tokens_total:
-            return f"{u.total_tokens} of {b.max_tokens_total} tokens used"
-        if b.max_cost_usd is not None and u.cost_usd >= b.max_cost_usd:
-            return f"${u.cost_usd:.4f} of ${b.max_cost_usd:.4f} spent"
-        if b.max_steps is not None and self._state.llm_calls >= b.max_steps:
-            return f"{self._state.llm_calls} of {b.max_steps} LLM calls made"
-        return None
+    def _budget_policy(self) -> BudgetPolicy:
+        return BudgetPolicy(self._budget, self._state.usage, self._state.llm_calls)
 
     async def _budget_reached(self, phase: Phase, reason: str) -> None:
         """Not a failure: the user decides. Any answer but 'stop' doubles the limits that were reached; the
@@ -645,57 +600,31 @@ class TaskWorkflow:
         )
         if answer is None:
             return
-        if answer.strip().lower() in ("stop", "no", "cancel", "abort"):
+        if means_stop(answer):
             self._cancel = CancelSignal(reason=f"stopped by the user at the budget ({reason})")
             raise _Cancelled()
-        b, u = self._budget, self._state.usage
-        self._budget = Budget(
-            max_tokens_total=b.max_tokens_total * 2 if b.max_tokens_total and u.total_tokens >= b.max_tokens_total else b.max_tokens_total,
-            max_cost_usd=b.max_cost_usd * 2 if b.max_cost_usd and u.cost_usd >= b.max_cost_usd else b.max_cost_usd,
-            max_steps=b.max_steps * 2 if b.max_steps and self._state.llm_calls >= b.max_steps else b.max_steps,
-        )
+        self._budget = self._budget_policy().doubled()
         self._state.budget = self._budget
 
     async def _watch_for_loops(self, phase: Phase, turn: LlmTurn, fingerprints: list[str]) -> bool:
-        """The same calls with the same results, or the same reply, N turns in a row: tell the model once; if it
-        goes on, ask the user how to proceed. Returns True when the user said to move on to the next phase."""
-        n = self._input.limits.loop_repeats
-        reps = max(2, n - 1)  # a cycle repeated this often is a loop (2 at the default loop_repeats of 3)
-        keep = max(n, reps * MAX_CYCLE) if self._work else n
-        text = digest(turn.content or "") if (turn.content or "").strip() else None
-        for kind, mark in (("tool", "|".join(fingerprints)), ("text", text)):
-            history = self._state.repeats[kind]
-            if mark is None:
-                history.clear()
-                continue
-            history.append(mark)
-            del history[:-keep]
-            period = 1 if len(history) >= n and len(set(history[-n:])) == 1 else None
-            if period is None and self._work and kind == "tool":
-                period = next((p for p in range(2, MAX_CYCLE + 1)
-                               if len(history) >= reps * p and history[-reps * p:] == history[-p:] * reps
-                               and len(set(history[-p:])) > 1), None)
-            if period is not None:
-                for h in self._state.repeats.values():  # one loop, however it showed: start counting afresh
-                    h.clear()
-                return await self._loop_detected(phase, turn, kind, n, period)
-        return False
+        """The same calls with the same results, or the same reply, N turns in a row (or, with phase work, a
+        cycle of turns repeated): tell the model once; if it goes on, ask the user how to proceed. Returns True
+        when the user said to move on to the next phase."""
+        detector = LoopDetector(self._state, self._input.limits.loop_repeats, cycles=self._work)
+        loop = detector.observe(tool_mark(fingerprints), text_mark(turn.content))
+        if loop is None:
+            return False
+        return await self._loop_detected(phase, turn, loop, detector)
 
-    async def _loop_detected(self, phase: Phase, turn: LlmTurn, kind: str, n: int, period: int = 1) -> bool:
-        if period > 1:
-            what, n = f"repeated the same {period} turns (the same calls with the same results)", max(2, n - 1)
-        else:
-            what = (f"called {', '.join(c.name for c in turn.tool_calls)} with the same arguments and got the same "
-                    "result" if kind == "tool" else "given the same reply")
-        if not self._state.loop_warned:
-            self._state.loop_warned = True
+    async def _loop_detected(self, phase: Phase, turn: LlmTurn, loop: Loop, detector: LoopDetector) -> bool:
+        what, n = loop.what([c.name for c in turn.tool_calls]), loop.times
+        if not detector.should_ask_user():
             # the way out is named first: a model that has done the phase's work often repeats its last call
             # because it does not see that a reply without a tool call ends the phase
             self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it. If "
                                         "this phase's work is done, reply without a tool call to end the phase; "
                                         "otherwise try a different approach, or ask the user.")
             return False
-        self._state.loop_warned = False
         choices = workflow.patched(LOOP_CHOICES_PATCH)
         question = f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?"
         if choices:  # the same choices as the other questions a stuck phase asks, so a user can get it unstuck
@@ -703,10 +632,10 @@ class TaskWorkflow:
                          "tell the agent what to do.")
         answer = await self._wait_for_human(phase, question, {"kind": "loop"})
         assert answer is not None
-        if choices and _starts_with(answer, _STOP_WORDS):
+        if choices and starts_with(answer, STOP_WORDS):
             raise ApplicationError(f"Stopped by the user: the agent was stuck in phase {phase.value} ({what}).",
                                    type="LoopStopped", non_retryable=True)
-        if choices and _starts_with(answer, _MOVE_ON_WORDS):
+        if choices and starts_with(answer, MOVE_ON_WORDS):
             self._state.work_waived = self._state.work_waived or not self._state.phase_worked
             return True
         self._queue_message("user", f"The user says how to proceed: {answer}")
@@ -714,12 +643,11 @@ class TaskWorkflow:
 
     async def _condense(self, spec: PhaseSpec, req: LlmRequest) -> None:
         t = self._input.timeouts
-        result: CondenseResult = await self._cancellable(
-            workflow.start_activity(
-                "condense_conversation",
+        result = await self._cancellable(
+            workflow.start_activity_method(
+                LlmActivities.condense,
                 CondenseRequest(task_id=self._task_id, phase=spec.phase, model=self._input.model,
                                 message_count=req.message_count, append=req.append),
-                result_type=CondenseResult,
                 start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
                 heartbeat_timeout=timedelta(seconds=t.heartbeat),
                 retry_policy=LLM_RETRY,
@@ -742,7 +670,7 @@ class TaskWorkflow:
             return offered_tools(set(self._state.unavailable_tools or ()))
         return self._tools(spec)
 
-    async def _cancellable(self, handle: workflow.ActivityHandle) -> object:
+    async def _cancellable(self, handle: workflow.ActivityHandle[_T]) -> _T:
         """Await an activity, abandoning it (and requesting its cancellation) if the task is cancelled."""
         await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
         if not handle.done():
@@ -759,7 +687,7 @@ class TaskWorkflow:
         """A small message the next LLM activity stores before calling the model."""
         seq = self._allocate_message_seq() if seq is None else seq
         self._state.pending_messages.append(
-            ChatMessage(seq=seq, role=role, content=content, tool_call_id=tool_call_id)  # type: ignore[arg-type]
+            ChatMessage(seq=seq, role=role, content=content, tool_call_id=tool_call_id)
         )
 
     def _queue_tool_error(self, phase: Phase, call: ToolCall, error: str, seq: int | None = None) -> None:
@@ -787,7 +715,7 @@ class TaskWorkflow:
         self._reserve_pending_steps()
         return self._state.model_copy(update={"runs": self._state.runs + 1, "pending_steps": list(self._pending_steps)})
 
-    async def _set_status(self, status: TaskStatus, steps: list[StepRecord] | None = None, **update: object) -> None:
+    async def _set_status(self, status: TaskStatus, steps: list[StepRecord] | None = None, **update: Any) -> None:
         self._status = status
         workflow.upsert_search_attributes([MORGUS_STATUS.value_set(status.value)])
         await self._project(TaskRowUpdate(status=status, **update), steps or [])
@@ -803,8 +731,8 @@ class TaskWorkflow:
             update=update,
             steps=steps,
         )
-        await workflow.execute_activity(
-            "project",
+        await workflow.execute_activity_method(
+            ProjectionActivities.project,
             batch,
             start_to_close_timeout=timedelta(seconds=inp.timeouts.projection_start_to_close),
             retry_policy=PROJECTION_RETRY,
