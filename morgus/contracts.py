@@ -132,6 +132,9 @@ class ResumeState(BaseModel):
     work_nudged: bool = False
     built: bool = False
     work_waived: bool = False
+    # the tools that reported success in this task (sorted, each once): the final summary says what they did,
+    # whatever the model claims (workflow.patched "checked-summary-v1")
+    succeeded_tools: list[str] = Field(default_factory=list)
     # tools this worker cannot run (no network, no credentials), decided once at task start
     unavailable_tools: list[str] | None = None
     unavailable_tools_why: dict[str, str] | None = None

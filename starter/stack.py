@@ -88,7 +88,24 @@ class TemporalDevServer:
         # Own process group: a Ctrl-C in the terminal reaches `morgus up`, which stops the server in order.
         with log_sink(self.log_file) as out:
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        started = time.monotonic()
         wait_for_port(self.host, self.port, timeout_s, "the Temporal dev server", self.proc)
+        self._wait_until_serving(started + timeout_s)
+
+    def _wait_until_serving(self, deadline: float) -> None:
+        """The port opens before the frontend answers: on busy cores a client connecting at once was refused
+        ("cannot reach Temporal"). Ask the server's own health check until it says SERVING."""
+        while True:
+            try:
+                r = subprocess.run([temporal_binary(), "operator", "cluster", "health", "--address", self.address],
+                                   capture_output=True, text=True, timeout=10)
+                if r.returncode == 0 and "SERVING" in r.stdout.upper():
+                    return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            if time.monotonic() > deadline or (self.proc is not None and self.proc.poll() is not None):
+                raise ConfigError(f"the Temporal dev server at {self.address} did not become healthy; see its log")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         terminate(self.proc)

@@ -185,3 +185,30 @@ def test_fingerprint_sees_a_change_and_survives_hostile_trees(tmp_path: Path):
             assert fingerprint(tmp_path) is None
         finally:
             locked.chmod(0o755)
+
+
+async def test_the_summary_says_what_the_tools_did_whatever_the_model_claims(client, store, settings, worker, llm):
+    """A real model ended a task with "Committed the file. Deployed the site at example.com." having done neither:
+    the summary keeps its words and ends with what the tools reported (checked-summary-v1)."""
+    marker = llm.add("claims", [{"content": "r"}, {"content": "p"}, write("a.txt", "hi"), {"content": "built"},
+                                shell("cat a.txt"), {"content": "ran"},
+                                {"content": "Committed the file. Deployed the site at https://example.com."}])
+    handle = await start(client, settings, marker, limits=WORK)
+    result: TaskResult = await handle.result()
+    assert result.status == "completed"
+    assert result.summary.startswith("Committed the file. Deployed the site at https://example.com.")
+    assert result.summary.endswith("Checked by Morgus from the tools' reports: files written or changed; a command "
+                                   "ran; nothing deployed; nothing committed.")
+    await wait_task_status(store, task_id_of(handle), "completed")
+    ends = [s for s in await store.fetch_steps(task_id_of(handle)) if s["type"] == "TASK_END"]
+    assert ends[-1]["content"] == result.summary  # the console shows the same checked summary
+
+
+def test_checked_facts_names_each_tool_report():
+    from workflows.summary import checked_facts
+
+    assert checked_facts(False, []) == ("Checked by Morgus from the tools' reports: no file changed; no command "
+                                        "ran; nothing deployed; nothing committed.")
+    everything = checked_facts(True, ["shell_exec", "deploy_local", "cloudflare_deploy", "git_commit", "git_push"])
+    assert "deployed with deploy_local, cloudflare_deploy" in everything and everything.endswith("committed to git; pushed.")
+    assert "file_read" not in checked_facts(True, ["file_read"])  # a read is not a fact worth the summary

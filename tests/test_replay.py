@@ -101,6 +101,25 @@ async def test_fresh_loop_choices_history_replays(client, store, settings, worke
             (HISTORIES / f"task-loop-v6-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
 
 
+async def test_fresh_checked_summary_history_replays(client, store, settings, worker, llm):
+    """checked-summary-v1: the completed task's summary ends with what the tools reported."""
+    from morgus.contracts import TaskLimits
+
+    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
+    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    marker = llm.add("replay-summary", [{"content": "r"}, {"content": "p"}, write, {"content": "b"}, run,
+                                        {"content": "ran"}, {"content": "Deployed at https://example.com"}])
+    handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
+    result: TaskResult = await handle.result()
+    assert result.summary.endswith("nothing deployed; nothing committed.")  # the patched branch
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    for wf in runs:
+        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
+        await replayer().replay_workflow(history)
+        if os.environ.get("MORGUS_RECORD_HISTORIES"):
+            (HISTORIES / f"task-summary-v7-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+
+
 async def test_fresh_history_replays(client, store, settings, worker, llm):
     marker = llm.add("replay", rich_script())
     handle = await start(client, settings, marker)

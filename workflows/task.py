@@ -88,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.loops import Loop, LoopDetector, text_mark, tool_mark
     from workflows.sandbox_lease import SandboxLease
+    from workflows.summary import DEPLOY_TOOLS, checked_facts
 
 LLM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -108,9 +109,10 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_in
 
 # ask_user arguments are cleaned (NUL, lone surrogates) before validation
 ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
+# A completed task's summary ends with what the tools reported (files, runs, deployments, commits).
+CHECKED_SUMMARY_PATCH = "checked-summary-v1"
 # The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
 LOOP_CHOICES_PATCH = "loop-choices-v1"
-DEPLOY_TOOLS = frozenset({"deploy_local", "cloudflare_deploy"})
 
 
 _T = TypeVar("_T")
@@ -251,7 +253,12 @@ class TaskWorkflow:
             if self._work and self._input.limits.require_work and not (self._state.built or self._state.work_waived):
                 raise ApplicationError("The task built nothing: no file was written or changed.", type="NothingBuilt",
                                        non_retryable=True)
-            await self._finish(TaskStatus.completed, self._last_reply or "Task completed.")
+            summary = self._last_reply or "Task completed."
+            if self._work and workflow.patched(CHECKED_SUMMARY_PATCH):
+                # the model's last words may claim a deployment or a commit no tool made: the summary ends with
+                # what the tools reported
+                summary = self._last_reply = f"{summary}\n\n{checked_facts(self._state.built, self._state.succeeded_tools)}"
+            await self._finish(TaskStatus.completed, summary)
             return self._result()
         except _Cancelled:
             reason = self._cancel.reason if self._cancel else "cancelled"
@@ -418,6 +425,8 @@ class TaskWorkflow:
         st = self._state
         if outcome.changed:
             st.built = True
+        if outcome.ok and call.name not in st.succeeded_tools:
+            st.succeeded_tools = sorted({*st.succeeded_tools, call.name})
         if phase is Phase.BUILD and outcome.changed:
             st.phase_worked = True
         if phase is Phase.EXECUTE and ((call.name == "shell_exec" and outcome.ran)
