@@ -22,9 +22,9 @@ DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "morgus" / "scripts" / "d
 DEMO_QUEUE = "morgus-demo"
 DEMO_ANSWER = "Blue and cream, please."
 DEMO_SITES_URL = "http://127.0.0.1:8091"
-LOCAL_DEMO_TASK = ("A one-page website for my bakery, Crumb & Co.: a heading with the name, one sentence about our "
-                   "sourdough, and the opening hours (Mon-Sat 7:00-18:00). Write it as site/index.html and deploy "
-                   "the site folder locally.")
+LOCAL_DEMO_TASK = ("A one-page website for my bakery, Crumb & Co. Write it as the file site/index.html: a heading "
+                   "with the name, one sentence about our sourdough, and the opening hours (Mon-Sat 7:00-18:00). "
+                   "Then deploy the site folder locally and tell me its URL.")
 LOCAL_DEMO_ANSWER = "Use your best judgement and carry on."
 
 
