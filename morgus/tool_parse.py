@@ -204,6 +204,10 @@ def recover_calls(content: str | None, tools: Mapping[str, Collection[str]], *, 
         for start, end, call in named:
             calls.append(call)
             spans.append((start, end))
+    if not calls:  # the whole reply is one arguments object that only one tool takes
+        lone = _lone_arguments(content, tools)
+        if lone is not None:
+            return Recovered(calls=[lone])
     if not calls:
         return Recovered(content=content)
     prose, last = [], 0
@@ -354,3 +358,29 @@ def _python_call(text: str, start: int, paren: int, params: Collection[str],
     if not all(isinstance(k, str) and k in params for k in args):
         return end, None
     return end, args
+
+
+def _lone_arguments(content: str, tools: Mapping[str, Collection[str]]) -> ParsedCall | None:
+    """A reply that is nothing but an arguments object, `{"path": "a.html", "content": "…"}` (fenced or not),
+    is a call of the one tool whose parameters hold every key (a 1.5B model answered "Reply now with a file_write
+    call (the path and the full content…)" this way, every time). Two tools could take it: not a call."""
+    text = content.strip()
+    fenced = re.fullmatch(r"```[\w-]*[ \t]*\n?(.*?)\n?```", text, re.DOTALL)
+    if fenced:
+        text = fenced.group(1).strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        value = loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not value:
+        return None
+    keys = set(value)
+    takers = [name for name, params in tools.items() if keys <= set(params)]
+    if len(takers) != 1:
+        return None
+    try:
+        return ParsedCall(takers[0], json.dumps(value, ensure_ascii=False, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return None

@@ -130,3 +130,17 @@ def test_a_brace_that_cannot_open_an_object_is_skipped():
     assert calls("function f(){x{" * 1000 + '{ \n "name": "file_read", "arguments": {"path": "a"}}')[0] == [
         ("file_read", {"path": "a"})]
     assert calls('{"name": "file_read", "arguments": {}}')[0] == [("file_read", {})]
+
+
+def test_a_reply_that_is_only_one_tools_arguments_is_that_call():
+    """What a 1.5B model replied to "Reply now with a file_write call (the path and the full content…)"."""
+    tools = _tool_params()
+    r = recover_calls('{ "path": "site/index.html", "content": "<h1>Crumb & Co.</h1>" }', tools)
+    assert [(c.name, json.loads(c.arguments)) for c in r.calls] == [
+        ("file_write", {"path": "site/index.html", "content": "<h1>Crumb & Co.</h1>"})]
+    assert recover_calls('```json\n{"command": "cat a.txt"}\n```', tools).calls[0].name == "shell_exec"
+    for not_a_call in ('{"path": "a.txt"}',  # file_read or file_list: ambiguous
+                       '{"path": "a", "colour": "red"}',  # no tool takes `colour`
+                       'Here it is: {"path": "a", "content": "b"}',  # not the whole reply
+                       '{}', '[{"path": "a", "content": "b"}]', '{"path": "a", "content": NaN}'):
+        assert recover_calls(not_a_call, tools).calls == [], not_a_call
