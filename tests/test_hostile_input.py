@@ -34,8 +34,8 @@ from morgus.contracts import (
     ToolCall,
 )
 from morgus.text import REPLACEMENT, clean_json, clean_text
-from starter.stack import temporal_binary
-from starter.tasks import TaskOpError, answer_task
+from morgus.app.stack import temporal_binary
+from morgus.app.tasks import TaskOpError, answer_task
 from tests.conftest import start, task_id_of, wait_for, wait_task_status
 from tests.test_api import api_server
 

@@ -17,7 +17,7 @@ from temporalio.worker import Replayer
 
 from morgus.contracts import TaskResult
 from tests.conftest import start, task_id_of, wait_task_status
-from workflows import TaskWorkflow
+from morgus.workflows import TaskWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
