@@ -101,10 +101,10 @@ def sandbox_runner(workspace: Path, grading_root: Path, settings: Settings) -> A
 async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Settings, model: str | None,
                    scripted: bool, timeout_s: float, max_steps: int, grading_root: Path, sites: str,
                    transcripts: Path | None = None) -> Outcome:
-    from morgus.contracts import Budget, TaskInput
-    from morgus.ids import new_task_id
     from morgus.app.auto_answer import answer_for
     from morgus.app.tasks import answer_task, cancel_task, start_task
+    from morgus.contracts import Budget, TaskInput
+    from morgus.ids import new_task_id
 
     task_id = new_task_id()
     ws = settings.workspace_for(task_id)
@@ -176,12 +176,12 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
 async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_steps: int,
                    progress: Any = print, transcripts: Path | None = None) -> tuple[list[Outcome], str]:
     """mode: endpoint | local | scripted | scripted-bad. Returns the outcomes and the model's name."""
+    from morgus.app.client import connect_temporal
+    from morgus.app.stack import TemporalDevServer
     from morgus.db.embedded import EmbeddedPostgres
     from morgus.db.migrate import apply_migrations
     from morgus.db.store import Store
     from morgus.local_model import free_port
-    from morgus.app.client import connect_temporal
-    from morgus.app.stack import TemporalDevServer
     from morgus.worker import running_workers
 
     base = load_settings()

@@ -24,9 +24,9 @@ from temporalio.worker import Worker
 
 from morgus.activities import build_activities
 from morgus.activities.sandbox import SandboxActivities
+from morgus.config import ConfigError, Settings, load_settings
 from morgus.db.migrate import apply_migrations
 from morgus.db.store import Store
-from morgus.config import ConfigError, Settings, load_settings
 from morgus.log import configure_logging
 from morgus.sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
 from morgus.workflows import TaskWorkflow

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from morgus.db.embedded import EmbeddedPostgres
-from morgus.db.migrate import apply_migrations
-from morgus.db.store import Store
-from morgus.config import Settings
-from morgus.contracts import ActivityTimeouts, TaskInput, TaskLimits
-from morgus.log import configure_logging
-from morgus.scripted_llm import ScriptedLLM
 from morgus.app.client import connect_temporal
 from morgus.app.stack import TemporalDevServer
 from morgus.app.tasks import start_task
+from morgus.config import Settings
+from morgus.contracts import ActivityTimeouts, TaskInput, TaskLimits
+from morgus.db.embedded import EmbeddedPostgres
+from morgus.db.migrate import apply_migrations
+from morgus.db.store import Store
+from morgus.log import configure_logging
+from morgus.scripted_llm import ScriptedLLM
 
 # ---------------------------------------------------------------- process exit (temporalio/sdk-python#300)
 

@@ -12,11 +12,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import ResponseValidationError
 
-from morgus.config import Settings
 from morgus.app.api import create_app
 from morgus.app.api_deps import authorized, view
 from morgus.app.api_models import TaskView
 from morgus.app.openapi import render
+from morgus.config import Settings
 from tests.conftest import make_settings
 from tests.test_api_security import is_error, served
 

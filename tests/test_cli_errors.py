@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from morgus.db.embedded import EmbeddedPostgres
 from morgus.config import ConfigError, Settings, load_settings
+from morgus.db.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 # Environment for a subprocess: nothing inherited from the operator's Morgus configuration.

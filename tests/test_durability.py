@@ -7,11 +7,11 @@ import os
 import signal
 from collections import Counter
 
+from morgus.app.stack import start_worker_process, terminate
+from morgus.contracts import TaskResult
 from morgus.db.embedded import EmbeddedPostgres
 from morgus.db.migrate import apply_migrations
 from morgus.db.store import Store
-from morgus.contracts import TaskResult
-from morgus.app.stack import start_worker_process, terminate
 from tests.conftest import assert_steps_contiguous, free_port, make_settings, settings_env, start, task_id_of, wait_for
 
 

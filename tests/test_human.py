@@ -7,8 +7,8 @@ import json
 import subprocess
 import sys
 
-from morgus.contracts import TaskResult, TaskStatusView
 from morgus.app.stack import temporal_binary
+from morgus.contracts import TaskResult, TaskStatusView
 from tests.conftest import settings_env, start, task_id_of, wait_for, wait_task_status
 
 

@@ -86,8 +86,8 @@ GREETING = TaskInput(
 
 async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, client, store, temporal_server, postgres, tmp_path):
     from morgus.local_model import worker_env
-    from tests.conftest import make_settings
     from morgus.worker import running_workers
+    from tests.conftest import make_settings
 
     base, server = local_server
     env = worker_env(base, server)

@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from morgus.contracts import TaskLimits
 from morgus.app.stack import start_worker_process, terminate, wait_for_port
+from morgus.contracts import TaskLimits
 from tests.conftest import assert_steps_contiguous, free_port, settings_env, start, task_id_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,8 +154,8 @@ def test_dockerfile_installs_the_package():
 
 async def test_connection_settings_come_from_the_sdk_environment_configuration(temporal_server, tmp_path, monkeypatch):
     """A profile in the SDK's TOML file (how Temporal Cloud credentials are usually kept) is honoured."""
-    from morgus.config import Settings
     from morgus.app.client import connect_temporal
+    from morgus.config import Settings
 
     config = tmp_path / "temporal.toml"
     config.write_text(f'[profile.bench]\naddress = "{temporal_server.address}"\nnamespace = "default"\n')

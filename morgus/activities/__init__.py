@@ -11,8 +11,8 @@ from morgus.activities.llm import LlmActivities
 from morgus.activities.projection import ProjectionActivities
 from morgus.activities.sandbox import SandboxActivities
 from morgus.activities.tool_runner import ToolActivities
-from morgus.db.store import Store
 from morgus.config import Settings
+from morgus.db.store import Store
 
 
 @dataclass

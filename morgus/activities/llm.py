@@ -20,7 +20,6 @@ from temporalio.exceptions import ApplicationError
 
 from morgus.activities.common import heartbeating, with_db_retry
 from morgus.activities.tools import REGISTRY
-from morgus.db.store import Store
 from morgus.config import Settings
 from morgus.context import (
     CONDENSE_PROMPT,
@@ -43,6 +42,7 @@ from morgus.contracts import (
     TokenUsage,
     ToolCall,
 )
+from morgus.db.store import Store
 from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info

@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from morgus.activities.common import with_db_retry
-from morgus.db.store import Store
 from morgus.config import Settings
 from morgus.contracts import ProjectionBatch
+from morgus.db.store import Store
 from morgus.log import activity_logger
 
 

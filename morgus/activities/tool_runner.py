@@ -17,9 +17,9 @@ from temporalio import activity
 
 from morgus.activities.common import heartbeating, with_db_retry
 from morgus.activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolSpec, workspace_state
-from morgus.db.store import Store
 from morgus.config import Settings
 from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest
+from morgus.db.store import Store
 from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.text import clean_json, clean_text

@@ -24,12 +24,12 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from morgus.config import Settings, load_settings, normalize_host
 from morgus.app.api_deps import ApiState
 from morgus.app.api_errors import install_error_handlers
 from morgus.app.api_guard import GuardMiddleware
 from morgus.app.api_routes import api_router, open_router
 from morgus.app.event_stream import Broadcaster
+from morgus.config import Settings, load_settings, normalize_host
 
 log = structlog.get_logger()
 

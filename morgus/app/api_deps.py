@@ -17,9 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from temporalio.client import Client
 
-from morgus.db.store import Store
-from morgus.config import Settings
 from morgus.app.event_stream import Broadcaster
+from morgus.config import Settings
+from morgus.db.store import Store
 
 
 @dataclass

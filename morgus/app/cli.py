@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from morgus.app.terminal import term_safe
 from morgus.config import ConfigError, Settings, load_settings
 from morgus.contracts import TaskInput, TaskLimits, TaskStatus
-from morgus.app.terminal import term_safe
 
 if TYPE_CHECKING:
     from typer._click.exceptions import UsageError

@@ -9,8 +9,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from morgus.db.store import Store
 from morgus.config import DEFAULT_TEMPORAL_ADDRESS, ConfigError, Settings
+from morgus.db.store import Store
 
 
 class Unavailable(ConfigError):

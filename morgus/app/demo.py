@@ -13,10 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from morgus.app.terminal import term_safe
 from morgus.config import Settings
 from morgus.contracts import TaskInput
 from morgus.scripted_llm import ScriptedLLM
-from morgus.app.terminal import term_safe
 
 DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "demo.json"
 DEMO_QUEUE = "morgus-demo"

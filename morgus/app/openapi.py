@@ -13,8 +13,8 @@ from typing import Any
 
 
 def openapi_document() -> dict[str, Any]:
-    from morgus.config import Settings
     from morgus.app.api import create_app
+    from morgus.config import Settings
 
     # The defaults, unvalidated and without reading the environment: nothing in the settings changes the document
     # (the token is optional either way), and the app is built, never started.

@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from morgus.config import Settings
 from morgus.app.terminal import term_safe
+from morgus.config import Settings
 
 ICONS = {
     "TASK_START": "▶", "PHASE_START": "■", "LLM_RESPONSE": "💬", "TOOL_CALL": "→", "TOOL_RESULT": "←",

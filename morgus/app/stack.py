@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from morgus.db.embedded import EmbeddedPostgres
 from morgus.config import EMBEDDED_PG_PORT, ConfigError, Settings
+from morgus.db.embedded import EmbeddedPostgres
 from morgus.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 if TYPE_CHECKING:

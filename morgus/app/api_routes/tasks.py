@@ -7,7 +7,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
 
-from morgus.contracts import Budget, Phase, TaskInput, TaskLimits, TaskStatus
 from morgus.app.api_deps import (
     ClientDep,
     SettingsDep,
@@ -29,6 +28,7 @@ from morgus.app.api_models import (
     TaskView,
     check_line,
 )
+from morgus.contracts import Budget, Phase, TaskInput, TaskLimits, TaskStatus
 
 MAX_PAGE = 200
 PG_INT_MAX = 2**31 - 1
@@ -53,8 +53,8 @@ def parse_cursor(cursor: str | None) -> str | None:
 
 @router.post("/tasks", status_code=201, response_model=TaskView, responses=WRITE_ERRORS)
 async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, client: ClientDep) -> TaskView:
-    from morgus.ids import new_task_id, workflow_id_for
     from morgus.app.tasks import start_task
+    from morgus.ids import new_task_id, workflow_id_for
 
     task = TaskInput(title=body.title, description=body.description, model=body.model,
                      repo_url=body.repo_url, budget=Budget(**body.budget.model_dump()),
