@@ -1,1 +1,1 @@
-"""Starting and driving tasks: the `morgus` CLI, the embedded dev stack and the demo (the HTTP API joins later)."""
+"""What a person drives: the `morgus` CLI (`python -m morgus`), the HTTP API, the embedded dev stack and the demo."""
