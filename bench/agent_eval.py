@@ -11,7 +11,7 @@ OpenAI-compatible endpoint, grades each RESULT automatically, and appends a tabl
 
 Per task: pass/fail, the failure reason, LLM calls, tokens (prompt, cached, completion), cost and wall time.
 Questions the agent asks are answered with the task's answer; the workflow's own questions as a user who wants the
-work done (starter/auto_answer.py: a phase with no work "retry", a loop or an iteration cap "move on", a budget
+work done (morgus/app/auto_answer.py: a phase with no work "retry", a loop or an iteration cap "move on", a budget
 "stop").
 """
 
@@ -73,8 +73,8 @@ def sandbox_runner(workspace: Path, grading_root: Path, settings: Settings) -> A
 
     def run(command: str, extra: dict[str, str]) -> tuple[int, str]:
         from morgus.contracts import SandboxOptions
-        from sandbox.base import sandbox_name, select_backend
-        from sandbox.output import CappedOutput
+        from morgus.sandbox.base import sandbox_name, select_backend
+        from morgus.sandbox.output import CappedOutput
 
         gid = f"grade-{uuid.uuid4().hex[:12]}"
         copy = grading_root / gid
@@ -101,10 +101,10 @@ def sandbox_runner(workspace: Path, grading_root: Path, settings: Settings) -> A
 async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Settings, model: str | None,
                    scripted: bool, timeout_s: float, max_steps: int, grading_root: Path, sites: str,
                    transcripts: Path | None = None) -> Outcome:
+    from morgus.app.auto_answer import answer_for
+    from morgus.app.tasks import answer_task, cancel_task, start_task
     from morgus.contracts import Budget, TaskInput
     from morgus.ids import new_task_id
-    from starter.auto_answer import answer_for
-    from starter.tasks import answer_task, cancel_task, start_task
 
     task_id = new_task_id()
     ws = settings.workspace_for(task_id)
@@ -176,13 +176,13 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
 async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_steps: int,
                    progress: Any = print, transcripts: Path | None = None) -> tuple[list[Outcome], str]:
     """mode: endpoint | local | scripted | scripted-bad. Returns the outcomes and the model's name."""
-    from db.embedded import EmbeddedPostgres
-    from db.migrate import apply_migrations
-    from db.store import Store
+    from morgus.app.client import connect_temporal
+    from morgus.app.stack import TemporalDevServer
+    from morgus.db.embedded import EmbeddedPostgres
+    from morgus.db.migrate import apply_migrations
+    from morgus.db.store import Store
     from morgus.local_model import free_port
-    from starter.client import connect_temporal
-    from starter.stack import TemporalDevServer
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     base = load_settings()
     root = Path(tempfile.mkdtemp(prefix="morgus-eval-"))
@@ -221,7 +221,7 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
         await asyncio.to_thread(temporal.start)
         stoppers.append(temporal.stop)
         sites = f"http://127.0.0.1:{free_port()}"
-        from starter.sites import serve_sites
+        from morgus.app.sites import serve_sites
 
         site_server = serve_sites(home / "sites", sites)
         stoppers.append(site_server.shutdown)

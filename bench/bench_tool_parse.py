@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from activities.llm import _tool_params
+from morgus.activities.llm import _tool_params
 from morgus.tool_parse import recover_calls
 
 CASES = {

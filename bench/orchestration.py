@@ -26,15 +26,15 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from db.embedded import EmbeddedPostgres  # noqa: E402
-from db.migrate import apply_migrations  # noqa: E402
-from db.store import Store  # noqa: E402
+from morgus.app.client import connect_temporal  # noqa: E402
+from morgus.app.stack import TemporalDevServer, start_worker_process, terminate  # noqa: E402
+from morgus.app.tasks import start_task  # noqa: E402
 from morgus.config import Settings  # noqa: E402
 from morgus.contracts import TaskInput, TaskLimits  # noqa: E402
+from morgus.db.embedded import EmbeddedPostgres  # noqa: E402
+from morgus.db.migrate import apply_migrations  # noqa: E402
+from morgus.db.store import Store  # noqa: E402
 from morgus.scripted_llm import ScriptedLLM  # noqa: E402
-from starter.client import connect_temporal  # noqa: E402
-from starter.stack import TemporalDevServer, start_worker_process, terminate  # noqa: E402
-from starter.tasks import start_task  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 MARK_BEGIN, MARK_END = "<!-- bench:orchestration:begin -->", "<!-- bench:orchestration:end -->"

@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 
 from morgus.contracts import SandboxOptions
-from sandbox.docker_backend import DockerBackend
-from sandbox.output import CappedOutput
+from morgus.sandbox.docker_backend import DockerBackend
+from morgus.sandbox.output import CappedOutput
 
 
 def morgus_start(backend: DockerBackend) -> float:

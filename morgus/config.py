@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     cloudflare_api_token: str | None = Field(default=None, alias="CLOUDFLARE_API_TOKEN", repr=False)
     cloudflare_account_id: str | None = Field(default=None, alias="CLOUDFLARE_ACCOUNT_ID")
     console_dist: Path | None = Field(default=None, alias="MORGUS_CONSOLE_DIST")
-    # git tools (activities/tools/git.py): bounds on one git command and on one staged file
+    # git tools (morgus/activities/tools/git.py): bounds on one git command and on one staged file
     git_timeout_s: float = Field(default=300.0, alias="MORGUS_GIT_TIMEOUT_S", gt=0)
     git_max_file_mb: int = Field(default=100, alias="MORGUS_GIT_MAX_FILE_MB", ge=1)
 

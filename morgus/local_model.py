@@ -330,7 +330,7 @@ class LlamaServer:
         return cmd + self.extra_args
 
     def start(self, timeout_s: float = 300) -> None:
-        from starter.stack import log_sink, port_open
+        from morgus.app.stack import log_sink, port_open
 
         if port_open("127.0.0.1", self.port):
             raise LocalModelError(f"port {self.port} is already in use; set MORGUS_LOCAL_MODEL_PORT to a free one")
@@ -356,7 +356,7 @@ class LlamaServer:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        from starter.stack import terminate
+        from morgus.app.stack import terminate
 
         terminate(self.proc, grace_s=10)
 

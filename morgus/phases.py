@@ -110,7 +110,7 @@ ALL_TOOLS: frozenset[str] = frozenset(t for spec in PHASES.values() for t in spe
 # across phases instead of re-reading the conversation at every phase start.
 TOOL_ORDER: tuple[str, ...] = tuple(dict.fromkeys(t for p in PHASE_ORDER for t in PHASES[p].tools))
 
-# Phase work, bounded phases, cycle detection, tools that cannot work here left out (workflows/task.py).
+# Phase work, bounded phases, cycle detection, tools that cannot work here left out (morgus/workflows/task.py).
 PHASE_WORK_PATCH = "phase-work-v1"
 
 

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from db.embedded import EmbeddedPostgres
-from db.migrate import apply_migrations
-from db.store import Store
+from morgus.app.client import connect_temporal
+from morgus.app.stack import TemporalDevServer
+from morgus.app.tasks import start_task
 from morgus.config import Settings
 from morgus.contracts import ActivityTimeouts, TaskInput, TaskLimits
+from morgus.db.embedded import EmbeddedPostgres
+from morgus.db.migrate import apply_migrations
+from morgus.db.store import Store
 from morgus.log import configure_logging
 from morgus.scripted_llm import ScriptedLLM
-from starter.client import connect_temporal
-from starter.stack import TemporalDevServer
-from starter.tasks import start_task
 
 # ---------------------------------------------------------------- process exit (temporalio/sdk-python#300)
 
@@ -143,7 +143,7 @@ async def store(postgres: EmbeddedPostgres) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def worker(client: Any, store: Store, settings: Settings) -> AsyncIterator[Any]:
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     async with running_workers(client, store, settings) as w:
         yield w

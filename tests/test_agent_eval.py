@@ -23,7 +23,7 @@ def settings(settings):
 
 @pytest.fixture
 def sites(settings):
-    from starter.sites import serve_sites
+    from morgus.app.sites import serve_sites
 
     server = serve_sites(settings.home.resolve() / "sites", settings.sites_url)
     yield settings.sites_url
@@ -32,7 +32,7 @@ def sites(settings):
 
 @pytest.mark.parametrize("variant", ["good", "bad"])
 async def test_graders_pass_real_work_and_fail_missing_work(client, store, settings, worker, llm, sites, tmp_path, variant):
-    from sandbox.base import SandboxUnavailable, select_backend
+    from morgus.sandbox.base import SandboxUnavailable, select_backend
 
     try:
         select_backend(settings)

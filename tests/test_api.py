@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from starter.api import create_app
+from morgus.app.api import create_app
 from tests.conftest import free_port, make_settings, wait_for
 
 

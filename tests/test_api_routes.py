@@ -1,4 +1,4 @@
-"""The API's routers (starter/api_routes/): no route escapes the token check, wherever it is declared, and the
+"""The API's routers (morgus/app/api_routes/): no route escapes the token check, wherever it is declared, and the
 checked-in OpenAPI document (console/openapi.json, from which the console's types are generated) is current."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import ResponseValidationError
 
+from morgus.app.api import create_app
+from morgus.app.api_deps import authorized, view
+from morgus.app.api_models import TaskView
+from morgus.app.openapi import render
 from morgus.config import Settings
-from starter.api import create_app
-from starter.api_deps import authorized, view
-from starter.api_models import TaskView
-from starter.openapi import render
 from tests.conftest import make_settings
 from tests.test_api_security import is_error, served
 
@@ -47,7 +47,7 @@ def dependency_calls(route: Any) -> list[Any]:
 
 def test_the_checked_in_openapi_document_is_current() -> None:
     checked_in = (ROOT / "console" / "openapi.json").read_text()
-    assert render() == checked_in, ("console/openapi.json is stale: run `python -m starter.openapi > console/openapi.json`"
+    assert render() == checked_in, ("console/openapi.json is stale: run `python -m morgus.app.openapi > console/openapi.json`"
                                     " and `cd console && npm run gen-types`")
 
 

@@ -14,9 +14,9 @@ import httpx
 import psycopg
 import uvicorn
 
-from db.store import Store
-from starter.api import create_app
-from starter.event_stream import APPLICATION_NAME, Broadcaster
+from morgus.app.api import create_app
+from morgus.app.event_stream import APPLICATION_NAME, Broadcaster
+from morgus.db.store import Store
 from tests.conftest import free_port, make_settings, wait_for
 
 

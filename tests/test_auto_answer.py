@@ -1,6 +1,6 @@
-"""starter/auto_answer.py: what the demo, the evaluation suite and the smoke test answer, by question kind."""
+"""morgus/app/auto_answer.py: what the demo, the evaluation suite and the smoke test answer, by question kind."""
 
-from starter.auto_answer import answer_for
+from morgus.app.auto_answer import answer_for
 
 
 def test_workflow_questions_are_answered_by_kind_and_the_agents_own_with_the_runs_answer():

@@ -1,4 +1,4 @@
-"""The budget policy on its own (workflows/budget.py): which limit is reached, in what words, and what doubling
+"""The budget policy on its own (morgus/workflows/budget.py): which limit is reached, in what words, and what doubling
 raises. No server: the policy is pure; tests/test_llm_layer.py covers it inside a running task."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from morgus.contracts import Budget, TokenUsage
-from workflows.budget import BudgetPolicy, means_stop
+from morgus.workflows.budget import BudgetPolicy, means_stop
 
 
 def policy(budget: Budget, tokens: int = 0, cost: float = 0.0, calls: int = 0) -> BudgetPolicy:

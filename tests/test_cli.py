@@ -1,4 +1,4 @@
-"""The `morgus` CLI and `python worker.py` against the real stack: output, and one-line errors."""
+"""The `morgus` CLI and `python -m morgus.worker` against the real stack: output, and one-line errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ async def run(args: list[str], env: dict[str, str], timeout: float = 90) -> subp
 
 
 def morgus(*args: str) -> list[str]:
-    return [sys.executable, "-m", "starter", *args]
+    return [sys.executable, "-m", "morgus", *args]
 
 
 def one_line(text: str) -> bool:
@@ -27,7 +27,7 @@ async def test_bad_config_is_one_clear_line(settings):
     res = await run(morgus("task", "list"), env)
     assert res.returncode == 2 and one_line(res.stderr)
     assert "TEMPORAL_ADDRESS" in res.stderr and "host:port" in res.stderr
-    res = await run([sys.executable, "-m", "worker"], settings_env(settings) | {"DATABASE_URL": "mysql://x"})
+    res = await run([sys.executable, "-m", "morgus.worker"], settings_env(settings) | {"DATABASE_URL": "mysql://x"})
     assert res.returncode == 2 and one_line(res.stderr) and "DATABASE_URL" in res.stderr
 
 
@@ -75,7 +75,7 @@ async def test_worker_stops_gracefully_on_sigterm(settings):
     import signal
 
     proc = await asyncio.to_thread(
-        subprocess.Popen, [sys.executable, "-m", "worker"], env=settings_env(settings),
+        subprocess.Popen, [sys.executable, "-m", "morgus.worker"], env=settings_env(settings),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from db.embedded import EmbeddedPostgres
 from morgus.config import ConfigError, Settings, load_settings
+from morgus.db.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 # Environment for a subprocess: nothing inherited from the operator's Morgus configuration.
@@ -63,14 +63,14 @@ USAGE_ERRORS = [
 
 @pytest.mark.parametrize(("args", "expected"), USAGE_ERRORS, ids=[" ".join(a)[:30] for a, _ in USAGE_ERRORS])
 def test_usage_errors_are_one_line(args: list[str], expected: str) -> None:
-    line = assert_one_line(run(["-m", "starter", *args]))
+    line = assert_one_line(run(["-m", "morgus", *args]))
     assert line.startswith("morgus: ") and expected.lower() in line.lower() and "--help" in line
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", line)  # the typed escape sequence comes back inert
 
 
 def test_bare_command_prints_help() -> None:
     for args in ([], ["task"]):
-        proc = run(["-m", "starter", *args])
+        proc = run(["-m", "morgus", *args])
         assert proc.returncode == 2 and "Usage: morgus" in proc.stdout and proc.stderr == ""
 
 
@@ -95,8 +95,8 @@ def hostile_task(postgres: EmbeddedPostgres) -> str:
 
 def test_task_text_is_printed_escaped(postgres: EmbeddedPostgres, hostile_task: str, tmp_path: Path) -> None:
     env = {"DATABASE_URL": postgres.dsn, "MORGUS_HOME": str(tmp_path)}
-    listing = run(["-m", "starter", "task", "list", "--status", "waiting_for_input", "--limit", "1000"], env)
-    show = run(["-m", "starter", "task", "show", hostile_task], env)
+    listing = run(["-m", "morgus", "task", "list", "--status", "waiting_for_input", "--limit", "1000"], env)
+    show = run(["-m", "morgus", "task", "show", hostile_task], env)
     for proc in (listing, show):
         assert proc.returncode == 0, proc.stderr
         assert not CONTROL.search(proc.stdout), repr(proc.stdout)
@@ -108,7 +108,7 @@ def test_task_text_is_printed_escaped(postgres: EmbeddedPostgres, hostile_task: 
 
 
 def test_term_safe_covers_every_control() -> None:
-    from starter.terminal import term_safe
+    from morgus.app.terminal import term_safe
 
     for c in [*range(0x00, 0x20), 0x7f, *range(0x80, 0xa0), 0x061c, 0x200e, 0x200f, 0x2028, 0x2029,
               *range(0x202a, 0x202f), *range(0x2066, 0x206a), 0xfeff]:
@@ -123,7 +123,7 @@ BAD_ENV = [
     ({"MORGUS_LOG_LEVEL": "loud"}, "MORGUS_LOG_LEVEL"),
     ({"MORGUS_LOG_FORMAT": "xml"}, "MORGUS_LOG_FORMAT"),
     ({"TEMPORAL_ADDRESS": "no-port"}, "TEMPORAL_ADDRESS"),
-    ({"DATABASE_URL": "mysql://root@db/x"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "mysql://root@morgus/db/x"}, "DATABASE_URL"),
     ({"MORGUS_MAX_SANDBOXES": "0"}, "MORGUS_MAX_SANDBOXES"),
     ({"MORGUS_CONTEXT_THRESHOLD": "abc"}, "MORGUS_CONTEXT_THRESHOLD"),
     ({"OPENAI_BASE_URL": "file:///etc/passwd"}, "OPENAI_BASE_URL"),
@@ -141,29 +141,29 @@ BAD_ENV = [
 
 @pytest.mark.parametrize(("env", "name"), BAD_ENV, ids=[f"{next(iter(e))}={next(iter(e.values()))}"[:40] for e, _ in BAD_ENV])
 def test_bad_configuration_stops_the_worker(env: dict[str, str], name: str) -> None:
-    line = assert_one_line(run(["worker.py"], env))
+    line = assert_one_line(run(["-m", "morgus.worker"], env))
     assert line.startswith("morgus worker: invalid configuration") and name in line
 
 
-@pytest.mark.parametrize("command", [["-m", "starter", "worker"], ["-m", "starter", "api"], ["-m", "starter", "up"],
-                                     ["-m", "starter", "task", "list"]])
+@pytest.mark.parametrize("command", [["-m", "morgus", "worker"], ["-m", "morgus", "api"], ["-m", "morgus", "up"],
+                                     ["-m", "morgus", "task", "list"]])
 def test_bad_sandbox_stops_every_entry_point(command: list[str]) -> None:
     line = assert_one_line(run(command, {"MORGUS_SANDBOX": "nope"}))
     assert "MORGUS_SANDBOX" in line and "'auto', 'docker' or 'bwrap'" in line
 
 
 def test_database_password_is_never_shown(postgres: EmbeddedPostgres, tmp_path: Path) -> None:
-    from starter.client import redact_dsn
+    from morgus.app.client import redact_dsn
 
     secret = "hunter2-" + uuid.uuid4().hex
     bad = f"postgresql://morgus:{secret}@127.0.0.1:1/x?no_such_option=1"
-    line = assert_one_line(run(["worker.py"], {"DATABASE_URL": bad}))
+    line = assert_one_line(run(["-m", "morgus.worker"], {"DATABASE_URL": bad}))
     assert "DATABASE_URL" in line and secret not in line
     with pytest.raises(ConfigError) as e:
         load_settings(DATABASE_URL=bad)
     assert secret not in str(e.value)
     # unreachable server: the CLI names host and port, not the password
-    proc = run(["-m", "starter", "task", "list"], {"DATABASE_URL": f"postgresql://morgus:{secret}@127.0.0.1:1/x"})
+    proc = run(["-m", "morgus", "task", "list"], {"DATABASE_URL": f"postgresql://morgus:{secret}@127.0.0.1:1/x"})
     assert proc.returncode == 2 and secret not in proc.stderr + proc.stdout and "127.0.0.1:1/x" in proc.stderr
     # the embedded DSN carries the generated password; repr and the redacted form do not
     password = postgres.dsn.split(":")[2].split("@")[0]

@@ -18,8 +18,10 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 def product_files() -> list[Path]:
     shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    top = sorted({p.split(".")[0] for p in shipped["packages"]})
-    return [f for d in top for f in (ROOT / d).rglob("*.py")] + [ROOT / f"{m}.py" for m in shipped["py-modules"]]
+    top = sorted({p.split(".")[0] for p in shipped["packages"]["find"]["include"]})
+    files = [f for d in top for f in (ROOT / d).rglob("*.py")] + [ROOT / f"{m}.py" for m in shipped.get("py-modules", [])]
+    assert len(files) > 20, top  # the scan must see the product, or every dependency would look unused
+    return files
 
 
 def imported_top_levels(files: list[Path]) -> set[str]:

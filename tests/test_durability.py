@@ -7,11 +7,11 @@ import os
 import signal
 from collections import Counter
 
-from db.embedded import EmbeddedPostgres
-from db.migrate import apply_migrations
-from db.store import Store
+from morgus.app.stack import start_worker_process, terminate
 from morgus.contracts import TaskResult
-from starter.stack import start_worker_process, terminate
+from morgus.db.embedded import EmbeddedPostgres
+from morgus.db.migrate import apply_migrations
+from morgus.db.store import Store
 from tests.conftest import assert_steps_contiguous, free_port, make_settings, settings_env, start, task_id_of, wait_for
 
 
@@ -71,7 +71,7 @@ async def test_worker_sigkill_mid_build_then_restart(client, store, settings, ll
 
 
 async def test_database_outage_mid_task(client, llm, temporal_server, tmp_path):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     pg = EmbeddedPostgres(tmp_path / "pg", free_port())
     pg.start()

@@ -18,7 +18,7 @@ from pathlib import Path
 from temporalio.exceptions import CancelledError
 from temporalio.testing import ActivityEnvironment
 
-from activities.sandbox import SandboxActivities
+from morgus.activities.sandbox import SandboxActivities
 from morgus.contracts import SandboxOptions, SandboxRef
 from tests.conftest import wait_for
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from activities.tools import REGISTRY, ToolContext, ToolError
+from morgus.activities.tools import REGISTRY, ToolContext, ToolError
 from morgus.contracts import ActivityTimeouts, Phase, TaskResult
 from tests.conftest import FAST, start, task_id_of, wait_for
 
@@ -129,7 +129,7 @@ def _backend(kind: str) -> Any:
 @pytest.mark.parametrize("kind", ["docker", "bwrap"])
 async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, client, store, settings, llm, capfd):
     from morgus.log import configure_logging
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     backend = _backend(kind)
     base = Path(tempfile.mkdtemp(prefix="morgus-gittraps-"))
@@ -360,7 +360,7 @@ def stalling_server() -> Iterator[str]:
 
 
 async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartbeating(client, store, settings, llm):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     backend = _backend("docker")
     settings = settings.model_copy(update={"git_timeout_s": 12.0, "git_token": TOKEN})

@@ -20,6 +20,8 @@ from psycopg.types.json import Jsonb
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from morgus.app.stack import temporal_binary
+from morgus.app.tasks import TaskOpError, answer_task
 from morgus.context import Condensation
 from morgus.contracts import (
     ArtifactRecord,
@@ -34,8 +36,6 @@ from morgus.contracts import (
     ToolCall,
 )
 from morgus.text import REPLACEMENT, clean_json, clean_text
-from starter.stack import temporal_binary
-from starter.tasks import TaskOpError, answer_task
 from tests.conftest import start, task_id_of, wait_for, wait_task_status
 from tests.test_api import api_server
 

@@ -7,8 +7,8 @@ import json
 import subprocess
 import sys
 
+from morgus.app.stack import temporal_binary
 from morgus.contracts import TaskResult, TaskStatusView
-from starter.stack import temporal_binary
 from tests.conftest import settings_env, start, task_id_of, wait_for, wait_task_status
 
 
@@ -24,7 +24,7 @@ async def sa_lists(client, workflow_id: str, status: str) -> bool:
 async def morgus_cli(settings, *args: str) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, off the event loop (the in-process worker must keep running)."""
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "starter", *args],
+        subprocess.run, [sys.executable, "-m", "morgus", *args],
         env=settings_env(settings), capture_output=True, text=True, timeout=60,
     )
 

@@ -1,11 +1,11 @@
-"""How the workflow reads a user's answer to a stuck phase's question (workflows/inbound.py). No server; the
+"""How the workflow reads a user's answer to a stuck phase's question (morgus/workflows/inbound.py). No server; the
 decoding of inputs and answers is covered through a running task by tests/test_hostile_input.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from workflows.inbound import MOVE_ON_WORDS, STOP_WORDS, starts_with
+from morgus.workflows.inbound import MOVE_ON_WORDS, STOP_WORDS, starts_with
 
 
 @pytest.mark.parametrize("answer", ["stop", "  Stop ", "stop, it is fine", "no. thanks", "ABORT now", "cancel"])

@@ -78,7 +78,7 @@ async def _asked_again(llm) -> bool:
 
 
 async def test_long_task_with_large_tool_outputs_stays_inside_the_window(client, store, llm, temporal_server, postgres, tmp_path):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     window = 14_000  # the tool schemas (one list for the whole task, ~1,400 tokens) are part of every request
     config = tmp_path / "models.json"
@@ -125,7 +125,7 @@ async def test_a_context_overflow_error_leads_to_condensation_not_failure(client
 
 
 async def test_router_uses_the_code_model_for_build_and_execute_and_the_task_override_wins(client, store, llm, temporal_server, postgres, tmp_path):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_MODEL="default-m", MORGUS_CODE_MODEL="code-m")
     marker = llm.add("router", [{"content": "done"}])
@@ -143,7 +143,7 @@ async def test_router_uses_the_code_model_for_build_and_execute_and_the_task_ove
 
 
 async def test_usage_records_cached_tokens_and_cost(client, store, llm, temporal_server, postgres, tmp_path):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     config = tmp_path / "prices.json"
     config.write_text(json.dumps({"models": {"priced": {"context_window": 100000, "input_per_mtok": 2.0,

@@ -47,8 +47,8 @@ OWN_QUESTION_ANSWER = "No: do only what the task says; nothing else is needed."
 
 
 async def _go_on_when_asked(client, store, task_id: str) -> None:
-    from starter.auto_answer import answer_for
-    from starter.tasks import answer_task
+    from morgus.app.auto_answer import answer_for
+    from morgus.app.tasks import answer_task
 
     answered: set[str] = set()
     while True:
@@ -86,8 +86,8 @@ GREETING = TaskInput(
 
 async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, client, store, temporal_server, postgres, tmp_path):
     from morgus.local_model import worker_env
+    from morgus.worker import running_workers
     from tests.conftest import make_settings
-    from worker import running_workers
 
     base, server = local_server
     env = worker_env(base, server)
@@ -111,7 +111,7 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
 
 async def _greeting_task(client, store, settings) -> tuple[str | None, str]:
     """(what went wrong or None, the transcript) of one greeting task."""
-    from starter.tasks import start_task
+    from morgus.app.tasks import start_task
     from tests.conftest import task_id_of
 
     handle = await start_task(client, GREETING, task_queue=settings.task_queue)

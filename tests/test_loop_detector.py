@@ -1,4 +1,4 @@
-"""Loop detection on its own (workflows/loops.py): repeats, cycles of 2..MAX_CYCLE turns, what breaks them, the
+"""Loop detection on its own (morgus/workflows/loops.py): repeats, cycles of 2..MAX_CYCLE turns, what breaks them, the
 reset after a detection and the warn-then-ask escalation. No server: the detector is pure; tests/test_phase_work.py
 and the recorded loop history cover it inside a running task."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from morgus.contracts import ResumeState
-from workflows.loops import MAX_CYCLE, Loop, LoopDetector, text_mark, tool_mark
+from morgus.workflows.loops import MAX_CYCLE, Loop, LoopDetector, text_mark, tool_mark
 
 
 def feed(detector: LoopDetector, marks: list[str], text: str | None = None) -> list[Loop | None]:

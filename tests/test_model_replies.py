@@ -103,7 +103,7 @@ async def test_an_empty_reply_is_asked_again_once(client, store, settings, worke
 
 
 async def test_stop_sequences_are_sent_only_when_set(client, store, llm, temporal_server, postgres, tmp_path, settings, worker):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     marker = llm.add("no-stop", [{"content": "research done"}])
     handle = await start(client, settings, marker)

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from db.embedded import PG_HBA, EmbeddedPostgres
-from db.migrate import apply_migrations
+from morgus.db.embedded import PG_HBA, EmbeddedPostgres
+from morgus.db.migrate import apply_migrations
 from morgus.pgsecret import SecretFileError, ensure_secret, read_secret
 
 from .conftest import free_port

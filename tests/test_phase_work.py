@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from activities.tools.workspace_state import changed, fingerprint
+from morgus.activities.tools.workspace_state import changed, fingerprint
 from morgus.contracts import TaskLimits, TaskResult
 from morgus.phases import TOOL_ORDER
 from tests.conftest import make_settings, start, task_id_of, wait_for, wait_task_status
@@ -148,7 +148,7 @@ async def test_a_stuck_phase_can_be_moved_on_by_the_user(client, store, settings
 
 
 async def test_tools_that_cannot_work_here_are_not_offered(client, store, temporal_server, postgres, llm, tmp_path):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     offline = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_OFFLINE="1")
     search = {"content": None, "tool_calls": [{"name": "search_web", "arguments": {"query": "bakery"}}]}
@@ -205,7 +205,7 @@ async def test_the_summary_says_what_the_tools_did_whatever_the_model_claims(cli
 
 
 def test_checked_facts_names_each_tool_report():
-    from workflows.summary import checked_facts
+    from morgus.workflows.summary import checked_facts
 
     assert checked_facts(False, []) == ("Checked by Morgus from the tools' reports: no file changed; no command "
                                         "ran; nothing deployed; nothing committed.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.policy import check_command
+from morgus.sandbox.policy import check_command
 
 DENIED = {
     "rm -rf /": "rm-root",

@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import _tool_params
+from morgus.activities.llm import _tool_params
 from morgus.tool_parse import recover_calls
 from tests.conftest import start, task_id_of, wait_task_status
 from tests.test_hostile_input import temporal_cli
@@ -118,7 +118,7 @@ async def test_a_push_through_a_sandbox_processes_proc_link_into_its_workspace_i
     import shutil
     import subprocess
 
-    from activities.tools.workspace import ToolError
+    from morgus.activities.tools.workspace import ToolError
     from tests.test_git_traps import _markers, _trap_repo, call, ctx_for
 
     if shutil.which("bwrap") is None:

@@ -16,8 +16,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from morgus.contracts import TaskResult
+from morgus.workflows import TaskWorkflow
 from tests.conftest import start, task_id_of, wait_task_status
-from workflows import TaskWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 

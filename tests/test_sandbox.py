@@ -19,15 +19,15 @@ import psutil
 import pytest
 
 from morgus.contracts import SandboxOptions, TaskResult
-from sandbox.base import SandboxUnavailable
-from sandbox.output import CappedOutput
+from morgus.sandbox.base import SandboxUnavailable
+from morgus.sandbox.output import CappedOutput
 from tests.conftest import settings_env, start, task_id_of, wait_for
 
 
 def _docker_or_skip():
     try:
-        from sandbox.docker_backend import DockerBackend
-        from sandbox.image import image_exists
+        from morgus.sandbox.docker_backend import DockerBackend
+        from morgus.sandbox.image import image_exists
 
         backend = DockerBackend()
     except SandboxUnavailable as e:
@@ -38,7 +38,7 @@ def _docker_or_skip():
 
 
 def _bwrap_or_skip():
-    from sandbox.bwrap_backend import BwrapBackend
+    from morgus.sandbox.bwrap_backend import BwrapBackend
 
     try:
         backend = BwrapBackend()
@@ -204,7 +204,7 @@ async def test_shell_exec_in_a_task_and_the_container_is_removed_at_the_end(clie
 
 async def test_worker_sigkill_with_a_running_container(client, store, settings, llm, docker_backend):
     """The worker dies mid-command; a new worker finishes the task over the same workspace; no container is left."""
-    from starter.stack import start_worker_process, terminate
+    from morgus.app.stack import start_worker_process, terminate
 
     marker = llm.add("sandbox-crash", shell_script(["echo one > one.txt", "sleep 4; echo two > two.txt", "cat one.txt two.txt"]))
     env = settings_env(settings)
@@ -238,7 +238,7 @@ async def test_worker_sigkill_with_a_running_container(client, store, settings, 
 
 
 async def test_reaper_removes_orphans_of_closed_workflows(client, docker_backend, tmp_path):
-    from activities.sandbox import reap_orphans
+    from morgus.activities.sandbox import reap_orphans
 
     orphan = f"orphan{uuid.uuid4().hex[:8]}"
     name = docker_backend.ensure(orphan, f"task-{uuid.uuid4()}", tmp_path / "ws", SandboxOptions(), "gone-queue")

@@ -1,4 +1,4 @@
-"""The sandbox lease on its own (workflows/sandbox_lease.py): when a held sandbox is usable, what dropping,
+"""The sandbox lease on its own (morgus/workflows/sandbox_lease.py): when a held sandbox is usable, what dropping,
 handing over and releasing do to it and its supervisor. No server: supervisors are plain asyncio futures (what
 an activity handle is); tests/test_sandbox.py covers a lost sandbox worker inside a running task."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from morgus.contracts import ResumeState, SandboxRef
-from workflows.sandbox_lease import SandboxLease
+from morgus.workflows.sandbox_lease import SandboxLease
 
 REF = SandboxRef(name="morgus-t1", host_queue="morgus-host-a", backend="docker")
 

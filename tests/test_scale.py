@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
+from morgus.app.stack import start_worker_process, terminate, wait_for_port
 from morgus.contracts import TaskLimits
-from starter.stack import start_worker_process, terminate, wait_for_port
 from tests.conftest import assert_steps_contiguous, free_port, settings_env, start, task_id_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def test_compose_file_is_valid_and_pins_every_image():
 async def test_healthz_and_worker_metrics(settings):
     env = settings_env(settings) | {"MORGUS_LOG_LEVEL": "warning"}
     api_port, metrics_port = free_port(), free_port()
-    api = subprocess.Popen([sys.executable, "-m", "starter", "api", "--port", str(api_port)], env=env)
+    api = subprocess.Popen([sys.executable, "-m", "morgus", "api", "--port", str(api_port)], env=env)
     worker = start_worker_process(env | {"MORGUS_METRICS_ADDR": f"127.0.0.1:{metrics_port}"})
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", api_port, 30, "the API", api)
@@ -142,19 +142,20 @@ def test_dockerfile_installs_the_package():
     extra: the embedded servers and the test tools stay out of production) and runs the worker."""
     text = (ROOT / "Dockerfile").read_text()
     shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    for package in {p.split(".")[0] for p in shipped["packages"]}:
+    packages = {p.split(".")[0] for p in shipped["packages"]["find"]["include"]}
+    assert packages == {"morgus"}, packages  # one namespace: nothing else lands in site-packages
+    for package in packages:
         assert re.search(rf"^COPY {package}/? {package}/?$", text, re.M), f"the image does not copy {package}/"
-    for module in shipped.get("py-modules", []):
-        assert re.search(rf"^COPY (\S+ )*{module}\.py ", text, re.M), f"the image does not copy {module}.py"
+    assert "py-modules" not in shipped
     installs = re.findall(r"^RUN pip install (.*)$", text, re.M)
     assert len(installs) == 1 and installs[0].split()[-1] == ".", installs
-    assert 'CMD ["python", "-m", "worker"]' in text
+    assert 'CMD ["python", "-m", "morgus.worker"]' in text
 
 
 async def test_connection_settings_come_from_the_sdk_environment_configuration(temporal_server, tmp_path, monkeypatch):
     """A profile in the SDK's TOML file (how Temporal Cloud credentials are usually kept) is honoured."""
+    from morgus.app.client import connect_temporal
     from morgus.config import Settings
-    from starter.client import connect_temporal
 
     config = tmp_path / "temporal.toml"
     config.write_text(f'[profile.bench]\naddress = "{temporal_server.address}"\nnamespace = "default"\n')

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from activities.tools import REGISTRY, ToolContext, ToolError
+from morgus.activities.tools import REGISTRY, ToolContext, ToolError
 from morgus.config import POLICY_RULES, Settings
 from morgus.contracts import Phase, SandboxOptions, SandboxRef
-from sandbox.base import SandboxUnavailable, select_backend
-from sandbox.output import CappedOutput
-from sandbox.policy import RULES, check_command
+from morgus.sandbox.base import SandboxUnavailable, select_backend
+from morgus.sandbox.output import CappedOutput
+from morgus.sandbox.policy import RULES, check_command
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["activities", "db", "morgus", "sandbox", "starter", "workflows", "bench", "worker.py"]
+SOURCES = ["morgus", "bench"]
 CF_ACCOUNT = "0123456789abcdef0123456789abcdef"
 
 
@@ -114,7 +114,7 @@ def test_select_backend_follows_settings(monkeypatch):
 
 
 def test_a_hung_docker_daemon_fails_fast_with_a_clear_error(tmp_path):
-    from sandbox.docker_backend import DockerBackend
+    from morgus.sandbox.docker_backend import DockerBackend
 
     # a socket that accepts connections (the kernel's backlog) and never answers: a hung dockerd
     path = Path(tempfile.mkdtemp(prefix="morgus-dock-")) / "hung.sock"
@@ -148,8 +148,8 @@ HOSTILE_DIRECTORIES = [
 @pytest.fixture
 def egress_box(settings):
     try:
-        from sandbox.docker_backend import DockerBackend
-        from sandbox.image import image_exists
+        from morgus.sandbox.docker_backend import DockerBackend
+        from morgus.sandbox.image import image_exists
 
         backend = DockerBackend(settings.sandbox_image)
     except SandboxUnavailable as e:

@@ -1,11 +1,11 @@
-"""Tool calls as real models write them (morgus/tool_parse.py, activities/llm.reply_calls): pure, no server."""
+"""Tool calls as real models write them (morgus/tool_parse.py, morgus/activities/llm.py reply_calls): pure, no server."""
 
 from __future__ import annotations
 
 import json
 from types import SimpleNamespace
 
-from activities.llm import reply_calls
+from morgus.activities.llm import reply_calls
 from morgus.tool_parse import normalise_arguments, recover_calls
 
 TOOLS = {"file_write": frozenset({"path", "content"}), "file_read": frozenset({"path"}),

@@ -17,8 +17,8 @@ import git
 import httpx
 import pytest
 
-from activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput
-from activities.tools.web import check_url
+from morgus.activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput
+from morgus.activities.tools.web import check_url
 from morgus.contracts import Phase, TaskResult
 from tests.conftest import free_port, start, task_id_of
 
@@ -145,7 +145,7 @@ async def test_push_without_a_remote_is_a_clear_error(settings):
 
 
 async def test_token_never_reaches_steps_history_or_database_in_a_task(client, store, settings, llm, tmp_path, monkeypatch):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     token = "ghp_NEVERshowTHIS0987654321"
     settings = settings.model_copy(update={"git_token": token})
@@ -272,9 +272,9 @@ async def test_fetch_tool_uses_the_settings_allow_list_not_the_environment(setti
 
 
 async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store, settings, llm):
-    from activities.tools.deploy import sites_url
-    from starter.sites import serve_sites
-    from worker import running_workers
+    from morgus.activities.tools.deploy import sites_url
+    from morgus.app.sites import serve_sites
+    from morgus.worker import running_workers
 
     server = serve_sites(settings.home.resolve() / "sites", f"http://127.0.0.1:{free_port()}")
     url_base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -323,7 +323,7 @@ async def test_cloudflare_deploy_without_credentials_says_what_to_do(settings):
 
 
 async def test_notify_webhook_is_retried_and_the_step_written_once(client, store, settings, llm):
-    from worker import running_workers
+    from morgus.worker import running_workers
 
     posts: list = []
 

@@ -5,7 +5,7 @@ component, swapped back and forth while the host works), hardlinks, FIFOs, socke
 wide trees and names with control characters; then the host-side tools (file_read, file_write, file_list,
 deploy_local), the sites server and the log artifact are used on them. Nothing secret or outside the workspace is
 returned, stored, published or served; nothing hangs; the task completes. The unit tests at the top do the same
-against activities.tools.safe_fs directly, without a sandbox.
+against morgus.activities.tools.safe_fs directly, without a sandbox.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.tools import REGISTRY, ToolContext, ToolError, safe_fs
-from activities.tools.shell import log_name
+from morgus.activities.tools import REGISTRY, ToolContext, ToolError, safe_fs
+from morgus.activities.tools.shell import log_name
 from morgus.contracts import Phase, SandboxOptions, TaskResult
-from sandbox.base import give_to_sandbox_user
-from sandbox.output import CappedOutput
+from morgus.sandbox.base import give_to_sandbox_user
+from morgus.sandbox.output import CappedOutput
 from tests.conftest import free_port, make_settings, start, task_id_of
 from tests.test_sandbox import _bwrap_or_skip, _docker_or_skip
 
@@ -216,7 +216,7 @@ def test_log_names_from_hostile_call_ids_stay_in_their_folder() -> None:
 
 
 def test_the_sites_server_serves_no_link_or_special_file_on_its_own(tmp_path: Path, host_dir: Path) -> None:
-    from starter.sites import serve_sites
+    from morgus.app.sites import serve_sites
 
     root = tmp_path / "sites"
     site = root / "t1"
@@ -255,7 +255,7 @@ def _backend(kind: str, workspace_root: Path) -> Any:
     if kind == "docker":
         return _docker_or_skip()
     _bwrap_or_skip()
-    from sandbox.bwrap_backend import BwrapBackend
+    from morgus.sandbox.bwrap_backend import BwrapBackend
 
     return BwrapBackend(workspace_root)
 
@@ -303,8 +303,8 @@ DEPLOYS = ["site", "bigsite", "many", "linkidx", "sitelink"]
 @pytest.mark.parametrize("kind", ["docker", "bwrap"])
 async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, store, llm, temporal_server, postgres,
                                                                 tmp_path, host_dir, env_holder, monkeypatch):
-    from starter.sites import serve_sites
-    from worker import running_workers
+    from morgus.app.sites import serve_sites
+    from morgus.worker import running_workers
 
     root = Path(tempfile.mkdtemp(prefix="morgus-traps-"))  # under /tmp, reachable by the sandbox user
     root.chmod(0o755)

@@ -11,10 +11,10 @@ import openai
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.llm import classify_error
-from activities.tool_runner import ToolActivities
-from activities.tools import REGISTRY, ToolError
-from activities.tools.workspace import resolve_in_workspace
+from morgus.activities.llm import classify_error
+from morgus.activities.tool_runner import ToolActivities
+from morgus.activities.tools import REGISTRY, ToolError
+from morgus.activities.tools.workspace import resolve_in_workspace
 from morgus.contracts import Phase, TaskInput, ToolCall, ToolRequest
 from morgus.scripted_llm import ProtocolError, validate_messages
 

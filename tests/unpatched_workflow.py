@@ -9,7 +9,7 @@ with workflow.unsafe.imports_passed_through():
 
     from morgus.contracts import TaskResult
     from morgus.phases import PhaseSpec
-    from workflows.task import TaskWorkflow
+    from morgus.workflows.task import TaskWorkflow
 
 
 @workflow.defn(name="TaskWorkflow")

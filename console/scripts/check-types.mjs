@@ -1,7 +1,7 @@
 // Fails when the console's API types are stale (`npm run check-types`, part of `npm test`):
-//  1. console/openapi.json must equal the document the Python app builds now (`python -m starter.openapi`);
+//  1. console/openapi.json must equal the document the Python app builds now (`python -m morgus.app.openapi`);
 //  2. src/api-types.ts must equal what openapi-typescript generates from console/openapi.json.
-// To refresh both: `python -m starter.openapi > console/openapi.json && (cd console && npm run gen-types)`.
+// To refresh both: `python -m morgus.app.openapi > console/openapi.json && (cd console && npm run gen-types)`.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,12 +10,12 @@ import { fileURLToPath } from "node:url";
 
 const consoleDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 const repo = join(consoleDir, "..");
-const fix = "run `python -m starter.openapi > console/openapi.json` at the repository root, then `npm run gen-types` in console/";
+const fix = "run `python -m morgus.app.openapi > console/openapi.json` at the repository root, then `npm run gen-types` in console/";
 let stale = false;
 
 let current;
 try {
-  current = execFileSync(process.env.PYTHON ?? "python3", ["-m", "starter.openapi"], { cwd: repo, encoding: "utf8" });
+  current = execFileSync(process.env.PYTHON ?? "python3", ["-m", "morgus.app.openapi"], { cwd: repo, encoding: "utf8" });
 } catch (e) {
   console.error(`check-types: could not build the OpenAPI document with Python (${e.message.split("\n")[0]})`);
   process.exit(1);

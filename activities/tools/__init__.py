@@ -1,7 +1,0 @@
-"""Tools the agent can call. Importing this package registers them all in `REGISTRY`."""
-
-from activities.tools import deploy, files, git, shell, user, web  # noqa: F401  (registration side effect)
-from activities.tools.registry import REGISTRY, ToolContext, ToolOutput, ToolSpec, tool
-from activities.tools.workspace import ToolError
-
-__all__ = ["REGISTRY", "ToolContext", "ToolOutput", "ToolSpec", "ToolError", "tool"]

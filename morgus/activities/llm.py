@@ -1,0 +1,344 @@
+"""The LLM activity: one chat-completions call against any OpenAI-compatible endpoint.
+
+The conversation is read from Postgres (the workflow passes only its length) and the reply is stored there in
+the same transaction as its steps. Retries belong to Temporal (`max_retries=0` in the client): transient provider
+errors raise a retryable error (honouring Retry-After); a rejected request fails the task with the provider's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+from typing import cast
+
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from structlog.typing import FilteringBoundLogger
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from morgus.activities.common import heartbeating, with_db_retry
+from morgus.activities.tools import REGISTRY
+from morgus.config import Settings
+from morgus.context import (
+    CONDENSE_PROMPT,
+    Condensation,
+    build_request,
+    estimate_tokens,
+    is_protected,
+    transcript,
+    turn_start,
+)
+from morgus.contracts import (
+    ChatMessage,
+    CondenseRequest,
+    CondenseResult,
+    LlmRequest,
+    LlmTurn,
+    Phase,
+    StepRecord,
+    StepType,
+    TokenUsage,
+    ToolCall,
+)
+from morgus.db.store import Store
+from morgus.ids import digest
+from morgus.log import activity_logger
+from morgus.models import ModelInfo, choose_model, model_info
+from morgus.text import clean_text
+from morgus.tool_parse import normalise_arguments, recover_calls
+
+# Arguments larger than this stay in Postgres; the workflow and the tool activity pass a reference instead.
+INLINE_ARGUMENTS_MAX = 8_000
+STEP_CONTENT_MAX = 4_000
+RETRYABLE_STATUS = {408, 409, 429}
+NON_RETRYABLE_TYPE = "LlmRequestRejected"
+CONTEXT_OVERFLOW_TYPE = "ContextOverflow"  # the workflow condenses the conversation and tries again
+
+
+def _retry_after(err: openai.APIStatusError) -> timedelta | None:
+    value = err.response.headers.get("retry-after") if err.response is not None else None
+    try:
+        return timedelta(seconds=min(float(value), 300)) if value else None
+    except ValueError:
+        return None
+
+
+def _provider_message(err: openai.APIStatusError) -> str:
+    body = err.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return err.message
+
+
+# llama.cpp's server says "exceeds the available context size"
+_OVERFLOW = re.compile(r"context[ _]length|maximum context|context window|context size|too many tokens|prompt is too long", re.I)
+
+
+def classify_error(err: Exception) -> ApplicationError:
+    """Map an OpenAI SDK error to a Temporal error: retryable or not, with a clear message."""
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        msg = f"LLM provider returned HTTP {status}: {_provider_message(err)}"
+        code = (err.body or {}).get("error", {}).get("code") if isinstance(err.body, dict) else None
+        if status in (400, 413) and (code == "context_length_exceeded" or _OVERFLOW.search(msg)):
+            return ApplicationError(msg, type=CONTEXT_OVERFLOW_TYPE, non_retryable=True)
+        if status in RETRYABLE_STATUS or status >= 500:
+            return ApplicationError(msg, type="LlmTransientError", next_retry_delay=_retry_after(err))
+        return ApplicationError(msg, type=NON_RETRYABLE_TYPE, non_retryable=True)
+    if isinstance(err, openai.APITimeoutError):
+        return ApplicationError(f"LLM request timed out: {err}", type="LlmTransientError")
+    if isinstance(err, openai.APIConnectionError):
+        return ApplicationError(f"cannot reach the LLM endpoint: {err}", type="LlmTransientError")
+    return ApplicationError(f"LLM call failed: {type(err).__name__}: {err}", type="LlmTransientError")
+
+
+def _clip(text: str | None, limit: int = STEP_CONTENT_MAX) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+class LlmActivities:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        # Local endpoints (Ollama, vLLM, the scripted server) need no key, but the SDK insists on one.
+        self.client = openai.AsyncOpenAI(
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key or "not-needed",
+            max_retries=0,
+            timeout=settings.llm_timeout_s,
+        )
+
+    def _turn_from(self, msg: ChatMessage) -> LlmTurn:
+        return LlmTurn(
+            seq=msg.seq,
+            content=msg.content,
+            tool_calls=[
+                c if c.arguments is None or len(c.arguments) <= INLINE_ARGUMENTS_MAX else c.model_copy(update={"arguments": None})
+                for c in msg.tool_calls
+            ],
+            usage=TokenUsage.model_validate(msg.meta.get("usage", {})),
+            model=msg.meta.get("model", ""),
+            steps_written=int(msg.meta.get("steps_written", 0)),
+        )
+
+    @activity.defn(name="llm_call")
+    async def llm_call(self, req: LlmRequest) -> LlmTurn:
+        log = activity_logger(req.task_id).bind(phase=req.phase)
+        seq = req.message_count
+        retry_db = self.settings.db_retry_s
+
+        # An earlier attempt may have stored its reply and died before reporting it: reuse it, don't pay twice.
+        existing = await with_db_retry(lambda: self.store.get_message(req.task_id, seq), give_up_after_s=retry_db, what="read reply")
+        if existing is not None and existing.role == "assistant":
+            log.info("llm reply already stored; reusing it", seq=seq)
+            return self._turn_from(existing)
+
+        messages_in = await self._conversation(req.task_id, req.message_count, req.append)
+        model, info = self._route(req.phase, req.model)
+        tools = [REGISTRY[name].openai_schema() for name in req.tools if name in REGISTRY]
+        cond = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
+        messages = self._fit(messages_in, cond, tools, info)
+
+        extra: dict = {"tools": tools} if tools else {}
+        if self.settings.llm_stop:
+            extra["stop"] = list(self.settings.llm_stop)
+        async with heartbeating():
+            resp = await self._complete(log, model, messages, extra)
+            reply = resp.choices[0].message
+            if not (reply.content or "").strip() and not reply.tool_calls:
+                # An empty reply would end the phase with nothing said; small models produce one now and then and
+                # usually answer when asked again. Once only: a model that keeps answering nothing is let through.
+                log.warning("llm returned an empty reply; asking once more")
+                again = await self._complete(log, model, messages, extra)
+                resp = _with_usage_of(again, resp)
+                reply = resp.choices[0].message
+
+        # off the event loop: the reply is the model's bytes, and parsing them must not hold up other heartbeats
+        content, calls, recovered = await asyncio.to_thread(reply_calls, reply, resp.choices[0].finish_reason, seq, req.tools)
+        if recovered:
+            log.info("tool calls recovered from the reply text", calls=[c.name for c in calls], **recovered)
+        # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone
+        # surrogate: clean it here, with the store's own sanitiser, so the workflow sees what the store holds.
+        content = clean_text(content) if content is not None else None
+        calls = [ToolCall(id=clean_text(c.id or ""), name=clean_text(c.name or ""), arguments=clean_text(c.arguments or ""),
+                          digest=digest(clean_text(c.arguments or ""))) for c in calls]
+        usage = usage_of(resp, info)
+        steps = [
+            *req.pending_steps,
+            StepRecord(
+                seq=req.step_seq,
+                phase=req.phase,
+                type=StepType.LLM_RESPONSE,
+                content=_clip(content),
+                metadata={"model": resp.model or model, "usage": usage.model_dump(), "tool_calls": len(calls),
+                          "request_tokens_estimate": estimate_tokens(messages, tools), **recovered},
+            ),
+            *(
+                StepRecord(
+                    seq=req.step_seq + 1 + i,
+                    phase=req.phase,
+                    type=StepType.TOOL_CALL,
+                    content=f"{c.name}({_clip(c.arguments, 1000)})",
+                    metadata={"tool": c.name, "tool_call_id": c.id},
+                )
+                for i, c in enumerate(calls)
+            ),
+        ]
+        assistant = ChatMessage(
+            seq=seq,
+            role="assistant",
+            content=content,
+            tool_calls=calls,
+            meta={"usage": usage.model_dump(), "model": resp.model or model, "steps_written": len(steps) - len(req.pending_steps),
+                  "phase": req.phase.value, "plan": req.phase == Phase.PLAN and not calls},
+        )
+        total = req.usage_before.plus(usage)
+        await with_db_retry(
+            lambda: self.store.save_llm_turn(req.task_id, [*req.append, assistant], steps, total),
+            give_up_after_s=retry_db,
+            what="store reply",
+        )
+        log.info("llm reply", seq=seq, tool_calls=[c.name for c in calls], tokens=usage.total_tokens)
+        return self._turn_from(assistant)
+
+    async def _complete(self, log: FilteringBoundLogger, model: str, messages: list[dict], extra: dict) -> ChatCompletion:
+        try:
+            # build_request's dicts are the wire format's messages; the SDK's TypedDicts describe the same shape
+            wire = cast("list[ChatCompletionMessageParam]", messages)
+            resp = await self.client.chat.completions.create(model=model, messages=wire, **extra)
+        except Exception as e:  # noqa: BLE001 - every provider error becomes a classified Temporal error
+            err = classify_error(e)
+            log.warning("llm call failed", error=err.message, retryable=not err.non_retryable)
+            raise err from e
+        if not resp.choices:
+            raise ApplicationError("LLM provider returned no choices", type="LlmTransientError")
+        return resp
+
+    def _route(self, phase: Phase, task_model: str | None) -> tuple[str, ModelInfo]:
+        model = choose_model(phase, task_model, self.settings.model, self.settings.code_model)
+        return model, model_info(model, self.settings.model_config_file)
+
+    # ------------------------------------------------------------------ context
+
+    async def _conversation(self, task_id: str, message_count: int, append: list[ChatMessage]) -> list[ChatMessage]:
+        stored = await with_db_retry(
+            lambda: self.store.load_messages(task_id, message_count), give_up_after_s=self.settings.db_retry_s,
+            what="load conversation",
+        )
+        by_seq = {m.seq: m for m in stored} | {m.seq: m for m in append}
+        if sorted(by_seq) != list(range(message_count)):
+            missing = sorted(set(range(message_count)) - set(by_seq))
+            raise ApplicationError(f"conversation of task {task_id} is missing messages {missing[:10]}", type="ConversationGap")
+        return [by_seq[i] for i in range(message_count)]
+
+    def _fit(self, messages: list[ChatMessage], cond: Condensation | None, tools: list, info: ModelInfo) -> list[dict]:
+        """The request as sent: whole if it fits, else with older tool results elided; if even that does not
+        fit, ask the workflow to condense (ContextOverflow)."""
+        limit = int(info.context_window * self.settings.context_threshold)
+        request = build_request(messages, cond, elide=False)
+        if estimate_tokens(request, tools) <= limit:
+            return request
+        request = build_request(messages, cond, elide=True)
+        size = estimate_tokens(request, tools)
+        if size <= limit:
+            return request
+        raise ApplicationError(
+            f"the conversation (~{size} tokens) exceeds {limit} tokens ({self.settings.context_threshold:.0%} of the "
+            f"{info.context_window}-token window)", type=CONTEXT_OVERFLOW_TYPE, non_retryable=True,
+        )
+
+    @activity.defn(name="condense_conversation")
+    async def condense(self, req: CondenseRequest) -> CondenseResult:
+        """Summarise older turns (everything but the protected messages and the latest turns) with one LLM call."""
+        log = activity_logger(req.task_id).bind(phase=req.phase)
+        retry_db = self.settings.db_retry_s
+        messages = await self._conversation(req.task_id, req.message_count, req.append)
+        previous = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
+        floor = previous.upto_seq if previous else 0
+        cut = next((c for keep in (4, 2, 1) if (c := turn_start(messages, keep)) is not None and c > floor), None)
+        if cut is None:
+            raise ApplicationError("the conversation cannot be condensed further: its latest turn alone is too large "
+                                   "for the model's context window", type="ContextExhausted", non_retryable=True)
+        older = [m for m in messages if floor <= m.seq < cut and not is_protected(m)]
+        turns = sum(1 for m in older if m.role == "assistant") + (previous.turns if previous else 0)
+        model, info = self._route(req.phase, req.model)
+        text = transcript(older, previous, max_chars=int(info.context_window * self.settings.context_threshold * 2))
+        async with heartbeating():
+            try:
+                resp = await self.client.chat.completions.create(
+                    model=model, messages=[{"role": "system", "content": CONDENSE_PROMPT}, {"role": "user", "content": text}]
+                )
+            except Exception as e:  # noqa: BLE001
+                raise classify_error(e) from e
+        summary = (resp.choices[0].message.content or "").strip() if resp.choices else ""
+        if not summary:
+            raise ApplicationError("the model returned an empty summary", type="LlmTransientError")
+        condensation = Condensation(upto_seq=cut, summary=summary, turns=turns)
+        await with_db_retry(lambda: self.store.save_condensation(req.task_id, condensation), give_up_after_s=retry_db,
+                            what="store summary")
+        log.info("conversation condensed", upto_seq=cut, messages=len(older), turns=turns)
+        return CondenseResult(upto_seq=cut, condensed_messages=len(older), usage=usage_of(resp, info))
+
+
+def _tool_params() -> dict[str, tuple[str, ...]]:
+    """Each tool's argument names in declaration order (a call written `file_write("a.txt", "hi")` maps its
+    positional values in that order)."""
+    return {name: tuple(spec.args.model_fields) for name, spec in REGISTRY.items()}
+
+
+def reply_calls(reply: object, finish_reason: str | None, seq: int, offered: list[str]) -> tuple[str | None, list[ToolCall], dict]:
+    """The reply's text and tool calls, whichever way the model wrote them: native `tool_calls` (arguments
+    normalised), else calls written into the text (fenced JSON, <tool_call> tags, a bare object). The dict says
+    what was recovered, for the step's metadata and the log ({} when the reply needed no help)."""
+    params = _tool_params()
+    content = getattr(reply, "content", None)
+    native = [c for c in (getattr(reply, "tool_calls", None) or []) if getattr(c, "function", None) is not None]
+    if native:
+        calls = []
+        for c in native:
+            raw = c.function.arguments or ""
+            args = normalise_arguments(raw, params.get(c.function.name)) if raw.strip() else "{}"
+            calls.append(ToolCall(id=c.id, name=c.function.name, arguments=args, digest=digest(args)))
+        return content, calls, {}
+    # only names of real tools count, so JSON in prose (a config file shown to the user) stays prose; a tool
+    # of another phase is still taken, so the workflow can tell the model it is not available here
+    found = recover_calls(content, params, cut_off=finish_reason == "length")
+    if not found.calls:
+        return content, [], {}
+    calls = [ToolCall(id=f"call_{seq}_{i}", name=c.name, arguments=c.arguments, digest=digest(c.arguments))
+             for i, c in enumerate(found.calls)]
+    info = {"recovered_calls": len(calls), **({"dropped_calls": found.dropped} if found.dropped else {})}
+    if offered and not any(c.name in offered for c in calls):
+        info["not_offered"] = True
+    return found.content, calls, info
+
+
+def _with_usage_of(resp: ChatCompletion, earlier: ChatCompletion) -> ChatCompletion:
+    """`resp` with the token usage of both calls, so an empty reply asked again is still paid for."""
+    a, b = getattr(resp, "usage", None), getattr(earlier, "usage", None)
+    if a is None or b is None:
+        return resp
+    a.prompt_tokens = (a.prompt_tokens or 0) + (b.prompt_tokens or 0)
+    a.completion_tokens = (a.completion_tokens or 0) + (b.completion_tokens or 0)
+    a.total_tokens = (a.total_tokens or 0) + (b.total_tokens or 0)
+    da, db = getattr(a, "prompt_tokens_details", None), getattr(b, "prompt_tokens_details", None)
+    if da is not None and db is not None:
+        da.cached_tokens = (da.cached_tokens or 0) + (db.cached_tokens or 0)
+    return resp
+
+
+def usage_of(resp: object, info: ModelInfo) -> TokenUsage:
+    u = getattr(resp, "usage", None)
+    details = getattr(u, "prompt_tokens_details", None)
+    usage = TokenUsage(
+        prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(u, "completion_tokens", 0) or 0,
+        total_tokens=getattr(u, "total_tokens", 0) or 0,
+        cached_tokens=getattr(details, "cached_tokens", 0) or 0,
+    )
+    return usage.model_copy(update={"cost_usd": round(info.cost(usage), 8)})

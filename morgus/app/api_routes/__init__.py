@@ -1,0 +1,30 @@
+"""The API's routes, one module per resource. `api_router()` is the ONLY way routes reach the app under /api, and
+it puts the token check (`authorized`) on the router itself, so a route added to any of these modules is guarded
+with no line of its own (tests/test_api_routes.py checks every route of the built app).
+
+- health.py: /healthz (open: a load balancer's probe, it reveals nothing about tasks)
+- meta.py: /api/config
+- tasks.py: /api/tasks and a task's steps, artifacts, answer and cancel
+- events.py: /api/events, the live Server-Sent Events stream
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from morgus.app.api_deps import authorized
+from morgus.app.api_routes import events, health, meta, tasks
+
+__all__ = ["api_router", "open_router"]
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
+    for module in (meta, tasks, events):
+        api.include_router(module.router)
+    return api
+
+
+def open_router() -> APIRouter:
+    """The routes outside /api that need no token."""
+    return health.router

@@ -1,0 +1,135 @@
+"""/api/tasks: start, list and inspect tasks, a task's steps and artifacts, answer its question, cancel it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query
+
+from morgus.app.api_deps import (
+    ClientDep,
+    SettingsDep,
+    StoreDep,
+    row_or_404,
+    task_id_of,
+    view,
+)
+from morgus.app.api_errors import READ_ERRORS, WRITE_ERRORS
+from morgus.app.api_models import (
+    AnswerBody,
+    ArtifactsView,
+    CancelBody,
+    OkView,
+    StepsView,
+    TaskCreate,
+    TaskDetail,
+    TaskPage,
+    TaskView,
+    check_line,
+)
+from morgus.contracts import Budget, Phase, TaskInput, TaskLimits, TaskStatus
+
+MAX_PAGE = 200
+PG_INT_MAX = 2**31 - 1
+
+router = APIRouter()
+
+
+def parse_cursor(cursor: str | None) -> str | None:
+    """`next_cursor` is `<created_at ISO>|<task uuid>`; anything else is the client's mistake (422), not ours."""
+    if cursor is None:
+        return None
+    ts, sep, tid = cursor.partition("|")
+    try:
+        if not sep:
+            raise ValueError
+        datetime.fromisoformat(ts)
+        UUID(tid)
+    except ValueError:
+        raise ValueError("cursor: not a cursor this API gave out; pass next_cursor from the previous page") from None
+    return cursor
+
+
+@router.post("/tasks", status_code=201, response_model=TaskView, responses=WRITE_ERRORS)
+async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, client: ClientDep) -> TaskView:
+    from morgus.app.tasks import start_task
+    from morgus.ids import new_task_id, workflow_id_for
+
+    task = TaskInput(title=body.title, description=body.description, model=body.model,
+                     repo_url=body.repo_url, budget=Budget(**body.budget.model_dump()),
+                     limits=TaskLimits(require_work=settings.require_work))
+    task_id = new_task_id()
+    await store.insert_pending(task_id, workflow_id_for(task_id), task.display_title(), task.description, task.model)
+    try:
+        await start_task(client, task, task_queue=settings.task_queue, task_id=task_id)
+    except Exception as e:  # noqa: BLE001 - never leave a task "pending" that will never run
+        message = f"could not start the task: Temporal refused or is unreachable ({type(e).__name__})"
+        await store.mark_failed_to_start(task_id, message)
+        raise HTTPException(503, message) from None
+    return view(TaskView, await store.fetch_task(task_id))
+
+
+@router.get("/tasks", response_model=TaskPage, responses=READ_ERRORS)
+async def list_tasks(store: StoreDep, status: TaskStatus | None = None, phase: Phase | None = None,
+                     q: str | None = Query(default=None, max_length=200, description="words in the title or description (no wildcards)"),
+                     limit: int = Query(default=50, ge=1, le=MAX_PAGE),
+                     cursor: str | None = Query(default=None, max_length=200, description="next_cursor of the previous page")) -> TaskPage:
+    try:
+        check_line(q, "q")
+        parse_cursor(cursor)
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from None
+    rows, next_cursor = await store.search_tasks(status=status, phase=phase, q=q, limit=limit, cursor=cursor)
+    counts = await store.count_by_status()
+    return view(TaskPage, {"tasks": rows, "next_cursor": next_cursor, "counts": counts})
+
+
+@router.get("/tasks/{task_id}", response_model=TaskDetail, responses=READ_ERRORS)
+async def get_task(task_id: str, settings: SettingsDep, store: StoreDep) -> TaskDetail:
+    tid = task_id_of(task_id)
+    return view(TaskDetail, await row_or_404(store, tid) | {
+        "temporal_url": f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/task-{tid}"})
+
+
+@router.get("/tasks/{task_id}/steps", response_model=StepsView, responses=READ_ERRORS)
+async def get_steps(task_id: str, store: StoreDep, after: int = Query(default=-1, ge=-1, le=PG_INT_MAX)) -> StepsView:
+    tid = task_id_of(task_id)
+    await row_or_404(store, tid)
+    return view(StepsView, {"steps": await store.fetch_steps(tid, after=after)})
+
+
+@router.get("/tasks/{task_id}/artifacts", response_model=ArtifactsView, responses=READ_ERRORS)
+async def get_artifacts(task_id: str, store: StoreDep) -> ArtifactsView:
+    tid = task_id_of(task_id)
+    await row_or_404(store, tid)
+    return view(ArtifactsView, {"artifacts": await store.fetch_artifacts(tid)})
+
+
+@router.post("/tasks/{task_id}/answer", response_model=OkView, responses=WRITE_ERRORS)
+async def answer(task_id: str, body: AnswerBody, store: StoreDep, client: ClientDep) -> OkView:
+    from morgus.app.tasks import TaskOpError, answer_task
+
+    tid = task_id_of(task_id)
+    await row_or_404(store, tid)
+    try:
+        await answer_task(client, tid, body.text)
+    except TaskOpError as e:
+        raise HTTPException(409, str(e)) from None
+    return OkView(ok=True)
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=OkView, responses=WRITE_ERRORS)
+async def cancel(task_id: str, store: StoreDep, client: ClientDep, body: CancelBody | None = None) -> OkView:
+    """The body is optional, but the request must still say `Content-Type: application/json` (no cross-site form can)."""
+    from morgus.app.tasks import TaskOpError, cancel_task
+
+    tid = task_id_of(task_id)
+    row = await row_or_404(store, tid)
+    if row["status"] == TaskStatus.cancelled:
+        raise HTTPException(409, f"task {tid} is already cancelled")
+    try:
+        await cancel_task(client, tid, (body or CancelBody()).reason)
+    except TaskOpError as e:
+        raise HTTPException(409, str(e)) from None
+    return OkView(ok=True)

