@@ -132,6 +132,10 @@ class ResumeState(BaseModel):
     work_nudged: bool = False
     built: bool = False
     work_waived: bool = False
+    # EXECUTE's last command failed and nothing was deployed since; whether the model was told so (once a phase,
+    # workflow.patched "execute-failed-run-v1")
+    last_run_failed: bool = False
+    failure_nudged: bool = False
     # the tools that reported success in this task (sorted, each once): the final summary says what they did,
     # whatever the model claims (workflow.patched "checked-summary-v1")
     succeeded_tools: list[str] = Field(default_factory=list)

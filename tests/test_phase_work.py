@@ -95,10 +95,26 @@ async def test_a_task_that_built_nothing_never_completes_silently(client, store,
 
 async def test_execute_needs_a_run_or_a_deployment(client, store, settings, worker, llm):
     marker = llm.add("exec", [{"content": "r"}, {"content": "p"}, write("a.txt"), {"content": "built"},
-                              {"content": "It works."}, shell("false"), {"content": "ran (it failed, that is a run)"}])
+                              {"content": "It works."}, shell("false"), {"content": "ran (it failed, that is a run)"},
+                              {"content": "It cannot be fixed here: false always fails."}])
     handle = await start(client, settings, marker, limits=WORK)
     assert (await handle.result()).status == "completed"
-    assert sum("nothing has run yet" in m for m in said_to_model(llm, marker)) == 1
+    said = said_to_model(llm, marker)
+    assert sum("nothing has run yet" in m for m in said) == 1
+    # the failed run is work, but it is pointed out once (execute-failed-run-v1); the second reply ends the phase
+    assert sum(m.startswith("Your last command failed and nothing is deployed") for m in said) == 1
+
+
+async def test_execute_told_of_a_failed_run_then_fixes_it(client, store, settings, worker, llm):
+    marker = llm.add("exec-fix", [{"content": "r"}, {"content": "p"}, write("a.txt"), {"content": "built"},
+                                  shell("cat missing.txt"), {"content": "Ran it."}, shell("cat a.txt"),
+                                  {"content": "It prints x."}, {"content": "done"}])
+    handle = await start(client, settings, marker, limits=WORK)
+    assert (await handle.result()).status == "completed"
+    said = said_to_model(llm, marker)
+    assert sum(m.startswith("Your last command failed") for m in said) == 1
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert [s["phase"] for s in steps if s["type"] == "PHASE_START"][-1] == "FINALIZE"
 
 
 async def test_iteration_cap_moves_research_on_and_asks_in_build(client, store, settings, worker, llm):

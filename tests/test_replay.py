@@ -120,6 +120,27 @@ async def test_fresh_checked_summary_history_replays(client, store, settings, wo
             (HISTORIES / f"task-summary-v7-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
 
 
+async def test_fresh_failed_run_history_replays(client, store, settings, worker, llm):
+    """execute-failed-run-v1: EXECUTE's failed last run is pointed out once before the phase may end."""
+    from morgus.contracts import TaskLimits
+
+    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
+    bad = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat missing.txt"}}]}
+    good = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    marker = llm.add("replay-failed-run", [{"content": "r"}, {"content": "p"}, write, {"content": "b"}, bad,
+                                           {"content": "ran"}, good, {"content": "ran again"}, {"content": "done"}])
+    handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
+    assert (await handle.result()).status == "completed"
+    said = " ".join(str(m["content"]) for m in llm.requests_for("replay-failed-run")[-1].body["messages"])
+    assert "Your last command failed" in said  # the patched branch
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    for wf in runs:
+        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
+        await replayer().replay_workflow(history)
+        if os.environ.get("MORGUS_RECORD_HISTORIES"):
+            (HISTORIES / f"task-failed-run-v8-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+
+
 async def test_fresh_history_replays(client, store, settings, worker, llm):
     marker = llm.add("replay", rich_script())
     handle = await start(client, settings, marker)

@@ -109,6 +109,11 @@ PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_in
 
 # ask_user arguments are cleaned (NUL, lone surrogates) before validation
 ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
+# EXECUTE whose last command failed, with nothing deployed since, is told so once before it may end.
+EXECUTE_FAILED_RUN_PATCH = "execute-failed-run-v1"
+FAILED_RUN_NUDGE = ("Your last command failed and nothing is deployed. Run a command that works, or deploy the result "
+                    "with a deploy tool; if the failure cannot be fixed in this phase, reply without a tool call and "
+                    "say why.")
 # A completed task's summary ends with what the tools reported (files, runs, deployments, commits).
 CHECKED_SUMMARY_PATCH = "checked-summary-v1"
 # The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
@@ -295,6 +300,7 @@ class TaskWorkflow:
         self._state.phase_started = True
         self._state.iteration = 0
         self._state.phase_worked = self._state.work_nudged = False
+        self._state.last_run_failed = self._state.failure_nudged = False
 
     async def _agent_loop(self, spec: PhaseSpec) -> None:
         limit = self._input.limits.max_iterations_per_phase
@@ -432,11 +438,22 @@ class TaskWorkflow:
         if phase is Phase.EXECUTE and ((call.name == "shell_exec" and outcome.ran)
                                        or (call.name in DEPLOY_TOOLS and outcome.ok)):
             st.phase_worked = True
+        if phase is Phase.EXECUTE and call.name == "shell_exec" and outcome.ran:
+            st.last_run_failed = not outcome.ok
+        if phase is Phase.EXECUTE and call.name in DEPLOY_TOOLS and outcome.ok:
+            st.last_run_failed = False
 
     async def _phase_may_end(self, spec: PhaseSpec) -> bool:
         """A reply without a tool call ends the phase once its work is shown. Otherwise the model is told once;
         if it still has nothing, the user decides: move on anyway, retry (their words reach the model), or stop."""
         st = self._state
+        if (st.phase_worked and st.last_run_failed and not st.failure_nudged and self._input.limits.require_work
+                and spec.phase is Phase.EXECUTE and workflow.patched(EXECUTE_FAILED_RUN_PATCH)):
+            # a failing run is EXECUTE's work, but ending on it leaves the task undeployed: said once (a 1.5B model
+            # ran a missing script, exit 1, then wrote "Deploy 'site' with deploy_local" as text and stopped)
+            st.failure_nudged = True
+            self._queue_message("user", FAILED_RUN_NUDGE)
+            return False
         if spec.needs_work is None or not self._input.limits.require_work or st.phase_worked:
             return True
         if not st.work_nudged:
