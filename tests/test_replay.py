@@ -26,6 +26,18 @@ def replayer() -> Replayer:
     return Replayer(workflows=[TaskWorkflow], data_converter=pydantic_data_converter)
 
 
+async def replay_every_run(client, handle, record_as: str) -> None:
+    """Replay each run of the task's workflow (continue-as-new makes several); with MORGUS_RECORD_HISTORIES=1
+    also record them as tests/histories/<record_as>-run<N>.json, N counting from the first run."""
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    for wf in runs:
+        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
+        await replayer().replay_workflow(history)
+        if os.environ.get("MORGUS_RECORD_HISTORIES"):
+            HISTORIES.mkdir(exist_ok=True)
+            (HISTORIES / f"{record_as}-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+
+
 def rich_script() -> list[dict]:
     """Exercises every workflow branch: tools, a rejected call, ask_user, several phases, a sandbox command."""
     return [
@@ -71,12 +83,7 @@ async def test_fresh_phase_work_history_replays(client, store, settings, worker,
         assert branch in said or branch == "moving on with what it has", branch
     steps = await store.fetch_steps(task_id_of(handle))
     assert any("moving on with what it has" in s["content"] for s in steps)
-    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    for wf in runs:
-        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
-        await replayer().replay_workflow(history)
-        if os.environ.get("MORGUS_RECORD_HISTORIES"):
-            (HISTORIES / f"task-work-v5-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+    await replay_every_run(client, handle, record_as="task-work-v5")
 
 
 async def test_fresh_loop_choices_history_replays(client, store, settings, worker, llm):
@@ -93,12 +100,7 @@ async def test_fresh_loop_choices_history_replays(client, store, settings, worke
     assert "'move on' to go to the next phase" in row["pending_question"]  # the patched branch
     await handle.execute_update("answer", {"text": "move on"}, result_type=str)
     assert (await handle.result()).status == "completed"
-    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    for wf in runs:
-        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
-        await replayer().replay_workflow(history)
-        if os.environ.get("MORGUS_RECORD_HISTORIES"):
-            (HISTORIES / f"task-loop-v6-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+    await replay_every_run(client, handle, record_as="task-loop-v6")
 
 
 async def test_fresh_checked_summary_history_replays(client, store, settings, worker, llm):
@@ -112,12 +114,7 @@ async def test_fresh_checked_summary_history_replays(client, store, settings, wo
     handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
     result: TaskResult = await handle.result()
     assert result.summary.endswith("nothing deployed; nothing committed.")  # the patched branch
-    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    for wf in runs:
-        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
-        await replayer().replay_workflow(history)
-        if os.environ.get("MORGUS_RECORD_HISTORIES"):
-            (HISTORIES / f"task-summary-v7-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+    await replay_every_run(client, handle, record_as="task-summary-v7")
 
 
 async def test_fresh_failed_run_history_replays(client, store, settings, worker, llm):
@@ -133,12 +130,7 @@ async def test_fresh_failed_run_history_replays(client, store, settings, worker,
     assert (await handle.result()).status == "completed"
     said = " ".join(str(m["content"]) for m in llm.requests_for("replay-failed-run")[-1].body["messages"])
     assert "Your last command failed" in said  # the patched branch
-    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    for wf in runs:
-        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
-        await replayer().replay_workflow(history)
-        if os.environ.get("MORGUS_RECORD_HISTORIES"):
-            (HISTORIES / f"task-failed-run-v8-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+    await replay_every_run(client, handle, record_as="task-failed-run-v8")
 
 
 async def test_fresh_history_replays(client, store, settings, worker, llm):
@@ -148,13 +140,7 @@ async def test_fresh_history_replays(client, store, settings, worker, llm):
     assert await handle.execute_update("answer", {"text": "green"}, result_type=str) == "Colour?"  # the v4 update
     result: TaskResult = await handle.result()
     assert result.status == "completed"
-    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    for wf in runs:
-        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
-        await replayer().replay_workflow(history)
-        if os.environ.get("MORGUS_RECORD_HISTORIES"):
-            HISTORIES.mkdir(exist_ok=True)
-            (HISTORIES / f"task-rich-v4-run{len(runs) - runs.index(wf)}.json").write_text(history.to_json())
+    await replay_every_run(client, handle, record_as="task-rich-v4")
 
 
 async def test_invalid_input_history_replays(client, store, settings, worker):
