@@ -205,7 +205,7 @@ def recover_calls(content: str | None, tools: Mapping[str, Collection[str]], *, 
             calls.append(call)
             spans.append((start, end))
     if not calls:  # the whole reply is one arguments object that only one tool takes
-        lone = _lone_arguments(content, tools)
+        lone = _lone_arguments(content, tools) or _colon_call(content, tools, budget)
         if lone is not None:
             return Recovered(calls=[lone])
     if not calls:
@@ -329,6 +329,12 @@ def _call_end(text: str, paren: int) -> tuple[int, int]:
     return -1, read - paren + 1
 
 
+def _param_order(params: Collection[str]) -> list[str]:
+    """The parameters in the order positional values fill them: the schema's order; none for an unordered set
+    (one parameter has only one order)."""
+    return list(params) if not isinstance(params, (set, frozenset)) else sorted(params) if len(params) == 1 else []
+
+
 def _python_call(text: str, start: int, paren: int, params: Collection[str],
                  budget: list[int]) -> tuple[int, dict | None]:
     """(end, arguments) of the Python call `name(…)` at `start`; arguments None when it is not a literal call.
@@ -345,7 +351,7 @@ def _python_call(text: str, start: int, paren: int, params: Collection[str],
         named = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
     except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):  # ValueError: also a lone surrogate
         return end, None
-    order = list(params) if not isinstance(params, (set, frozenset)) else sorted(params) if len(params) == 1 else []
+    order = _param_order(params)
     if len(positional) == 1 and isinstance(positional[0], dict) and not named:  # name({"path": …})
         args = positional[0]
     elif len(positional) > len(order):  # more positional values than known parameters (or an unordered set)
@@ -383,4 +389,56 @@ def _lone_arguments(content: str, tools: Mapping[str, Collection[str]]) -> Parse
     try:
         return ParsedCall(takers[0], json.dumps(value, ensure_ascii=False, allow_nan=False))
     except (TypeError, ValueError, RecursionError):
+        return None
+
+
+_COLON_LEAD = re.compile(r"[ \t`*]*(\w+)[ \t]*:[ \t]*")
+# a value written without quotes: one word of a path or a number (no blank, comma or quote), as in `site/index.html`
+_BARE_VALUE = re.compile(r"""[^\s,"'`]+""")
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,15})(?:\.\d{1,15})?")
+_VALUE_GAP = re.compile(r"[ \t]*")
+
+
+def _colon_call(content: str, tools: Mapping[str, Collection[str]], budget: list[int]) -> ParsedCall | None:
+    """A reply that is nothing but `name: value, value…`, the tool's parameters in order: a 1.5B model wrote every
+    BUILD call as `file_write: site/index.html, "<!doctype html>…"` and copied it after each retry (docs/eval.md).
+    A value is a JSON string (raw newlines allowed) or one bare word (a path, a number); at least one value must be
+    quoted, so a one-line report such as "file_write: site/index.html" (how a phase is asked to end) stays prose,
+    and the values must run to the end of the reply."""
+    text = content.strip().strip("`").strip()
+    lead = _COLON_LEAD.match(text)
+    if lead is None or lead.group(1) not in tools:
+        return None
+    name = lead.group(1)
+    order = _param_order(tools[name])
+    decoder = json.JSONDecoder(strict=False)
+    values: list[Any] = []
+    quoted, pos = False, lead.end()
+    while len(values) < len(order):
+        if text.startswith('"', pos):
+            try:
+                value, pos, cost = _decode_at(decoder, text, pos)
+            except ValueError as e:
+                budget[0] -= e.args[1]
+                return None
+            budget[0] -= cost
+            quoted = True
+        elif (bare := _BARE_VALUE.match(text, pos)) is not None:
+            value, pos = bare.group(), bare.end()
+            if _NUMBER.fullmatch(value):
+                value = json.loads(value)
+        else:
+            return None
+        values.append(value)
+        pos = _VALUE_GAP.match(text, pos).end()  # type: ignore[union-attr]  # matches the empty string too
+        if pos == len(text):
+            break
+        if text[pos] != ",":
+            return None
+        pos = _VALUE_GAP.match(text, pos + 1).end()  # type: ignore[union-attr]
+    if pos != len(text) or not quoted:
+        return None
+    try:
+        return ParsedCall(name, json.dumps(dict(zip(order, values, strict=False)), ensure_ascii=False))
+    except (TypeError, ValueError):  # a lone surrogate from a JSON escape
         return None

@@ -111,3 +111,31 @@ def test_prose_that_mentions_a_tool_stays_prose():
                  "file_write(" + "(" * 50_000, 'file_write("' + "x" * 10_000, "file_write(__import__('os'))"):
         r = recover_calls(text, ORDERED)
         assert r.calls == [] and r.content == text, text[:60]
+
+
+def test_a_reply_that_is_name_colon_values():
+    """`file_write: site/index.html, "<!doctype html>…"` was every BUILD call of a 1.5B model in `make demo-local`
+    (copied after each retry, so BUILD never wrote a file): the values fill the parameters in order."""
+    def calls(text):
+        r = recover_calls(text, ORDERED)
+        return [(c.name, json.loads(c.arguments)) for c in r.calls], r.content
+
+    demo = ('file_write: site/index.html, "<!doctype html>\\n<html lang=\\"en\\">\\n<h1>Crumb & Co.</h1>\\n'
+            '<p>Open Mon-Sat 7:00-18:00</p>\\n</html>"')
+    assert calls(demo) == ([("file_write", {"path": "site/index.html", "content": (
+        '<!doctype html>\n<html lang="en">\n<h1>Crumb & Co.</h1>\n<p>Open Mon-Sat 7:00-18:00</p>\n</html>')})], None)
+    assert calls('file_write: a.txt, "one\ntwo"')[0] == [("file_write", {"path": "a.txt", "content": "one\ntwo"})]
+    assert calls('`shell_exec: "ls -la", 30`')[0] == [("shell_exec", {"command": "ls -la", "timeout_s": 30})]
+    assert calls('file_write: "a.txt", "hi"')[0] == [("file_write", {"path": "a.txt", "content": "hi"})]
+
+
+def test_colon_lines_that_are_not_calls_stay_prose():
+    """The one-line report a phase ends with, prose after the values, more values than parameters, an unknown
+    name, an unclosed string: all stay text, each read once (a 1 MB unclosed string is not rescanned)."""
+    for text in ("file_write: site/index.html", "file_write: site/index.html, index.css",
+                 'file_write: a.txt, "x" and then I deployed it', 'file_write: "a", "b", "c"',
+                 'Note: "x"', 'deploy_local: "site"', 'file_write: a b, "c"', 'file_write: a, "unclosed',
+                 "file_write: , \"x\"", 'file_write: a, "' + "x" * 1_000_000,
+                 'Plan:\nfile_write: a.txt, "hi"'):
+        r = recover_calls(text, ORDERED)
+        assert r.calls == [] and r.content == text, text[:60]

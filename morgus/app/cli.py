@@ -90,7 +90,9 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
             from morgus.local_model import worker_env as local_env
 
             stack.local_model = start_local_model(settings, progress=lambda m: out.print(m, markup=False))
-            worker_env = local_env(settings, stack.local_model)
+            from morgus.app.network import offline_env
+
+            worker_env = {**local_env(settings, stack.local_model), **offline_env(settings, out)}
         if worker:
             stack.start_worker(worker_env)
         stack.start_api()

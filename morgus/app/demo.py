@@ -39,7 +39,9 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 
             console.print("Starting the local model (built and joined once into MORGUS_HOME; later runs reuse it)…")
             stack.local_model = start_local_model(settings, progress=lambda m: console.print(m, markup=False))
-            env = {**worker_env(settings, stack.local_model), "OPENAI_API_KEY": "local"}
+            from morgus.app.network import offline_env
+
+            env = {**worker_env(settings, stack.local_model), "OPENAI_API_KEY": "local", **offline_env(settings, console)}
             task = TaskInput(title="Bakery page (local model)", description=LOCAL_DEMO_TASK,
                              model=stack.local_model.alias)
             answer_text = LOCAL_DEMO_ANSWER

@@ -1,0 +1,31 @@
+"""Whether this machine reaches the internet, asked once when `morgus up --local-model` or the local demo starts
+a worker: a model offered `search_web`/`fetch_url` with no route out spends its turns on calls that can only fail
+(a 1.5B model planned "fetch the bakery's site" on this offline machine and built nothing), and a local model is
+exactly what an offline machine runs. Workers started otherwise keep MORGUS_OFFLINE as configured."""
+
+from __future__ import annotations
+
+import socket
+
+from rich.console import Console
+
+from morgus.config import Settings
+
+PROBE_HOST = ("html.duckduckgo.com", 443)  # the default search provider's endpoint
+
+
+def internet_reachable(address: tuple[str, int] = PROBE_HOST, timeout_s: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(address, timeout=timeout_s):
+            return True
+    except OSError:  # no DNS, no route, refused, timed out
+        return False
+
+
+def offline_env(settings: Settings, console: Console) -> dict[str, str]:
+    """{"MORGUS_OFFLINE": "1"} for the worker when the web cannot be reached (said once), else {}."""
+    if settings.offline or internet_reachable():
+        return {}
+    console.print("No internet route from this machine: search_web and fetch_url are not offered to the model "
+                  "(MORGUS_OFFLINE=1 for this worker).", markup=False)
+    return {"MORGUS_OFFLINE": "1"}

@@ -1,0 +1,28 @@
+"""The internet probe behind `morgus up --local-model` and the local demo (morgus/app/network.py), on real sockets."""
+
+from __future__ import annotations
+
+import io
+import socket
+
+from rich.console import Console
+
+from morgus.app.network import internet_reachable, offline_env
+from morgus.config import Settings
+
+
+def test_a_listening_address_is_reachable_and_a_closed_one_is_not():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert internet_reachable(("127.0.0.1", port))
+    assert not internet_reachable(("127.0.0.1", port))  # closed now: refused
+    assert not internet_reachable(("no-such-host.invalid", 443))  # no DNS answer
+
+
+def test_offline_env_keeps_an_explicit_setting(tmp_path):
+    out = io.StringIO()
+    settings = Settings(MORGUS_OFFLINE="1", MORGUS_HOME=str(tmp_path))
+    assert offline_env(settings, Console(file=out)) == {}  # already offline: nothing to add, nothing said
+    assert out.getvalue() == ""
