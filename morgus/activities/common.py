@@ -1,20 +1,16 @@
-"""What every Morgus activity shares: heartbeating while it waits, and riding out a database outage."""
+"""What every Morgus activity shares: heartbeating while it waits, and a store that rides out a database outage."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
-import psycopg
-import psycopg_pool
-import structlog
 from temporalio import activity
 
-T = TypeVar("T")
-_DB_DOWN = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
+from morgus.config import Settings
+from morgus.db.retry import DbRetry
+from morgus.db.store import Store
 
 
 @contextlib.asynccontextmanager
@@ -41,19 +37,14 @@ async def heartbeating(every_s: float | None = None) -> AsyncIterator[None]:
             await task
 
 
-async def with_db_retry(op: Callable[[], Awaitable[T]], *, give_up_after_s: float, what: str) -> T:
-    """Retry `op` while the database is unreachable (heartbeating meanwhile), so an outage delays a task
-    instead of failing it. After `give_up_after_s` the error propagates and Temporal's retry takes over."""
-    deadline = time.monotonic() + give_up_after_s
-    delay = 0.5
-    while True:
-        try:
-            return await op()
-        except _DB_DOWN as e:
-            if time.monotonic() > deadline:
-                raise
-            structlog.get_logger().warning("database unavailable, retrying", what=what, error=str(e)[:200])
-            with contextlib.suppress(RuntimeError):  # outside an activity (tests, CLI) there is no heartbeat
-                activity.heartbeat(f"waiting for database: {what}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+def heartbeat_while_db_down(what: str) -> None:
+    """The store's `DbRetry.on_wait` in activities: a task waiting out a database outage is alive, not stuck."""
+    with contextlib.suppress(RuntimeError):  # outside an activity (tests, CLI) there is no heartbeat
+        activity.heartbeat(f"waiting for database: {what}")
+
+
+def activity_store(store: Store, settings: Settings) -> Store:
+    """The store as activities use it: every call rides out an outage for up to MORGUS_DB_RETRY_S, heartbeating,
+    so an outage delays a task instead of failing it; after that the error propagates and Temporal's retry
+    takes over (morgus/db/retry.py)."""
+    return store.retrying(DbRetry(give_up_after_s=settings.db_retry_s, on_wait=heartbeat_while_db_down))

@@ -18,7 +18,7 @@ from structlog.typing import FilteringBoundLogger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from morgus.activities.common import heartbeating, with_db_retry
+from morgus.activities.common import activity_store, heartbeating
 from morgus.activities.tools import REGISTRY
 from morgus.config import Settings
 from morgus.context import (
@@ -103,7 +103,7 @@ def _clip(text: str | None, limit: int = STEP_CONTENT_MAX) -> str:
 
 class LlmActivities:
     def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
+        self.store = activity_store(store, settings)
         self.settings = settings
         # Local endpoints (Ollama, vLLM, the scripted server) need no key, but the SDK insists on one.
         self.client = openai.AsyncOpenAI(
@@ -130,10 +130,9 @@ class LlmActivities:
     async def llm_call(self, req: LlmRequest) -> LlmTurn:
         log = activity_logger(req.task_id).bind(phase=req.phase)
         seq = req.message_count
-        retry_db = self.settings.db_retry_s
 
         # An earlier attempt may have stored its reply and died before reporting it: reuse it, don't pay twice.
-        existing = await with_db_retry(lambda: self.store.get_message(req.task_id, seq), give_up_after_s=retry_db, what="read reply")
+        existing = await self.store.get_message(req.task_id, seq)
         if existing is not None and existing.role == "assistant":
             log.info("llm reply already stored; reusing it", seq=seq)
             return self._turn_from(existing)
@@ -141,7 +140,7 @@ class LlmActivities:
         messages_in = await self._conversation(req.task_id, req.message_count, req.append)
         model, info = self._route(req.phase, req.model)
         tools = [REGISTRY[name].openai_schema() for name in req.tools if name in REGISTRY]
-        cond = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
+        cond = await self.store.latest_condensation(req.task_id)
         messages = self._fit(messages_in, cond, tools, info)
 
         extra: dict = {"tools": tools} if tools else {}
@@ -198,11 +197,7 @@ class LlmActivities:
                   "phase": req.phase.value, "plan": req.phase == Phase.PLAN and not calls},
         )
         total = req.usage_before.plus(usage)
-        await with_db_retry(
-            lambda: self.store.save_llm_turn(req.task_id, [*req.append, assistant], steps, total),
-            give_up_after_s=retry_db,
-            what="store reply",
-        )
+        await self.store.save_llm_turn(req.task_id, [*req.append, assistant], steps, total)
         log.info("llm reply", seq=seq, tool_calls=[c.name for c in calls], tokens=usage.total_tokens)
         return self._turn_from(assistant)
 
@@ -226,10 +221,7 @@ class LlmActivities:
     # ------------------------------------------------------------------ context
 
     async def _conversation(self, task_id: str, message_count: int, append: list[ChatMessage]) -> list[ChatMessage]:
-        stored = await with_db_retry(
-            lambda: self.store.load_messages(task_id, message_count), give_up_after_s=self.settings.db_retry_s,
-            what="load conversation",
-        )
+        stored = await self.store.load_messages(task_id, message_count)
         by_seq = {m.seq: m for m in stored} | {m.seq: m for m in append}
         if sorted(by_seq) != list(range(message_count)):
             missing = sorted(set(range(message_count)) - set(by_seq))
@@ -256,9 +248,8 @@ class LlmActivities:
     async def condense(self, req: CondenseRequest) -> CondenseResult:
         """Summarise older turns (everything but the protected messages and the latest turns) with one LLM call."""
         log = activity_logger(req.task_id).bind(phase=req.phase)
-        retry_db = self.settings.db_retry_s
         messages = await self._conversation(req.task_id, req.message_count, req.append)
-        previous = await with_db_retry(lambda: self.store.latest_condensation(req.task_id), give_up_after_s=retry_db, what="read summary")
+        previous = await self.store.latest_condensation(req.task_id)
         floor = previous.upto_seq if previous else 0
         cut = next((c for keep in (4, 2, 1) if (c := turn_start(messages, keep)) is not None and c > floor), None)
         if cut is None:
@@ -279,8 +270,7 @@ class LlmActivities:
         if not summary:
             raise ApplicationError("the model returned an empty summary", type="LlmTransientError")
         condensation = Condensation(upto_seq=cut, summary=summary, turns=turns)
-        await with_db_retry(lambda: self.store.save_condensation(req.task_id, condensation), give_up_after_s=retry_db,
-                            what="store summary")
+        await self.store.save_condensation(req.task_id, condensation)
         log.info("conversation condensed", upto_seq=cut, messages=len(older), turns=turns)
         return CondenseResult(upto_seq=cut, condensed_messages=len(older), usage=usage_of(resp, info))
 

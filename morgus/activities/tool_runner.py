@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio import activity
 
-from morgus.activities.common import heartbeating, with_db_retry
+from morgus.activities.common import activity_store, heartbeating
 from morgus.activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolSpec, workspace_state
 from morgus.config import Settings
 from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest
@@ -58,7 +58,7 @@ def parse_arguments(spec: ToolSpec, raw: str) -> Any:
 
 class ToolActivities:
     def __init__(self, store: Store, settings: Settings, backend: Any = None) -> None:
-        self.store = store
+        self.store = activity_store(store, settings)
         self.settings = settings
         self.backend = backend  # this worker's sandbox backend, for sandbox tools
 
@@ -75,9 +75,8 @@ class ToolActivities:
 
     async def execute(self, spec: ToolSpec, req: ToolRequest) -> ToolOutcome:
         log = activity_logger(req.task_id).bind(tool=spec.name, call_id=req.call.id)
-        retry_db = self.settings.db_retry_s
 
-        done = await with_db_retry(lambda: self.store.get_message(req.task_id, req.result_seq), give_up_after_s=retry_db, what="read result")
+        done = await self.store.get_message(req.task_id, req.result_seq)
         if done is not None and done.tool_call_id == req.call.id:
             log.info("tool result already stored; not running the tool again")
             return ToolOutcome(ok=bool(done.meta.get("ok", True)), preview=(done.content or "")[:PREVIEW_MAX],
@@ -86,7 +85,7 @@ class ToolActivities:
 
         raw = req.call.arguments
         if raw is None:
-            holder = await with_db_retry(lambda: self.store.get_message(req.task_id, req.assistant_seq), give_up_after_s=retry_db, what="read call")
+            holder = await self.store.get_message(req.task_id, req.assistant_seq)
             raw = holder.full_arguments(req.call.id) if holder else ""
 
         ctx = ToolContext(task_id=req.task_id, phase=req.phase, settings=self.settings, call_id=req.call.id,
@@ -134,10 +133,6 @@ class ToolActivities:
             content=output.content,
             meta={"ok": output.ok, "steps_written": len(steps), "tool": spec.name, "changed": changed, "ran": ran},
         )
-        await with_db_retry(
-            lambda: self.store.save_tool_result(req.task_id, message, steps, output.artifacts),
-            give_up_after_s=retry_db,
-            what="store tool result",
-        )
+        await self.store.save_tool_result(req.task_id, message, steps, output.artifacts)
         return ToolOutcome(ok=output.ok, preview=output.content[:PREVIEW_MAX], steps_written=len(steps),
                            digest=digest(output.content), changed=changed, ran=ran)

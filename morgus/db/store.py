@@ -3,10 +3,23 @@
 Writes are idempotent: step and artifact ids are derived from the task id and a workflow-allocated sequence
 (`ON CONFLICT DO NOTHING`), task-row updates carry absolute values, and a conversation slot is an upsert, so an
 activity retried after a crash or a replayed workflow never duplicates a row.
+
+A turn is written by one method, in one transaction: `save_llm_turn` (the messages the workflow queued, the model's
+reply, the turn's steps and the task's usage so far) and `save_tool_result` (the result message, its steps and
+artifacts). The task's usage is written as an absolute total the workflow owns: with each LLM turn here, and once
+more by the final projection (`apply_projection`, which also covers a condensation not followed by a turn). The
+sequence numbers they carry are decided by the workflow's ledger (morgus/workflows/ledger.py), never here.
+
+Riding out an outage is the store's job too, once: the activities' store is `store.retrying(DbRetry(...))` and every
+public method below is `@retried` (morgus/db/retry.py), so callers just await it.
+
+Longer than ~300 lines because it is all the SQL in one place: a reader checks every statement against the schema
+(morgus/db/migrations/) in this one file.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from typing import Any
@@ -27,6 +40,7 @@ from morgus.contracts import (
     TaskRowUpdate,
     TokenUsage,
 )
+from morgus.db.retry import DbRetry, retried
 from morgus.ids import artifact_id, step_id
 from morgus.text import clean_json, clean_text
 
@@ -83,7 +97,8 @@ def like_escape(text: str) -> str:
 
 
 class Store:
-    def __init__(self, dsn: str, *, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, *, max_size: int = 10, db_retry: DbRetry | None = None) -> None:
+        self.db_retry = db_retry  # None: a call fails at once when the database is unreachable
         self.pool = AsyncConnectionPool(
             dsn,
             min_size=1,
@@ -95,6 +110,13 @@ class Store:
             kwargs={"autocommit": False, "connect_timeout": 5},
         )
 
+    def retrying(self, db_retry: DbRetry) -> Store:
+        """This store (the same pool) with every call riding out an outage as `db_retry` says; for activities.
+        The owner of the original opens and closes the pool."""
+        view = copy.copy(self)
+        view.db_retry = db_retry
+        return view
+
     async def open(self) -> None:
         await self.pool.open(wait=False)
 
@@ -103,6 +125,7 @@ class Store:
 
     # ------------------------------------------------------------------ conversation
 
+    @retried
     async def load_messages(self, task_id: str, upto: int) -> list[ChatMessage]:
         async with self.pool.connection() as conn:
             rows = await (
@@ -112,6 +135,7 @@ class Store:
             ).fetchall()
         return [ChatMessage.model_validate(r[0]) for r in rows]
 
+    @retried
     async def get_message(self, task_id: str, seq: int) -> ChatMessage | None:
         async with self.pool.connection() as conn:
             row = await (
@@ -164,6 +188,7 @@ class Store:
             (*_usage_values(usage), task_id),
         )
 
+    @retried
     async def latest_condensation(self, task_id: str) -> Condensation | None:
         async with self.pool.connection() as conn:
             row = await (
@@ -174,6 +199,7 @@ class Store:
             ).fetchone()
         return Condensation(*row) if row else None
 
+    @retried
     async def save_condensation(self, task_id: str, c: Condensation) -> None:
         async with self.pool.connection() as conn, conn.cursor() as cur:
             await cur.execute(
@@ -182,23 +208,28 @@ class Store:
                 (task_id, c.upto_seq, c.summary, c.turns),
             )
 
+    @retried
     async def save_llm_turn(
         self, task_id: str, messages: list[ChatMessage], steps: list[StepRecord], usage_total: TokenUsage
     ) -> None:
-        """One transaction: the appended messages, the assistant reply, its steps and the task's usage."""
+        """An LLM turn, in one transaction: the appended messages, the assistant reply, its steps (the turn's own and
+        those the workflow deferred to it) and the task's usage total."""
         async with self.pool.connection() as conn, conn.cursor() as cur:
             await self._put_messages(cur, task_id, messages)
             await self._put_steps(cur, task_id, steps)
             await self._put_usage(cur, task_id, usage_total)
 
+    @retried
     async def save_tool_result(
         self, task_id: str, message: ChatMessage, steps: list[StepRecord], artifacts: list[ArtifactRecord]
     ) -> None:
+        """A tool turn, in one transaction: the result message, its steps and its artifacts."""
         async with self.pool.connection() as conn, conn.cursor() as cur:
             await self._put_messages(cur, task_id, [message])
             await self._put_steps(cur, task_id, steps)
             await self._put_artifacts(cur, task_id, f"tool:{message.seq}", artifacts)
 
+    @retried
     async def apply_projection(self, batch: ProjectionBatch) -> None:
         async with self.pool.connection() as conn, conn.cursor() as cur:
             await cur.execute(
@@ -229,6 +260,7 @@ class Store:
             sets.append("completed_at = coalesce(completed_at, now())")
         await cur.execute(f"update tasks set {', '.join(sets)} where id = %s", (*args, task_id))
 
+    @retried
     async def insert_pending(self, task_id: str, workflow_id: str, title: str, description: str, model: str | None) -> None:
         """The API shows a task the moment it is submitted, before a worker picks it up."""
         async with self.pool.connection() as conn:
@@ -238,6 +270,7 @@ class Store:
                 (task_id, workflow_id, title, description, model),
             )
 
+    @retried
     async def mark_failed_to_start(self, task_id: str, message: str) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
@@ -248,6 +281,7 @@ class Store:
 
     # ------------------------------------------------------------------ reads (CLI, API, tests)
 
+    @retried
     async def search_tasks(self, *, status: str | None, phase: str | None, q: str | None, limit: int,
                            cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; `cursor` is the opaque `next_cursor` of the previous page (created_at|id)."""
@@ -266,16 +300,19 @@ class Store:
         rows = rows[:limit]
         return rows, (f"{rows[-1]['created_at'].isoformat()}|{rows[-1]['id']}" if more else None)
 
+    @retried
     async def count_by_status(self) -> dict[str, int]:
         async with self.pool.connection() as conn:
             rows = await (await conn.execute("select status, count(*) from tasks group by status")).fetchall()
         return {status: n for status, n in rows}
 
+    @retried
     async def last_event_id(self) -> int:
         async with self.pool.connection() as conn:
             row = await (await conn.execute("select coalesce(max(id), 0) from task_events")).fetchone()
         return row[0] if row else 0  # an aggregate always returns its one row
 
+    @retried
     async def events_after(self, after: int, *, task_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
@@ -286,11 +323,13 @@ class Store:
             return await cur.fetchall()
 
 
+    @retried
     async def fetch_task(self, task_id: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute("select * from tasks where id = %s", (task_id,))
             return await cur.fetchone()
 
+    @retried
     async def list_tasks(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
@@ -299,11 +338,13 @@ class Store:
             )
             return await cur.fetchall()
 
+    @retried
     async def fetch_steps(self, task_id: str, after: int = -1) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute("select * from task_steps where task_id = %s and seq > %s order by seq", (task_id, after))
             return await cur.fetchall()
 
+    @retried
     async def fetch_artifacts(self, task_id: str) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute("select * from artifacts where task_id = %s order by created_at, id", (task_id,))

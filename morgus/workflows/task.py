@@ -1,16 +1,18 @@
 """TaskWorkflow: one task, five phases, each an agent loop of LLM and tool activities.
 
-Deterministic and thin: it runs the phase loop and the agent loop, numbers messages and steps, and waits for
-humans. The rules it applies live in small pure modules, each tested without a server: morgus/workflows/budget.py (when a
-limit is reached, what "raise it" means), morgus/workflows/loops.py (when the agent repeats itself), morgus/workflows/
-sandbox_lease.py (which sandbox is held, and whether it is usable), morgus/workflows/inbound.py (its input and the user's
-answers, decoded and read). The conversation lives in Postgres; activities get its length, never its content, so
+Deterministic and thin: it runs the phase loop and the agent loop, and waits for humans. The rules it applies live
+in small pure modules, each tested without a server: morgus/workflows/budget.py (when a limit is reached, what "raise
+it" means), morgus/workflows/loops.py (when the agent repeats itself), morgus/workflows/sandbox_lease.py (which sandbox
+is held, and whether it is usable), morgus/workflows/inbound.py (its input and the user's answers, decoded and read),
+morgus/workflows/ledger.py (every message and step sequence number). The conversation lives in Postgres; activities get its length, never its content, so
 history grows linearly. Activities are called through their definitions (morgus/activities/*.py), so their results are
 typed and their registered names, which the recorded histories hold, stay the same; tools (one activity per tool)
 by their name `tool:<name>`.
 
+The ledger alone decides sequence numbers: the workflow asks it for a turn's numbers and tells it what the turn wrote.
+
 Longer than ~300 lines because the human waits (budget, loop, no work shown, iteration cap, ask_user) each need the
-workflow's state and its durable wait, and the sequence numbering is still here (issue 13's ledger).
+workflow's state and its durable wait.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         AskUserArgs,
         Budget,
         CancelSignal,
-        ChatMessage,
         CondenseRequest,
         LlmRequest,
         LlmTurn,
@@ -86,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
         placeholder_input,
         starts_with,
     )
+    from morgus.workflows.ledger import Ledger
     from morgus.workflows.loops import Loop, LoopDetector, text_mark, tool_mark
     from morgus.workflows.sandbox_lease import SandboxLease
     from morgus.workflows.summary import DEPLOY_TOOLS, checked_facts
@@ -163,9 +165,8 @@ class TaskWorkflow:
         self._cancel: CancelSignal | None = None
         self._error: str | None = None
         self._last_reply = ""
-        # Steps of calls the workflow rejected, written with the next LLM turn (carried across continue-as-new).
-        self._pending_steps: list[StepRecord] = list(self._state.pending_steps)
-        self._state.pending_steps = []
+        # Message and step numbers; steps of calls the workflow rejected wait there for the next LLM turn.
+        self._ledger = Ledger(self._state)
         self._lease = SandboxLease(self._state)  # the sandbox held and the supervisor keeping it alive
         self._current_tools = True
         self._work = False  # PHASE_WORK_PATCH: phases end on shown work, caps ask, cycles count, tools fit the worker
@@ -222,7 +223,7 @@ class TaskWorkflow:
             status=self._status,
             phase=PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None,
             pending_question=self._question,
-            step_count=self._state.step_seq,
+            step_count=self._ledger.step_count,
             iteration=self._state.iteration,
             usage=self._state.usage,
             error_message=self._error,
@@ -294,7 +295,7 @@ class TaskWorkflow:
         )
         if self._input.sandbox.create_at == phase:
             await self._ensure_sandbox()
-        if self._state.message_count == 0 and not self._state.pending_messages:
+        if not self._ledger.has_messages:
             self._queue_message("system", system_message(self._input.display_title(), self._input.description))
         self._queue_message("user", spec.opening_message(self._tools(spec)))
         self._state.phase_started = True
@@ -338,16 +339,16 @@ class TaskWorkflow:
 
     async def _call_llm(self, spec: PhaseSpec) -> LlmTurn:
         st = self._state
-        step_seq = self._reserve_pending_steps()
+        slots = self._ledger.llm_slots()
         req = LlmRequest(
             task_id=self._task_id,
             phase=spec.phase,
             model=self._input.model,
-            message_count=st.message_count,
-            append=list(st.pending_messages),
+            message_count=slots.message_count,
+            append=slots.append,
             tools=list(self._offered(spec)),
-            step_seq=step_seq,
-            pending_steps=list(self._pending_steps),
+            step_seq=slots.step_seq,
+            pending_steps=slots.pending_steps,
             usage_before=st.usage,
         )
         t = self._input.timeouts
@@ -367,10 +368,7 @@ class TaskWorkflow:
                 if _error_type(e) != "ContextOverflow" or condensations == 2:
                     raise
                 await self._condense(spec, req)
-        st.message_count = turn.seq + 1  # the reply's slot
-        st.pending_messages = []
-        self._pending_steps = []
-        st.step_seq = step_seq + turn.steps_written
+        self._ledger.llm_turn_stored(slots, turn.seq, turn.steps_written)
         st.usage = st.usage.plus(turn.usage)
         st.iteration += 1
         st.llm_calls += 1
@@ -394,10 +392,10 @@ class TaskWorkflow:
             await self._ask_user(spec.phase, call)
             # the same question again is a repeat however it was answered (call ids are unique, so not those)
             return f"ask_user:{call.digest}" if self._work else f"ask_user:{call.id}"
+        slots = self._ledger.tool_slots()
         req = ToolRequest(
             task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
-            result_seq=self._allocate_message_seq(), step_seq=self._reserve_pending_steps(),
-            repo_url=self._input.repo_url,
+            result_seq=slots.result_seq, step_seq=slots.step_seq, repo_url=self._input.repo_url,
         )
         try:
             if call.name in SANDBOX_TOOLS:
@@ -408,7 +406,7 @@ class TaskWorkflow:
             # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
             self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
             return f"{call.name}:{call.digest}:failed"
-        self._state.step_seq += outcome.steps_written
+        self._ledger.tool_turn_stored(outcome.steps_written)
         if self._work:
             self._note_work(spec.phase, call, outcome)
         return f"{call.name}:{call.digest}:{outcome.digest}"
@@ -483,11 +481,11 @@ class TaskWorkflow:
         EXECUTE ask the user: more calls, move on, or stop. Returns True to end the phase."""
         phase = spec.phase.value
         if spec.needs_work is None:
-            self._pending_steps.append(StepRecord(
-                seq=-1, phase=spec.phase, type=StepType.NOTIFICATION,
-                content=f"Phase {phase} reached its iteration cap ({limit} LLM calls); moving on with what it has.",
-                metadata={"kind": "iteration_cap"},
-            ))
+            self._ledger.defer_step(
+                spec.phase, StepType.NOTIFICATION,
+                f"Phase {phase} reached its iteration cap ({limit} LLM calls); moving on with what it has.",
+                {"kind": "iteration_cap"},
+            )
             return True
         answer = await self._wait_for_human(
             spec.phase, f"Phase {phase} reached its iteration cap ({limit} LLM calls) without finishing. Answer "
@@ -704,42 +702,22 @@ class TaskWorkflow:
             raise _Cancelled()
         return await handle
 
-    def _allocate_message_seq(self) -> int:
-        seq = self._state.message_count
-        self._state.message_count += 1
-        return seq
-
     def _queue_message(self, role: str, content: str, tool_call_id: str | None = None, seq: int | None = None) -> None:
         """A small message the next LLM activity stores before calling the model."""
-        seq = self._allocate_message_seq() if seq is None else seq
-        self._state.pending_messages.append(
-            ChatMessage(seq=seq, role=role, content=content, tool_call_id=tool_call_id)
-        )
+        self._ledger.queue_message(role, content, tool_call_id, seq)
 
     def _queue_tool_error(self, phase: Phase, call: ToolCall, error: str, seq: int | None = None) -> None:
         """A call the workflow rejects: its error result and step are written by the next LLM activity."""
         self._queue_message("tool", f"Error: {error}", tool_call_id=call.id, seq=seq)
-        self._pending_steps.append(
-            StepRecord(seq=-1, phase=phase, type=StepType.TOOL_RESULT, content=f"Error: {error}",
-                       metadata={"tool": call.name, "tool_call_id": call.id, "ok": False})
-        )
-
-    def _reserve_pending_steps(self) -> int:
-        """Give queued steps their seqs now; returns the next free seq."""
-        for s in self._pending_steps:
-            if s.seq < 0:
-                s.seq = self._state.step_seq
-                self._state.step_seq += 1
-        return self._state.step_seq
+        self._ledger.defer_step(phase, StepType.TOOL_RESULT, f"Error: {error}",
+                                {"tool": call.name, "tool_call_id": call.id, "ok": False})
 
     def _step(self, phase: Phase | None, type_: StepType, content: str, metadata: dict | None = None) -> StepRecord:
-        seq = self._reserve_pending_steps()
-        self._state.step_seq = seq + 1
-        return StepRecord(seq=seq, phase=phase, type=type_, content=content, metadata=metadata or {})
+        return self._ledger.step(phase, type_, content, metadata)
 
     def _resume_state(self) -> ResumeState:
-        self._reserve_pending_steps()
-        return self._state.model_copy(update={"runs": self._state.runs + 1, "pending_steps": list(self._pending_steps)})
+        carried = self._ledger.carried_steps()  # numbered first: the copied step_seq counts them
+        return self._state.model_copy(update={"runs": self._state.runs + 1, "pending_steps": carried})
 
     async def _set_status(self, status: TaskStatus, steps: list[StepRecord] | None = None, **update: Any) -> None:
         self._status = status
@@ -770,8 +748,7 @@ class TaskWorkflow:
         phase = PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None
         if status is TaskStatus.error:
             self._error = message
-        self._reserve_pending_steps()
-        steps, self._pending_steps = self._pending_steps, []
+        steps = self._ledger.take_deferred()
         steps.append(self._step(phase, StepType.ERROR if status is TaskStatus.error else StepType.TASK_END, message))
         self._question = None
         await self._set_status(
