@@ -119,3 +119,27 @@ async def test_stop_sequences_are_sent_only_when_set(client, store, llm, tempora
         req = await wait_for(lambda: _request(llm, "with-stop", 0), what="a request")
         assert req.body["stop"] == stop
         await _stop(handle)
+
+
+async def test_text_written_for_another_phase_is_dropped_and_an_echo_is_asked_again(client, store, settings, worker, llm):
+    """A 1.5B model wrote "**Phase: PLAN** …" sections into RESEARCH and then copied them as later replies
+    (morgus/reply_text.py): the conversation keeps what it said as itself; PLAN keeps its sections (the plan)."""
+    research = "Research done: one page.\n\n**Phase: PLAN**\nDecide the files.\n\n**Phase: BUILD**\nWrite them."
+    plan = "Plan: index.html.\n\n**Phase: BUILD**\nWrite index.html."
+    echo = "**Phase: BUILD**\nImplement the plan by calling tools."
+    marker = llm.add("other-phase", [{"content": research}, {"content": plan}, {"content": echo}])
+    handle = await start(client, settings, marker)
+    build = await wait_for(lambda: _request(llm, "other-phase", 2), what="the BUILD request")
+    said = [m["content"] for m in build.body["messages"] if m["role"] == "assistant"]
+    assert said == ["Research done: one page.", plan]
+    async def asked_again():
+        return [r for r in llm.requests_for("other-phase") if r.index == 2][1:] or None
+
+    echoes = await wait_for(asked_again, what="the echo asked again")
+    assert echoes[0].body == build.body  # the same request once more
+    steps = await store.fetch_steps(task_id_of(handle))
+    replies = [s for s in steps if s["type"] == "LLM_RESPONSE"]
+    assert replies[0]["content"] == "Research done: one page."
+    assert replies[0]["metadata"]["dropped_phase_text"] == len(research) - len("Research done: one page.")
+    assert replies[1]["content"] == plan and "dropped_phase_text" not in replies[1]["metadata"]
+    await _stop(handle)

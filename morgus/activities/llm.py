@@ -46,6 +46,7 @@ from morgus.db.store import Store
 from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info
+from morgus.reply_text import drop_other_phase_text
 from morgus.text import clean_text
 from morgus.tool_parse import normalise_arguments, recover_calls
 
@@ -126,6 +127,16 @@ class LlmActivities:
             steps_written=int(msg.meta.get("steps_written", 0)),
         )
 
+    @staticmethod
+    async def _read_reply(resp: ChatCompletion, seq: int, req: LlmRequest) -> tuple[str | None, list[ToolCall], dict]:
+        """The reply's text and calls (recovered from the text where the model wrote them there), without text it
+        wrote as Morgus for another phase. Off the event loop: the reply is the model's bytes, and parsing them
+        must not hold up other heartbeats."""
+        content, calls, info = await asyncio.to_thread(reply_calls, resp.choices[0].message,
+                                                       resp.choices[0].finish_reason, seq, req.tools)
+        content, dropped = drop_other_phase_text(content, req.phase)
+        return content, calls, {**info, "dropped_phase_text": dropped} if dropped else info
+
     @activity.defn(name="llm_call")
     async def llm_call(self, req: LlmRequest) -> LlmTurn:
         log = activity_logger(req.task_id).bind(phase=req.phase)
@@ -148,19 +159,17 @@ class LlmActivities:
             extra["stop"] = list(self.settings.llm_stop)
         async with heartbeating():
             resp = await self._complete(log, model, messages, extra)
-            reply = resp.choices[0].message
-            if not (reply.content or "").strip() and not reply.tool_calls:
-                # An empty reply would end the phase with nothing said; small models produce one now and then and
-                # usually answer when asked again. Once only: a model that keeps answering nothing is let through.
-                log.warning("llm returned an empty reply; asking once more")
+            content, calls, recovered = await self._read_reply(resp, seq, req)
+            if not (content or "").strip() and not calls:
+                # An empty reply would end the phase with nothing said; small models produce one now and then (or
+                # only text written as Morgus, dropped above) and usually answer when asked again. Once only: a
+                # model that keeps answering nothing is let through.
+                log.warning("llm returned an empty reply; asking once more", **recovered)
                 again = await self._complete(log, model, messages, extra)
                 resp = _with_usage_of(again, resp)
-                reply = resp.choices[0].message
-
-        # off the event loop: the reply is the model's bytes, and parsing them must not hold up other heartbeats
-        content, calls, recovered = await asyncio.to_thread(reply_calls, reply, resp.choices[0].finish_reason, seq, req.tools)
+                content, calls, recovered = await self._read_reply(resp, seq, req)
         if recovered:
-            log.info("tool calls recovered from the reply text", calls=[c.name for c in calls], **recovered)
+            log.info("the reply needed help", calls=[c.name for c in calls], **recovered)
         # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone
         # surrogate: clean it here, with the store's own sanitiser, so the workflow sees what the store holds.
         content = clean_text(content) if content is not None else None
