@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 
 from morgus.activities.llm import _tool_params
+from morgus.contracts import Phase
+from morgus.reply_text import drop_other_phase_text
 from morgus.tool_parse import recover_calls
 
 CASES = {
@@ -24,6 +26,14 @@ CASES = {
     "file_write([ * 16 + 0,": lambda n: "file_write([" * 16 + "0," * (n // 2) + "x" + "])" * 16,
     "file_write('a', [0,…])": lambda n: "file_write('a', [" + "0," * (n // 2) + "])",
     '16 x file_write("a", """x…': lambda n: ('file_write("a", """' + "x\n" * (n // 32)) * 16,
+    # name: values (session 4): an unclosed string, a long bare word
+    'file_write: a, "x… unclosed': lambda n: 'file_write: a, "' + "x" * n,
+    "file_write: aaaa…": lambda n: "file_write: " + "a" * n,
+}
+# text written in Morgus's voice (morgus/reply_text.py): blank runs around markdown, 5 s per MB before possessive loops
+PHASE_TEXT_CASES = {
+    "phase: + 1000 blanks lines": lambda n: ("phase:" + " " * 1000 + "\n") * (n // 1007),
+    "phase*** + blanks lines": lambda n: ("phase" + "*" * 1000 + " " * 1000 + "\n") * (n // 2006),
 }
 
 
@@ -34,6 +44,12 @@ def main() -> None:
             text = make(n)
             t0 = time.process_time()
             recover_calls(text, tools)
+            print(f"{name:24} {len(text):>9} chars  {time.process_time() - t0:6.2f} s CPU")
+    for name, make in PHASE_TEXT_CASES.items():
+        for n in (100_000, 1_000_000):
+            text = make(n)
+            t0 = time.process_time()
+            drop_other_phase_text(text, Phase.BUILD)
             print(f"{name:24} {len(text):>9} chars  {time.process_time() - t0:6.2f} s CPU")
 
 

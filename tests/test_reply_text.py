@@ -24,3 +24,12 @@ def test_plan_keeps_its_sections_and_prose_about_phases_stays():
     for text in ("The BUILD phase wrote index.html.", "Next phase: BUILD will write it.", "Phases: BUILD, EXECUTE",
                  "phase: build (lowercase is a word, not our header)", "", None):
         assert drop_other_phase_text(text, Phase.BUILD) == (text, 0), text
+
+
+def test_a_megabyte_of_near_headers_is_read_once():
+    """Blank runs around the markdown used to trade characters: 1,000 lines of "phase:" and 1,000 blanks took 5 s
+    of CPU (a reply is the model's bytes). Possessive loops read each line once (CPU measured in
+    bench/bench_tool_parse.py); here: they stay text."""
+    for text in (("phase:" + " " * 1000 + "\n") * 1000, ("phase" + "*" * 1000 + " " * 1000 + "\n") * 500,
+                 ("> " * 1000 + "\n") * 500):
+        assert drop_other_phase_text(text, Phase.BUILD) == (text, 0)
