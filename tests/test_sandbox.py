@@ -158,6 +158,7 @@ QUOTING = [
     ('X=inner; echo "value: $X" \'$X\'', "value: inner $X\n"),
     ("echo \"$(echo nested $(echo deeper))\"", "nested deeper\n"),
     ("echo 'héllo ✓ 日本語 🚀'", "héllo ✓ 日本語 🚀\n"),
+    ("python -c 'print(6 * 7)'", "42\n"),  # `python` is python3, as models expect
     ("git init -q repo && cd repo && git -c user.name=a -c user.email=a@b commit -q --allow-empty -m 'two words \"quoted\"' && git log -1 --format=%s",
      'two words "quoted"\n'),
 ]

@@ -38,6 +38,24 @@ def _untraversable_parent(path: Path, uid: int) -> Path | None:
     return None
 
 
+
+def _python_alias() -> list[str]:
+    """`python` as python3 in the sandbox (the Docker image has python-is-python3) when the host's /usr has only
+    python3: models write `python x.py` far more often than `python3` (a 1.5B model's EXECUTE ran
+    `python site/tests.py` and got "command not found"). Commands run in a login shell, whose /etc/profile resets
+    PATH for a non-root user to /usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games, and /usr is bound
+    read-only; so the alias lives on a tmpfs mounted over /usr/local/games, an empty directory on Debian-family
+    hosts, and only when it is empty (nothing of the host's is hidden)."""
+    games = Path("/usr/local/games")
+    if Path("/usr/bin/python").exists() or not Path("/usr/bin/python3").exists():
+        return []
+    try:
+        if not games.is_dir() or any(games.iterdir()):
+            return []
+    except OSError:
+        return []
+    return ["--tmpfs", str(games), "--symlink", "/usr/bin/python3", f"{games}/python"]
+
 class BwrapBackend:
     name = "bwrap"
 
@@ -81,7 +99,8 @@ class BwrapBackend:
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin",
             *(["--symlink", "usr/lib64", "/lib64"] if Path("/usr/lib64").exists() else []),
             "--proc", "/proc", "--dev", "/dev",
-            "--tmpfs", "/tmp", "--tmpfs", HOME, "--bind", str(workspace), "/workspace", "--chdir", "/workspace",
+            "--tmpfs", "/tmp", "--tmpfs", HOME, *_python_alias(),
+            "--bind", str(workspace), "/workspace", "--chdir", "/workspace",
             "--remount-ro", "/",
             "--clearenv", "--setenv", "HOME", HOME, "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
             "--",

@@ -16,8 +16,10 @@ import tempfile
 from pathlib import Path
 
 SUITE = "bookworm"
+# python-is-python3: models write `python x.py` far more often than `python3` (a 1.5B model's EXECUTE got
+# "python: command not found")
 PACKAGES = ("bash", "coreutils", "procps", "ca-certificates", "git", "python3", "python3-pip", "python3-venv",
-            "nodejs", "npm")
+            "python-is-python3", "nodejs", "npm")
 NPM_GLOBALS = ("wrangler@3",)
 SANDBOX_USER = "morgus"
 SANDBOX_UID = 1000
