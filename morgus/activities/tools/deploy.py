@@ -19,10 +19,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from morgus.activities.tools import safe_fs
-from morgus.activities.tools.registry import ToolContext, ToolOutput, tool
+from morgus.activities.tools.registry import ToolArgs, ToolContext, ToolOutput, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.config import Settings
 from morgus.contracts import ArtifactRecord
@@ -39,13 +39,11 @@ def sites_url(settings: Settings) -> str:
     return (settings.sites_url or DEFAULT_SITES_URL).rstrip("/")
 
 
-class DeployLocalArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DeployLocalArgs(ToolArgs):
     directory: str = Field(description="The built site's folder, relative to the workspace (e.g. 'dist').")
 
 
-class CloudflareDeployArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CloudflareDeployArgs(ToolArgs):
     directory: str = Field(description="The built site's folder, relative to the workspace.")
     project_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,57}$", description="Cloudflare Pages project name.")
 
