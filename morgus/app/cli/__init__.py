@@ -1,4 +1,4 @@
-"""The `morgus` command, one module per command group: `main` (the root app and its error handling), `stack`
+"""The `morgus` command, one module per command group: `main` (the root app and its error handling), `services`
 (up, api, worker, demo), `tasks` (morgus task …), `admin` (db, sandbox, local-model), `common` (their output
 and settings)."""
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from morgus.app.cli import stack
+from morgus.app.cli import services
 from morgus.app.cli.admin import db_app, local_app, sandbox_app
 from morgus.app.cli.common import Exit, err, out
 from morgus.app.cli.tasks import task_app
@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from typer._click.exceptions import UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Morgus: durable autonomous software tasks on Temporal.")
-app.command()(stack.up)
-app.command()(stack.api)
-app.command("worker")(stack.worker_cmd)
-app.command()(stack.demo)
+app.command()(services.up)
+app.command()(services.api)
+app.command("worker")(services.worker_cmd)
+app.command()(services.demo)
 app.add_typer(task_app, name="task")
 app.add_typer(local_app, name="local-model")
 app.add_typer(db_app, name="db")

@@ -1,4 +1,4 @@
-"""The stack commands at the top of `morgus`: `up` (services, a worker, the API), `api`, `worker`, `demo`.
+"""The commands that run services, at the top of `morgus`: `up` (services, a worker, the API), `api`, `worker`, `demo`.
 `main` registers them on the root app."""
 
 from __future__ import annotations
