@@ -1,6 +1,8 @@
 """Configuration from the environment, validated once at start.
 
 Every entry point calls `load_settings()`; a bad value ends the process with one clear line (see `fail`).
+Its length is one job kept whole on purpose: `Settings` is the only reader of the environment, so every variable,
+its default and its check sit in one class a user can read top to bottom.
 """
 
 from __future__ import annotations

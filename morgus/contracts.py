@@ -3,6 +3,8 @@
 Everything that crosses a Temporal boundary (workflow input, signals, queries, activity inputs and results) is
 defined here once. Activity payloads stay small: the conversation itself lives in Postgres (`task_messages`) and
 is passed by reference (its length), so workflow history grows with the number of steps, not with their square.
+Its length is one job kept whole on purpose: this file is the whole wire format of the recorded histories, read in
+one place when a change might break their replay; each model is a few lines and splitting them would scatter that.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,30 @@ async def store(postgres: EmbeddedPostgres) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def worker(client: Any, store: Store, settings: Settings) -> AsyncIterator[Any]:
+def settings_with(temporal_server: TemporalDevServer, postgres: EmbeddedPostgres, llm: ScriptedLLM,
+                  tmp_path: Path) -> Callable[..., Settings]:
+    """`settings_with(MORGUS_API_TOKEN="…")`: settings with extra environment for one test, its state in tmp_path."""
+
+    def make(**extra: str) -> Settings:
+        return make_settings(temporal_server, postgres, llm, tmp_path, **extra)
+
+    return make
+
+
+@pytest.fixture
+def worker_for(client: Any, store: Store) -> Callable[..., AbstractAsyncContextManager[Any]]:
+    """`async with worker_for(settings, backend=…):` a worker for settings the test made itself."""
     from morgus.worker import running_workers
 
-    async with running_workers(client, store, settings) as w:
+    def run(settings: Settings, **kwargs: Any) -> AbstractAsyncContextManager[Any]:
+        return running_workers(client, store, settings, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+async def worker(worker_for: Callable[..., AbstractAsyncContextManager[Any]], settings: Settings) -> AsyncIterator[Any]:
+    async with worker_for(settings) as w:
         yield w
 
 
@@ -190,6 +211,11 @@ async def wait_task_status(store: Store, task_id: str, status: str, timeout: flo
 def assert_steps_contiguous(steps: list[dict[str, Any]]) -> None:
     seqs = [s["seq"] for s in steps]
     assert seqs == list(range(len(seqs))), f"steps are not contiguous: {seqs}"
+
+
+def ask(question: str) -> dict[str, Any]:
+    """A scripted reply that asks the user `question` (the task then waits for an answer)."""
+    return {"content": None, "tool_calls": [{"name": "ask_user", "arguments": {"question": question}}]}
 
 
 def limits(n: int) -> TaskLimits:

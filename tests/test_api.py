@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 
-from morgus.app.api import create_app
-from tests.conftest import free_port, make_settings, wait_for
-
-
-@asynccontextmanager
-async def api_server(settings, client, store):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client, store=store), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        await task
-
-
-def ask(question: str) -> dict:
-    return {"content": None, "tool_calls": [{"name": "ask_user", "arguments": {"question": question}}]}
+from tests.conftest import ask, wait_for
+from tests.helpers.api import served
 
 
 async def test_endpoints_from_start_to_answer_to_completion(client, store, settings, worker, llm):
     marker = llm.add("api", [ask("Which colour?"), {"content": "research done"}])
-    async with api_server(settings, client, store) as http:
+    async with served(settings, client, store) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok", "temporal": True, "database": True}
         assert "models" in (await http.get("/api/config")).json()
         assert "/api/tasks" in (await http.get("/openapi.json")).json()["paths"]
@@ -76,7 +54,7 @@ async def test_endpoints_from_start_to_answer_to_completion(client, store, setti
 
 
 async def test_validation_errors_are_clear_4xx(client, store, settings, worker):
-    async with api_server(settings, client, store) as http:
+    async with served(settings, client, store) as http:
         empty = await http.post("/api/tasks", json={"description": ""})
         assert empty.status_code == 422 and empty.json()["error"].startswith("description:")
         huge = await http.post("/api/tasks", json={"description": "x" * 20_001})
@@ -91,7 +69,7 @@ async def test_validation_errors_are_clear_4xx(client, store, settings, worker):
 
 async def test_answer_to_a_task_that_is_not_waiting_is_409(client, store, settings, worker, llm):
     marker = llm.add("api-busy", [{"content": "slow", "delay_s": 3, "tool_calls": [{"name": "file_list", "arguments": {}}]}])
-    async with api_server(settings, client, store) as http:
+    async with served(settings, client, store) as http:
         task_id = (await http.post("/api/tasks", json={"description": f"busy {marker}", "model": "scripted"})).json()["id"]
 
         async def running() -> bool:
@@ -108,9 +86,9 @@ async def test_answer_to_a_task_that_is_not_waiting_is_409(client, store, settin
         await wait_for(cancelled, what="cancelled")
 
 
-async def test_auth_on_endpoints(client, store, llm, temporal_server, postgres, tmp_path):
-    settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_API_TOKEN="s3cret")
-    async with api_server(settings, client, store) as http:
+async def test_auth_on_endpoints(client, store, settings_with):
+    settings = settings_with(MORGUS_API_TOKEN="s3cret")
+    async with served(settings, client, store) as http:
         denied = await http.post("/api/tasks", json={"description": "x"})
         assert denied.status_code == 401 and "MORGUS_API_TOKEN" in denied.json()["error"]
         wrong = await http.post("/api/tasks", json={"description": "x"}, headers={"Authorization": "Bearer nope"})
@@ -155,7 +133,7 @@ async def test_sse_resumes_after_a_dropped_connection_with_no_gap_or_duplicate(c
     script = [{"content": f"s{i}", "delay_s": 0.2, "tool_calls": [{"name": "notify_user", "arguments": {"message": f"m{i}"}}]}
               for i in range(8)]
     marker = llm.add("api-sse", [*script, {"content": "research done"}])
-    async with api_server(settings, client, store) as http:
+    async with served(settings, client, store) as http:
         start_id = await store.last_event_id()
         task_id = (await http.post("/api/tasks", json={"description": f"stream {marker}", "model": "scripted"})).json()["id"]
         params = {"task_id": task_id, "after": start_id}
@@ -184,7 +162,7 @@ async def test_a_task_temporal_refuses_is_not_left_pending(store, settings, temp
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     wrong = await Client.connect(temporal_server.address, namespace="no-such-namespace", data_converter=pydantic_data_converter)
-    async with api_server(settings, wrong, store) as http:
+    async with served(settings, wrong, store) as http:
         r = await http.post("/api/tasks", json={"description": "never starts", "model": "scripted"})
         assert r.status_code == 503 and "could not start the task" in r.json()["error"]
         listed = (await http.get("/api/tasks", params={"q": "never starts"})).json()["tasks"]

@@ -17,8 +17,7 @@ from morgus.app.api_deps import authorized, view
 from morgus.app.api_models import TaskView
 from morgus.app.openapi import render
 from morgus.config import Settings
-from tests.conftest import make_settings
-from tests.test_api_security import is_error, served
+from tests.helpers.api import is_error, served
 
 ROOT = Path(__file__).resolve().parent.parent
 # FastAPI's own document routes and the health probe: the only paths outside /api, and none needs the token.
@@ -74,9 +73,9 @@ def test_a_result_that_does_not_fit_its_model_is_our_500_not_the_clients_422() -
 
 
 async def test_every_operation_in_the_document_needs_the_token_and_a_known_host(
-        client, store, llm, temporal_server, postgres, tmp_path) -> None:
+        client, store, settings_with) -> None:
     """Driven by the served /openapi.json, so an operation added to any router is checked with no edit here."""
-    settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_API_TOKEN=TOKEN)
+    settings = settings_with(MORGUS_API_TOKEN=TOKEN)
     good = {"Authorization": f"Bearer {TOKEN}"}
     async with served(settings, client, store) as http:
         document = (await http.get("/openapi.json")).json()

@@ -7,43 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import psycopg
-import uvicorn
 
-from morgus.app.api import create_app
 from morgus.app.event_stream import APPLICATION_NAME, Broadcaster
 from morgus.db.store import Store
-from tests.conftest import free_port, make_settings, wait_for
-
-
-@asynccontextmanager
-async def served(settings, client, store, **app_kwargs):
-    """The app under uvicorn on a loopback port, and an httpx client for it (generous connection limits)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client, store=store, **app_kwargs),
-                                           host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        await task
-
-
-def is_error(resp: httpx.Response, status: int) -> str:
-    assert resp.status_code == status, (resp.status_code, resp.text)
-    body = resp.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
-    assert "Traceback" not in resp.text and "File \"" not in resp.text
-    return body["error"]
+from tests.conftest import wait_for
+from tests.helpers.api import is_error, served
 
 
 async def pg_count(dsn: str, where: str, *args: Any) -> int:
@@ -55,9 +26,9 @@ async def pg_count(dsn: str, where: str, *args: Any) -> int:
 
 
 async def test_500_streams_share_one_listener_the_cap_answers_503_and_the_api_keeps_working(
-        client, store, llm, temporal_server, postgres, tmp_path):
+        client, store, postgres, settings_with):
     n = 500
-    settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_API_MAX_STREAMS=str(n))
+    settings = settings_with(MORGUS_API_MAX_STREAMS=str(n))
     before = await pg_count(postgres.dsn, "datname is not null")
     async with served(settings, client, store) as http:
         connected = 0
@@ -154,8 +125,8 @@ async def test_a_slow_stream_client_is_dropped_and_resumes_with_no_gap(store, se
 # ---------------------------------------------------------------- the token
 
 
-async def test_the_token_guards_reads_and_the_stream(client, store, llm, temporal_server, postgres, tmp_path):
-    settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_API_TOKEN="s3cret-token")
+async def test_the_token_guards_reads_and_the_stream(client, store, settings_with):
+    settings = settings_with(MORGUS_API_TOKEN="s3cret-token")
     good = {"Authorization": "Bearer s3cret-token"}
     async with served(settings, client, store) as http:
         assert (await http.get("/healthz")).status_code == 200  # the one open endpoint

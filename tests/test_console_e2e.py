@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_api import api_server
+from tests.helpers.api import served
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE = ROOT / "console"
@@ -39,7 +39,7 @@ async def test_console_end_to_end_in_chromium(client, store, settings, worker, l
     ])
     shots = ROOT / "docs" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    async with api_server(settings, client, store) as http:
+    async with served(settings, client, store) as http:
         base = str(http.base_url).rstrip("/")
         res = await asyncio.to_thread(
             subprocess.run, [shutil.which("node") or "node", str(CONSOLE / "e2e" / "console.e2e.mjs"), base, marker, str(shots)],

@@ -24,9 +24,9 @@ from tests.conftest import wait_for
 
 
 async def test_supervisor_heartbeats_while_every_shared_pool_thread_is_busy(settings):
-    from tests.test_sandbox import _bwrap_or_skip
+    from tests.helpers.backends import bwrap_or_skip
 
-    backend = _bwrap_or_skip()  # alive() is a real check of the sandbox's workspace
+    backend = bwrap_or_skip()  # alive() is a real check of the sandbox's workspace
     ws = Path(tempfile.mkdtemp(prefix="morgus-probe-"))
     ws.chmod(0o755)
     name = backend.ensure("probe", "task-probe", ws, SandboxOptions(), "q")

@@ -19,7 +19,6 @@ import stat
 import subprocess
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +26,12 @@ from typing import Any
 
 import pytest
 
-from morgus.activities.tools import REGISTRY, ToolContext, ToolError
-from morgus.contracts import ActivityTimeouts, Phase, TaskResult
+from morgus.activities.tools import ToolError
+from morgus.contracts import ActivityTimeouts, TaskResult
 from tests.conftest import FAST, start, task_id_of, wait_for
+from tests.helpers.backends import bwrap_or_skip, docker_or_skip
+from tests.helpers.gitrepos import bare_repo, commit_a_file, marker_dir, markers, trap_repo
+from tests.helpers.tools import call, ctx_for
 
 TOKEN = "ghp_TRAPtokenNEVERleaks1234567890"
 
@@ -83,10 +85,6 @@ echo planted
 """
 
 
-def _markers(mark: Path) -> list[str]:
-    return sorted(os.listdir(mark))
-
-
 def _traps_are_live(workspace: Path, mark: Path) -> list[str]:
     """Control: plain git (as a naive host-side tool would run it) over the planted workspace fires the traps."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(mark.parent), "GIT_CONFIG_NOSYSTEM": "1",
@@ -94,7 +92,7 @@ def _traps_are_live(workspace: Path, mark: Path) -> list[str]:
     for args in (["status"], ["add", "app.txt"], ["commit", "--allow-empty", "-m", "x"]):
         subprocess.run(["git", "-c", "safe.directory=*", *args], cwd=workspace, env=env, capture_output=True,
                        timeout=60, stdin=subprocess.DEVNULL)
-    return _markers(mark)
+    return markers(mark)
 
 
 def _ls_tree(bare: Path, ref: str = "main") -> dict[str, tuple[str, str]]:
@@ -121,23 +119,18 @@ def _regular_files(root: Path) -> Iterator[Path]:
 
 
 def _backend(kind: str) -> Any:
-    from tests.test_sandbox import _bwrap_or_skip, _docker_or_skip
-
-    return _docker_or_skip() if kind == "docker" else _bwrap_or_skip()
+    return docker_or_skip() if kind == "docker" else bwrap_or_skip()
 
 
 @pytest.mark.parametrize("kind", ["docker", "bwrap"])
-async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, client, store, settings, llm, capfd):
+async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, client, store, settings, llm, capfd, worker_for):
     from morgus.log import configure_logging
-    from morgus.worker import running_workers
 
     backend = _backend(kind)
     base = Path(tempfile.mkdtemp(prefix="morgus-gittraps-"))
     base.chmod(0o755)  # the unprivileged sandbox user must reach the workspace (bwrap, as root)
-    mark = base / "markers"
-    mark.mkdir()
-    bare = base / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    mark = marker_dir(base)
+    bare = bare_repo(base / "remote.git")
     settings = settings.model_copy(update={"git_token": TOKEN, "workspaces": base / "ws"})
     settings.__dict__.pop("workspace_root", None)  # a cached_property of the copied settings
     configure_logging("debug")
@@ -154,7 +147,7 @@ async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, clie
         {"content": "pushed"},
     ])
     try:
-        async with running_workers(client, store, settings, backend=backend):
+        async with worker_for(settings, backend=backend):
             handle = await start(client, settings, marker, repo_url=str(bare))
             result: TaskResult = await asyncio.wait_for(handle.result(), 240)
     finally:
@@ -168,7 +161,7 @@ async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, clie
     assert tool_results[3].startswith("committed"), tool_results[3]
     assert tool_results[-1].startswith("pushed"), tool_results[-1]
 
-    assert _markers(mark) == [], "a trap planted in the sandbox ran on the host"
+    assert markers(mark) == [], "a trap planted in the sandbox ran on the host"
 
     tree = _ls_tree(bare)
     assert _blob(bare, tree["app.txt"][1]) == b"hello\n"
@@ -194,35 +187,10 @@ async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, clie
 # ---------------------------------------------------------------- without a sandbox (plain host files)
 
 
-def ctx_for(settings: Any, **kw: Any) -> ToolContext:
-    return ToolContext(task_id=f"gt{uuid.uuid4().hex[:12]}", phase=Phase.BUILD, settings=settings, **kw)
-
-
-async def call(name: str, ctx: ToolContext, **args: Any) -> Any:
-    spec = REGISTRY[name]
-    return await spec.run(ctx, spec.args(**args))  # type: ignore[misc]
-
-
-def _trap_repo(path: Path, mark: Path) -> None:
-    """A git dir whose config and hooks would write markers if any git used it."""
-    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
-    plumb = ["git", "--git-dir", str(path), "-c", "user.name=a", "-c", "user.email=a@b"]
-    tree = subprocess.run([*plumb, "mktree"], input=b"", capture_output=True, check=True).stdout.decode().strip()
-    commit = subprocess.run([*plumb, "commit-tree", tree, "-m", "c"], capture_output=True, check=True).stdout.decode().strip()
-    subprocess.run([*plumb, "update-ref", "HEAD", commit], check=True)
-    for hook in ("pre-commit", "post-commit", "pre-receive", "post-receive", "update", "post-index-change"):
-        h = path / "hooks" / hook
-        h.write_text(f"#!/bin/sh\ntouch {mark}/hook-{hook}\n")
-        h.chmod(0o755)
-    with (path / "config").open("a") as f:
-        f.write(f"[core]\n\tfsmonitor = touch {mark}/fsmonitor; false\n")
-
-
 async def test_a_dotgit_file_pointing_outside_is_ignored_and_fifos_do_not_hang(settings, tmp_path):
-    mark = tmp_path / "markers"
-    mark.mkdir()
+    mark = marker_dir(tmp_path)
     elsewhere = tmp_path / "somewhere.git"
-    _trap_repo(elsewhere, mark)
+    trap_repo(elsewhere, mark)
     ctx = ctx_for(settings)
     ws = ctx.workspace
     (ws / ".git").write_text(f"gitdir: {elsewhere}\n")
@@ -241,7 +209,7 @@ async def test_a_dotgit_file_pointing_outside_is_ignored_and_fifos_do_not_hang(s
     # sub/ holds a .git file, so git records it as a link to that repository (never entering or running it)
     assert "a.txt" in staged and "dir-link" in staged and "pipe" not in staged and "sock" not in staged
     assert (await call("git_commit", ctx, message="m")).startswith("committed")
-    assert _markers(mark) == []
+    assert markers(mark) == []
     assert not (elsewhere / "index").exists()  # the planted git dir was never used as the repository
 
 
@@ -261,15 +229,11 @@ async def test_large_files_are_refused_with_a_clear_result(settings):
 
 
 async def test_push_targets_that_could_run_code_are_refused(settings, tmp_path):
-    mark = tmp_path / "markers"
-    mark.mkdir()
+    mark = marker_dir(tmp_path)
     ctx = ctx_for(settings)
-    (ctx.workspace / "a.txt").write_text("a")
-    await call("git_init", ctx)
-    await call("git_add", ctx)
-    await call("git_commit", ctx, message="m")
+    await commit_a_file(ctx)
     in_workspace = ctx.workspace / "evil.git"  # a repository the sandbox can write, hooks and all
-    _trap_repo(in_workspace, mark)
+    trap_repo(in_workspace, mark)
     link_to_workspace = tmp_path / "innocent.git"
     link_to_workspace.symlink_to(in_workspace)
     refused = {
@@ -290,15 +254,13 @@ async def test_push_targets_that_could_run_code_are_refused(settings, tmp_path):
         ctx.repo_url = url
         with pytest.raises(ToolError, match=why):
             await call("git_push", ctx)
-    assert _markers(mark) == []
+    assert markers(mark) == []
 
 
 async def test_push_ignores_remote_settings_planted_in_the_workspace(settings, tmp_path):
     """An old-style in-workspace .git/config with receivepack/uploadpack/ext:: remotes is never read."""
-    mark = tmp_path / "markers"
-    mark.mkdir()
-    bare = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    mark = marker_dir(tmp_path)
+    bare = bare_repo(tmp_path / "remote.git")
     ctx = ctx_for(settings, repo_url=str(bare))
     dotgit = ctx.workspace / ".git"
     subprocess.run(["git", "init", "-q", str(ctx.workspace)], check=True)
@@ -306,12 +268,9 @@ async def test_push_ignores_remote_settings_planted_in_the_workspace(settings, t
         f.write(f'[remote "origin"]\n\turl = ext::sh -c touch% {mark}/ext\n\treceivepack = touch {mark}/receivepack\n'
                 f'\tuploadpack = touch {mark}/uploadpack\n[core]\n\tsshCommand = touch {mark}/ssh\n'
                 f'[credential]\n\thelper = !touch {mark}/credential\n')
-    (ctx.workspace / "a.txt").write_text("a")
-    await call("git_init", ctx)
-    await call("git_add", ctx)
-    await call("git_commit", ctx, message="m")
+    await commit_a_file(ctx)
     out = await call("git_push", ctx)
-    assert out.content.startswith("pushed") and _markers(mark) == []
+    assert out.startswith("pushed") and markers(mark) == []
     assert _ls_tree(bare).keys() == {"a.txt"}
 
 
@@ -359,8 +318,7 @@ def stalling_server() -> Iterator[str]:
         listener.close()
 
 
-async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartbeating(client, store, settings, llm):
-    from morgus.worker import running_workers
+async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartbeating(client, store, settings, llm, worker_for):
 
     backend = _backend("docker")
     settings = settings.model_copy(update={"git_timeout_s": 12.0, "git_token": TOKEN})
@@ -380,7 +338,7 @@ async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartb
         {"content": "push failed, reported"},
     ])
     with stalling_server() as url:
-        async with running_workers(client, store, settings, backend=backend):
+        async with worker_for(settings, backend=backend):
             neighbour = await start(client, settings, sleeper, timeouts=quick)
             neighbour_id = task_id_of(neighbour)
 

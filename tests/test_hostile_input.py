@@ -20,7 +20,6 @@ from psycopg.types.json import Jsonb
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from morgus.app.stack import temporal_binary
 from morgus.app.tasks import TaskOpError, answer_task
 from morgus.context import Condensation
 from morgus.contracts import (
@@ -36,16 +35,13 @@ from morgus.contracts import (
     ToolCall,
 )
 from morgus.text import REPLACEMENT, clean_json, clean_text
-from tests.conftest import start, task_id_of, wait_for, wait_task_status
-from tests.test_api import api_server
+from tests.conftest import ask, start, task_id_of, wait_for, wait_task_status
+from tests.helpers.api import served
+from tests.helpers.temporal import temporal_cli
 
 R = REPLACEMENT
 HOSTILE = "a\x00b\ud800c\x1b[31m\x07d"  # NUL, lone surrogate, an ANSI escape, BEL
 HOSTILE_CLEAN = f"a{R}b{R}c\x1b[31m\x07d"  # control characters are valid text and stay; the printing layer escapes them
-
-
-def ask(question: str) -> dict:
-    return {"content": None, "tool_calls": [{"name": "ask_user", "arguments": {"question": question}}]}
 
 
 def no_bad_text(value: Any) -> bool:
@@ -196,7 +192,7 @@ async def test_a_task_fed_hostile_text_everywhere_completes(client, store, setti
 
 async def test_api_answer_with_hostile_text_and_answers_nobody_waits_for(client, store, settings, worker, llm):
     marker = llm.add("api-hostile", [ask("Colour?"), {"content": "research done", "delay_s": 2}])
-    async with api_server(settings, client, store) as http:
+    async with served(settings, client, store) as http:
         created = (await http.post("/api/tasks", json={"description": f"Paint it {marker}", "model": "scripted"})).json()
         task_id = created["id"]
         await wait_task_status(store, task_id, "waiting_for_input")
@@ -219,11 +215,6 @@ async def test_api_answer_with_hostile_text_and_answers_nobody_waits_for(client,
         await wait_task_status(store, task_id, "completed")
     answers = [s["content"] for s in await store.fetch_steps(task_id) if s["type"] == "ANSWER"]
     assert answers == [f"bluea{R}bc\x1b[31m\x07d"]
-
-
-def temporal_cli(settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([temporal_binary(), *args, "--address", settings.temporal_address],
-                          capture_output=True, text=True, timeout=60)
 
 
 async def test_answer_signal_and_update_with_hostile_payloads(client, store, settings, worker, llm):

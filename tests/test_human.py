@@ -9,11 +9,7 @@ import sys
 
 from morgus.app.stack import temporal_binary
 from morgus.contracts import TaskResult, TaskStatusView
-from tests.conftest import settings_env, start, task_id_of, wait_for, wait_task_status
-
-
-def ask(question: str) -> dict:
-    return {"content": None, "tool_calls": [{"name": "ask_user", "arguments": {"question": question}}]}
+from tests.conftest import ask, settings_env, start, task_id_of, wait_for, wait_task_status
 
 
 async def sa_lists(client, workflow_id: str, status: str) -> bool:

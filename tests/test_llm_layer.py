@@ -6,7 +6,7 @@ import json
 
 from morgus.contracts import Budget, RaiseBudgetSignal, TaskLimits, TaskResult, TaskStatusView
 from morgus.scripted_llm import estimate
-from tests.conftest import make_settings, start, task_id_of, wait_for, wait_task_status
+from tests.conftest import start, task_id_of, wait_for, wait_task_status
 
 FOREVER = [{"content": "again", "tool_calls": [{"name": "file_list", "arguments": {}}]}]
 
@@ -77,18 +77,16 @@ async def _asked_again(llm) -> bool:
     return len(llm.requests_for("repeating")) >= 7
 
 
-async def test_long_task_with_large_tool_outputs_stays_inside_the_window(client, store, llm, temporal_server, postgres, tmp_path):
-    from morgus.worker import running_workers
-
+async def test_long_task_with_large_tool_outputs_stays_inside_the_window(client, store, llm, settings_with, worker_for, tmp_path):
     window = 14_000  # the tool schemas (one list for the whole task, ~1,400 tokens) are part of every request
     config = tmp_path / "models.json"
     config.write_text(json.dumps({"models": {"scripted-small": {"context_window": window}}}))
-    settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_MODEL_CONFIG=str(config))
+    settings = settings_with(MORGUS_MODEL_CONFIG=str(config))
     turns = 300
     script = [{"content": f"reading {i}", "tool_calls": [{"name": "file_read", "arguments": {"path": f"notes/{i % 7}.txt"}}]}
               for i in range(turns)] + [{"content": "research done"}]
     marker = llm.add("long-context", script, context_window=window)
-    async with running_workers(client, store, settings):
+    async with worker_for(settings):
         handle = await start(client, settings, marker, model="scripted-small",
                              limits=TaskLimits(max_iterations_per_phase=turns + 10, require_work=False))
         ws = settings.workspace_for(task_id_of(handle))
@@ -124,12 +122,10 @@ async def test_a_context_overflow_error_leads_to_condensation_not_failure(client
     assert after[0]["role"] == "system" and any(m["content"].startswith("Phase: RESEARCH") for m in after if m["role"] == "user")
 
 
-async def test_router_uses_the_code_model_for_build_and_execute_and_the_task_override_wins(client, store, llm, temporal_server, postgres, tmp_path):
-    from morgus.worker import running_workers
-
-    settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_MODEL="default-m", MORGUS_CODE_MODEL="code-m")
+async def test_router_uses_the_code_model_for_build_and_execute_and_the_task_override_wins(client, store, llm, settings_with, worker_for):
+    settings = settings_with(MORGUS_MODEL="default-m", MORGUS_CODE_MODEL="code-m")
     marker = llm.add("router", [{"content": "done"}])
-    async with running_workers(client, store, settings):
+    async with worker_for(settings):
         routed = await start(client, settings, marker, model=None)
         assert (await routed.result()).status == "completed"
         override = await start(client, settings, marker, model="override-m")
@@ -142,15 +138,13 @@ async def test_router_uses_the_code_model_for_build_and_execute_and_the_task_ove
     assert {s["metadata"]["model"] for s in await store.fetch_steps(task_id_of(override)) if s["type"] == "LLM_RESPONSE"} == {"override-m"}
 
 
-async def test_usage_records_cached_tokens_and_cost(client, store, llm, temporal_server, postgres, tmp_path):
-    from morgus.worker import running_workers
-
+async def test_usage_records_cached_tokens_and_cost(client, store, llm, settings_with, worker_for, tmp_path):
     config = tmp_path / "prices.json"
     config.write_text(json.dumps({"models": {"priced": {"context_window": 100000, "input_per_mtok": 2.0,
                                                         "output_per_mtok": 8.0, "cached_input_per_mtok": 0.5}}}))
-    settings = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_MODEL_CONFIG=str(config))
+    settings = settings_with(MORGUS_MODEL_CONFIG=str(config))
     marker = llm.add("priced", [*FOREVER * 3, {"content": "done"}])
-    async with running_workers(client, store, settings):
+    async with worker_for(settings):
         handle = await start(client, settings, marker, model="priced")
         result: TaskResult = await handle.result()
     u = result.usage

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import make_settings, start, task_id_of, wait_for
+from tests.conftest import start, task_id_of, wait_for
 
 PAGE = {"path": "index.html", "content": "<h1>Crumb & Co.</h1>\n"}
 FENCED = "```json\n" + json.dumps({"name": "file_write", "arguments": PAGE}) + "\n```"
@@ -102,9 +102,7 @@ async def test_an_empty_reply_is_asked_again_once(client, store, settings, worke
     await _stop(handle)
 
 
-async def test_stop_sequences_are_sent_only_when_set(client, store, llm, temporal_server, postgres, tmp_path, settings, worker):
-    from morgus.worker import running_workers
-
+async def test_stop_sequences_are_sent_only_when_set(client, store, llm, settings_with, worker_for, settings, worker):
     marker = llm.add("no-stop", [{"content": "research done"}])
     handle = await start(client, settings, marker)
     plain = await wait_for(lambda: _request(llm, "no-stop", 0), what="a request")
@@ -112,8 +110,8 @@ async def test_stop_sequences_are_sent_only_when_set(client, store, llm, tempora
     await _stop(handle)
 
     stop = ["```\n\n```json"]
-    with_stop = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_LLM_STOP=json.dumps(stop))
-    async with running_workers(client, store, with_stop):
+    with_stop = settings_with(MORGUS_LLM_STOP=json.dumps(stop))
+    async with worker_for(with_stop):
         marker = llm.add("with-stop", [{"content": "research done"}])
         handle = await start(client, with_stop, marker)
         req = await wait_for(lambda: _request(llm, "with-stop", 0), what="a request")

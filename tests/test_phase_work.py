@@ -12,7 +12,7 @@ from temporalio.client import WorkflowFailureError
 from morgus.activities.tools.workspace_state import changed, fingerprint
 from morgus.contracts import TaskLimits, TaskResult
 from morgus.phases import TOOL_ORDER
-from tests.conftest import make_settings, start, task_id_of, wait_for, wait_task_status
+from tests.conftest import start, task_id_of, wait_for, wait_task_status
 
 WORK = TaskLimits(require_work=True)
 
@@ -163,13 +163,11 @@ async def test_a_stuck_phase_can_be_moved_on_by_the_user(client, store, settings
     assert sum(m.startswith("Loop detected") for m in said) == 1 and not any("move on" in m for m in said)
 
 
-async def test_tools_that_cannot_work_here_are_not_offered(client, store, temporal_server, postgres, llm, tmp_path):
-    from morgus.worker import running_workers
-
-    offline = make_settings(temporal_server, postgres, llm, tmp_path, MORGUS_OFFLINE="1")
+async def test_tools_that_cannot_work_here_are_not_offered(client, store, llm, settings_with, worker_for):
+    offline = settings_with(MORGUS_OFFLINE="1")
     search = {"content": None, "tool_calls": [{"name": "search_web", "arguments": {"query": "bakery"}}]}
     marker = llm.add("offline", [search, {"content": "r"}, {"content": "p"}, write("a"), {"content": "b"}])
-    async with running_workers(client, store, offline):
+    async with worker_for(offline):
         handle = await start(client, offline, marker)
         assert (await handle.result()).status == "completed"
     offered = [[t["function"]["name"] for t in r.body.get("tools") or []] for r in llm.requests_for(scenario(marker))]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import subprocess
 import time
 import uuid
 
@@ -17,9 +19,12 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from morgus.activities.llm import _tool_params
+from morgus.activities.tools import ToolError
 from morgus.tool_parse import recover_calls
 from tests.conftest import start, task_id_of, wait_task_status
-from tests.test_hostile_input import temporal_cli
+from tests.helpers.gitrepos import bare_repo, commit_a_file, marker_dir, markers, trap_repo
+from tests.helpers.temporal import temporal_cli
+from tests.helpers.tools import call, ctx_for
 
 DEEP = "[" * 50_000 + "]" * 50_000  # far deeper than Python's json parser can recurse
 
@@ -115,26 +120,15 @@ async def test_a_push_through_a_sandbox_processes_proc_link_into_its_workspace_i
     then opened the task's real workspace and ran the receive hooks the sandbox planted there, on the host. (With
     the worker as root the sandbox's files are another uid's and git's ownership check stops it; a worker running
     as the same uid as its bwrap sandbox had no such luck. The repository here is made by the worker's uid.)"""
-    import shutil
-    import subprocess
-
-    from morgus.activities.tools.workspace import ToolError
-    from tests.test_git_traps import _markers, _trap_repo, call, ctx_for
-
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
-    mark = tmp_path / "markers"
-    mark.mkdir()
+    mark = marker_dir(tmp_path)
     ctx = ctx_for(settings)
-    (ctx.workspace / "a.txt").write_text("a")
-    await call("git_init", ctx)
-    await call("git_add", ctx)
-    await call("git_commit", ctx, message="m")
+    await commit_a_file(ctx)
     evil = ctx.workspace / "evil.git"
-    _trap_repo(evil, mark)
+    trap_repo(evil, mark)
     # receive-pack runs this while it advertises refs, before any object arrives
-    (tmp_path / "alt.git").mkdir()
-    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "alt.git")], check=True)
+    bare_repo(tmp_path / "alt.git")
     (evil / "objects" / "info" / "alternates").write_text(f"{tmp_path}/alt.git/objects\n")
     with (evil / "config").open("a") as f:
         f.write(f"[core]\n\talternateRefsCommand = touch {mark}/alternateRefsCommand; true\n")
@@ -157,7 +151,7 @@ async def test_a_push_through_a_sandbox_processes_proc_link_into_its_workspace_i
             ctx.repo_url = url
             with pytest.raises(ToolError, match="/proc link"):
                 await call("git_push", ctx)
-        assert _markers(mark) == []
+        assert markers(mark) == []
     finally:
         proc.kill()
         proc.wait()
@@ -165,18 +159,10 @@ async def test_a_push_through_a_sandbox_processes_proc_link_into_its_workspace_i
 
 async def test_a_local_push_goes_to_the_checked_real_path(settings, tmp_path):
     """The defence pushes to the real path it checked (a link in the URL is resolved once, not again by git)."""
-    import subprocess
-
-    from tests.test_git_traps import call, ctx_for
-
-    bare = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    bare = bare_repo(tmp_path / "remote.git")
     (tmp_path / "via").symlink_to(tmp_path)
     ctx = ctx_for(settings, repo_url=f"file://{tmp_path}/via/remote.git")
-    (ctx.workspace / "a.txt").write_text("a")
-    await call("git_init", ctx)
-    await call("git_add", ctx)
-    await call("git_commit", ctx, message="m")
+    await commit_a_file(ctx)
     out = await call("git_push", ctx)
-    assert "pushed" in out.content
+    assert "pushed" in out
     assert subprocess.run(["git", "--git-dir", str(bare), "rev-parse", "main"], capture_output=True).returncode == 0

@@ -9,7 +9,6 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 import uuid
@@ -19,45 +18,19 @@ import psutil
 import pytest
 
 from morgus.contracts import SandboxOptions, TaskResult
-from morgus.sandbox.base import SandboxUnavailable
 from morgus.sandbox.output import CappedOutput
 from tests.conftest import settings_env, start, task_id_of, wait_for
-
-
-def _docker_or_skip():
-    try:
-        from morgus.sandbox.docker_backend import DockerBackend
-        from morgus.sandbox.image import image_exists
-
-        backend = DockerBackend()
-    except SandboxUnavailable as e:
-        pytest.skip(f"docker backend not available here: {e}")
-    if not image_exists(backend.image):
-        pytest.skip(f"sandbox image {backend.image} not built (run `morgus sandbox build`)")
-    return backend
-
-
-def _bwrap_or_skip():
-    from morgus.sandbox.bwrap_backend import BwrapBackend
-
-    try:
-        backend = BwrapBackend()
-    except SandboxUnavailable as e:
-        pytest.skip(f"bwrap backend not available here: {e}")
-    probe = subprocess.run(backend.argv(Path("/tmp"), SandboxOptions(), "true", 10), capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"bwrap cannot create namespaces here: {probe.stderr.strip()[:200]}")
-    return backend
+from tests.helpers.backends import bwrap_or_skip, docker_or_skip
 
 
 @pytest.fixture(scope="module")
 def docker_backend():
-    return _docker_or_skip()
+    return docker_or_skip()
 
 
 @pytest.fixture(params=["docker", "bwrap"])
 def box(request, tmp_path):
-    backend = _docker_or_skip() if request.param == "docker" else _bwrap_or_skip()
+    backend = docker_or_skip() if request.param == "docker" else bwrap_or_skip()
     task_id = f"t{uuid.uuid4().hex[:12]}"
     # pytest's tmp_path sits under a 0700 directory the unprivileged sandbox user cannot enter
     ws = Path(tempfile.mkdtemp(prefix="morgus-ws-"))

@@ -12,6 +12,21 @@ from morgus.workflows.sandbox_lease import SandboxLease
 REF = SandboxRef(name="morgus-t1", host_queue="morgus-host-a", backend="docker")
 
 
+def held() -> tuple[ResumeState, SandboxLease]:
+    """A lease holding REF, and the state a continue-as-new would carry."""
+    state = ResumeState()
+    lease = SandboxLease(state)
+    lease.hold(REF)
+    return state, lease
+
+
+def supervise(lease: SandboxLease) -> asyncio.Future[str]:
+    """A supervisor for the held sandbox: a plain future, which is what an activity handle is."""
+    supervisor: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    lease.supervised_by(supervisor)
+    return supervisor
+
+
 async def test_nothing_held_is_nothing_usable_and_nothing_to_release():
     lease = SandboxLease(ResumeState())
     assert lease.ref is None and lease.usable() is None
@@ -22,13 +37,10 @@ async def test_nothing_held_is_nothing_usable_and_nothing_to_release():
 
 
 async def test_a_held_sandbox_is_usable_while_its_supervisor_runs():
-    state = ResumeState()
-    lease = SandboxLease(state)
-    lease.hold(REF)
+    state, lease = held()
     assert state.sandbox == REF  # kept in the carried state
     assert lease.usable() == REF  # not yet supervised (a resumed run before its supervisor starts): usable
-    supervisor = asyncio.get_running_loop().create_future()
-    lease.supervised_by(supervisor)
+    supervisor = supervise(lease)
     assert lease.usable() == REF
     supervisor.set_result("worker gone")
     assert lease.usable() is None  # the supervisor ended: its host's worker is gone
@@ -36,32 +48,24 @@ async def test_a_held_sandbox_is_usable_while_its_supervisor_runs():
 
 
 async def test_drop_cancels_a_running_supervisor_and_forgets_the_sandbox():
-    state = ResumeState()
-    lease = SandboxLease(state)
-    lease.hold(REF)
-    supervisor = asyncio.get_running_loop().create_future()
-    lease.supervised_by(supervisor)
+    state, lease = held()
+    supervisor = supervise(lease)
     lease.drop()
     assert supervisor.cancelled()
     assert lease.supervisor is None and state.sandbox is None and lease.usable() is None
 
 
 async def test_drop_leaves_an_ended_supervisor_alone():
-    lease = SandboxLease(ResumeState())
-    lease.hold(REF)
-    supervisor = asyncio.get_running_loop().create_future()
+    _, lease = held()
+    supervisor = supervise(lease)
     supervisor.set_result("ended")
-    lease.supervised_by(supervisor)
     lease.drop()
     assert not supervisor.cancelled() and supervisor.result() == "ended"
 
 
 async def test_hand_over_keeps_the_sandbox_for_the_next_run():
-    state = ResumeState()
-    lease = SandboxLease(state)
-    lease.hold(REF)
-    supervisor = asyncio.get_running_loop().create_future()
-    lease.supervised_by(supervisor)
+    state, lease = held()
+    supervisor = supervise(lease)
     lease.hand_over()
     assert supervisor.cancelled()
     carried = ResumeState.model_validate_json(state.model_dump_json())  # what continue-as-new carries
@@ -70,11 +74,8 @@ async def test_hand_over_keeps_the_sandbox_for_the_next_run():
 
 
 async def test_release_returns_the_sandbox_and_its_own_queue_first_then_the_shared_one():
-    state = ResumeState()
-    lease = SandboxLease(state)
-    lease.hold(REF)
-    supervisor = asyncio.get_running_loop().create_future()
-    lease.supervised_by(supervisor)
+    state, lease = held()
+    supervisor = supervise(lease)
     assert lease.release() == (REF, ("morgus-host-a", None))
     assert supervisor.cancelled() and state.sandbox is None
     assert lease.release() is None  # released once

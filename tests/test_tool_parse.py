@@ -1,4 +1,4 @@
-"""Tool calls as real models write them (morgus/tool_parse.py, morgus/activities/llm.py reply_calls): pure, no server."""
+"""Tool calls as real models write them (morgus/tool_parse/, morgus/activities/llm.py reply_calls): pure, no server."""
 
 from __future__ import annotations
 

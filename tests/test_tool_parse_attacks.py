@@ -1,4 +1,4 @@
-"""Red team of calls written as code (morgus/tool_parse.py `_named_calls`): attacks that broke the parser, kept
+"""Red team of calls written as code (morgus/tool_parse/code_calls.py `named_calls`): attacks that broke the parser, kept
 so they stay broken. Pure functions, no server. CPU costs are measured in bench/bench_tool_parse.py, not here."""
 
 from __future__ import annotations

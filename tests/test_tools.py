@@ -7,53 +7,18 @@ import base64
 import json
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import git
 import httpx
 import pytest
 
-from morgus.activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput
+from morgus.activities.tools import ToolError
 from morgus.activities.tools.web import check_url
-from morgus.contracts import Phase, TaskResult
+from morgus.contracts import TaskResult
 from tests.conftest import free_port, start, task_id_of
-
-
-def ctx_for(settings, task_id: str = "00000000-0000-0000-0000-0000000000aa", **kw: Any) -> ToolContext:
-    return ToolContext(task_id=task_id, phase=Phase.BUILD, settings=settings, **kw)
-
-
-async def run_tool(name: str, ctx: ToolContext, **args: Any) -> ToolOutput | str:
-    spec = REGISTRY[name]
-    return await spec.run(ctx, spec.args(**args))  # type: ignore[misc]
-
-
-async def call(name: str, ctx: ToolContext, **args: Any) -> str:
-    """The tool's text, as the model reads it (a plain string, or a ToolOutput's content)."""
-    out = await run_tool(name, ctx, **args)
-    return out if isinstance(out, str) else out.content
-
-
-async def call_output(name: str, ctx: ToolContext, **args: Any) -> ToolOutput:
-    """A tool that reports artifacts or steps: its whole ToolOutput."""
-    out = await run_tool(name, ctx, **args)
-    assert isinstance(out, ToolOutput), f"{name} returned plain text, not a ToolOutput: {out!r}"
-    return out
-
-
-@contextmanager
-def http_server(handler: Any) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.helpers.tools import call, call_output, ctx_for, http_server
 
 
 def responder(routes: dict[str, tuple[int, dict[str, str], bytes]], seen: list | None = None) -> type:
@@ -144,8 +109,7 @@ async def test_push_without_a_remote_is_a_clear_error(settings):
         await call("git_add", ctx_for(settings, task_id="00000000-0000-0000-0000-0000000000b4"))
 
 
-async def test_token_never_reaches_steps_history_or_database_in_a_task(client, store, settings, llm, tmp_path, monkeypatch):
-    from morgus.worker import running_workers
+async def test_token_never_reaches_steps_history_or_database_in_a_task(client, store, settings, llm, tmp_path, monkeypatch, worker_for):
 
     token = "ghp_NEVERshowTHIS0987654321"
     settings = settings.model_copy(update={"git_token": token})
@@ -160,7 +124,7 @@ async def test_token_never_reaches_steps_history_or_database_in_a_task(client, s
         {"content": None, "tool_calls": [{"name": "git_push", "arguments": {}}]},
         {"content": "pushed"},
     ])
-    async with running_workers(client, store, settings):
+    async with worker_for(settings):
         handle = await start(client, settings, marker, repo_url=str(bare))
         result: TaskResult = await handle.result()
     assert result.status == "completed"
@@ -271,10 +235,9 @@ async def test_fetch_tool_uses_the_settings_allow_list_not_the_environment(setti
 # ---------------------------------------------------------------- deploy and notify
 
 
-async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store, settings, llm):
+async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store, settings, llm, worker_for):
     from morgus.activities.tools.deploy import sites_url
     from morgus.app.sites import serve_sites
-    from morgus.worker import running_workers
 
     server = serve_sites(settings.home.resolve() / "sites", f"http://127.0.0.1:{free_port()}")
     url_base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -289,7 +252,7 @@ async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store
                                              {"name": "deploy_local", "arguments": {"directory": "dist"}}]},
             {"content": "deployed"},
         ])
-        async with running_workers(client, store, settings):
+        async with worker_for(settings):
             handle = await start(client, settings, marker)
             result: TaskResult = await handle.result()
         assert sites_url(settings) == url_base
@@ -322,8 +285,7 @@ async def test_cloudflare_deploy_without_credentials_says_what_to_do(settings):
         await call("cloudflare_deploy", ctx_for(settings), directory="dist", project_name="bakery")
 
 
-async def test_notify_webhook_is_retried_and_the_step_written_once(client, store, settings, llm):
-    from morgus.worker import running_workers
+async def test_notify_webhook_is_retried_and_the_step_written_once(client, store, settings, llm, worker_for):
 
     posts: list = []
 
@@ -340,7 +302,7 @@ async def test_notify_webhook_is_retried_and_the_step_written_once(client, store
     with http_server(Hook) as base:
         settings = settings.model_copy(update={"notify_webhook": f"{base}/hook"})
         marker = llm.add("webhook", [{"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "Deployed!"}}]}])
-        async with running_workers(client, store, settings):
+        async with worker_for(settings):
             handle = await start(client, settings, marker)
             assert (await handle.result()).status == "completed"
     assert [p["text"] for p in posts] == ["Deployed!", "Deployed!"]

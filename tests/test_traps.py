@@ -31,7 +31,7 @@ from morgus.contracts import Phase, SandboxOptions, TaskResult
 from morgus.sandbox.base import give_to_sandbox_user
 from morgus.sandbox.output import CappedOutput
 from tests.conftest import free_port, make_settings, start, task_id_of
-from tests.test_sandbox import _bwrap_or_skip, _docker_or_skip
+from tests.helpers.backends import bwrap_or_skip, docker_or_skip
 
 HOST_SECRET = f"HOSTONLY-{uuid.uuid4().hex}"
 ENV_SECRET = f"sk-trap-{uuid.uuid4().hex}"
@@ -253,8 +253,8 @@ def test_the_sites_server_serves_no_link_or_special_file_on_its_own(tmp_path: Pa
 
 def _backend(kind: str, workspace_root: Path) -> Any:
     if kind == "docker":
-        return _docker_or_skip()
-    _bwrap_or_skip()
+        return docker_or_skip()
+    bwrap_or_skip()
     from morgus.sandbox.bwrap_backend import BwrapBackend
 
     return BwrapBackend(workspace_root)
@@ -302,9 +302,8 @@ DEPLOYS = ["site", "bigsite", "many", "linkidx", "sitelink"]
 
 @pytest.mark.parametrize("kind", ["docker", "bwrap"])
 async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, store, llm, temporal_server, postgres,
-                                                                tmp_path, host_dir, env_holder, monkeypatch):
+                                                                tmp_path, host_dir, env_holder, monkeypatch, worker_for):
     from morgus.app.sites import serve_sites
-    from morgus.worker import running_workers
 
     root = Path(tempfile.mkdtemp(prefix="morgus-traps-"))  # under /tmp, reachable by the sandbox user
     root.chmod(0o755)
@@ -327,7 +326,7 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, s
         {"content": "deployed"},
     ])
     try:
-        async with running_workers(client, store, settings, backend=backend):
+        async with worker_for(settings, backend=backend):
             handle = await start(client, settings, marker)
             result: TaskResult = await asyncio.wait_for(handle.result(), 300)
     except BaseException:

@@ -19,10 +19,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from morgus.activities.tools import safe_fs
-from morgus.activities.tools.registry import ToolContext, ToolOutput, tool
+from morgus.activities.tools.registry import ToolArgs, ToolContext, ToolOutput, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.config import Settings
 from morgus.contracts import ArtifactRecord
@@ -39,13 +39,11 @@ def sites_url(settings: Settings) -> str:
     return (settings.sites_url or DEFAULT_SITES_URL).rstrip("/")
 
 
-class DeployLocalArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DeployLocalArgs(ToolArgs):
     directory: str = Field(description="The built site's folder, relative to the workspace (e.g. 'dist').")
 
 
-class CloudflareDeployArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CloudflareDeployArgs(ToolArgs):
     directory: str = Field(description="The built site's folder, relative to the workspace.")
     project_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,57}$", description="Cloudflare Pages project name.")
 
@@ -54,13 +52,12 @@ def _publish(workspace: Path, directory: str, sites: Path, task_id: str) -> tupl
     """Copy the regular files and folders of `directory` into a fresh staging folder, then switch the site to it."""
     parts = safe_fs.split_rel(directory)
     shown = safe_fs.show(directory)
-    with safe_fs.closing_fd(safe_fs.open_root(workspace)) as rfd:
-        try:
-            src = safe_fs.open_dir(rfd, parts)
-        except ToolError as e:
-            if "does not exist" in str(e):
-                raise ToolError(f"{shown!r} is not a folder in the workspace; build the site first") from None
-            raise
+    try:
+        src = safe_fs.open_folder(workspace, parts)
+    except ToolError as e:
+        if "does not exist" in str(e):
+            raise ToolError(f"{shown!r} is not a folder in the workspace; build the site first") from None
+        raise
     with safe_fs.closing_fd(src):
         try:
             index, _ = safe_fs.open_regular_at(src, "index.html", f"{shown}/index.html")
@@ -73,7 +70,7 @@ def _publish(workspace: Path, directory: str, sites: Path, task_id: str) -> tupl
         staging = sites / f".{task_id}.{uuid.uuid4().hex[:6]}"
         staging.mkdir(mode=0o755)
         try:
-            with safe_fs.closing_fd(os.open(staging, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)) as dst:
+            with safe_fs.closing_fd(os.open(staging, safe_fs.PATH_DIR)) as dst:
                 report = safe_fs.copy_regular_tree(src, dst, max_files=MAX_SITE_FILES, max_bytes=MAX_SITE_BYTES,
                                                    skip_dirs=frozenset({".git"}))
         except BaseException:

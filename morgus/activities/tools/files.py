@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import stat
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from morgus.activities.tools import safe_fs
-from morgus.activities.tools.registry import ToolContext, tool
+from morgus.activities.tools.registry import ToolArgs, ToolContext, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.sandbox.base import chown_at, chown_fd
 
@@ -21,19 +21,16 @@ MAX_LIST_ENTRIES = 500
 SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv"})
 
 
-class FileReadArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FileReadArgs(ToolArgs):
     path: str = Field(description="File path relative to the workspace.")
 
 
-class FileWriteArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FileWriteArgs(ToolArgs):
     path: str = Field(description="File path relative to the workspace; parent folders are created.")
     content: str = Field(description="The complete new content of the file.")
 
 
-class FileListArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FileListArgs(ToolArgs):
     path: str = Field(default=".", description="Folder relative to the workspace.")
 
 

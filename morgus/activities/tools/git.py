@@ -15,10 +15,10 @@ import re
 import stat
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from morgus.activities.tools.git_safe import auth_env, check_push_url, git_dir_for, run_git, scrub
-from morgus.activities.tools.registry import ToolContext, ToolOutput, tool
+from morgus.activities.tools.registry import ToolArgs, ToolContext, ToolOutput, tool
 from morgus.activities.tools.workspace import ToolError, resolve_in_workspace
 from morgus.contracts import ArtifactRecord
 
@@ -26,22 +26,19 @@ _AUTHOR_RE = re.compile(r"^\s*(?P<name>[^<>\n]+?)\s*<(?P<email>[^<>@\s]+@[^<>\s]
 NAMES_SHOWN = 50
 
 
-class GitInitArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GitInitArgs(ToolArgs):
+    pass
 
 
-class GitAddArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GitAddArgs(ToolArgs):
     paths: list[str] = Field(default_factory=lambda: ["."], description="Paths relative to the workspace.")
 
 
-class GitCommitArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GitCommitArgs(ToolArgs):
     message: str = Field(min_length=1, max_length=20_000, description="The commit message, exactly as it should read.")
 
 
-class GitPushArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GitPushArgs(ToolArgs):
     remote: str = Field(default="origin", pattern=r"^[A-Za-z0-9._-]+$")
     branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
 

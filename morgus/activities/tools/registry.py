@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from morgus.config import Settings
 from morgus.contracts import ArtifactRecord, Phase, SandboxRef, StepType
+
+
+class ToolArgs(BaseModel):
+    """A tool's arguments as the model wrote them: a name the tool does not take is refused with a message, not
+    silently dropped (a misspelt `contents` must not write an empty file)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass

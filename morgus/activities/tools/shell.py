@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from morgus.activities.tools.registry import ToolContext, ToolOutput, tool
+from morgus.activities.tools.registry import ToolArgs, ToolContext, ToolOutput, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.contracts import ArtifactRecord
 from morgus.sandbox.output import CappedOutput
@@ -19,8 +19,7 @@ from morgus.sandbox.policy import check_command
 GRACE_S = 10
 
 
-class ShellExecArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ShellExecArgs(ToolArgs):
     command: str = Field(min_length=1, max_length=100_000, description="A bash command; runs as `bash -lc` in /workspace.")
     timeout_s: float = Field(default=120, gt=0, le=3600, description="Seconds before the command and all its processes are killed.")
 

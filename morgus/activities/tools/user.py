@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from morgus.activities.tools.registry import ExtraStep, ToolContext, ToolOutput, ToolSpec, register, tool
+from morgus.activities.tools.registry import ExtraStep, ToolArgs, ToolContext, ToolOutput, ToolSpec, register, tool
 from morgus.contracts import AskUserArgs, StepType
 
 
-class NotifyUserArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NotifyUserArgs(ToolArgs):
     message: str = Field(min_length=1, max_length=20_000, description="What to tell the user.")
 
 

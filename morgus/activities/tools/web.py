@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-from morgus.activities.tools.registry import ToolContext, tool
+from morgus.activities.tools.registry import ToolArgs, ToolContext, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.config import Settings
 
@@ -84,8 +84,7 @@ async def check_url(url: str, fetch_allow: str | None = None) -> None:
 # ---------------------------------------------------------------- fetch
 
 
-class FetchUrlArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FetchUrlArgs(ToolArgs):
     url: str = Field(min_length=1, max_length=4000, description="An http(s) URL.")
 
 
@@ -168,8 +167,7 @@ async def fetch_url(ctx: ToolContext, args: FetchUrlArgs) -> str:
 # ---------------------------------------------------------------- search
 
 
-class SearchWebArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SearchWebArgs(ToolArgs):
     query: str = Field(min_length=1, max_length=500, description="What to search for.")
     max_results: int = Field(default=5, ge=1, le=20)
 

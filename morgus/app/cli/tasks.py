@@ -1,0 +1,145 @@
+"""`morgus task …`: start, list, show, answer and cancel tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from morgus.app.cli.common import Exit, out, run, settings
+from morgus.app.terminal import term_safe
+from morgus.config import ConfigError, Settings
+from morgus.contracts import TaskInput, TaskLimits, TaskStatus
+
+task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer and cancel tasks.")
+
+
+@task_app.command("start")
+def task_start(
+    description: str = typer.Argument(..., help="What to build."),
+    title: str = typer.Option("", help="Short title (default: the description's first line)."),
+    model: str | None = typer.Option(None, help="LLM model for this task (default: MORGUS_MODEL)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the task live until it ends."),
+    task_queue: str | None = typer.Option(None, help="Task queue (default: MORGUS_TASK_QUEUE)."),
+) -> None:
+    """Start a task; prints its id."""
+    try:
+        task = TaskInput(title=title, description=description, model=model,
+                         limits=TaskLimits(require_work=settings().require_work))
+    except ValidationError as e:
+        raise ConfigError(f"invalid task: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+
+    async def go(settings: Settings) -> int:
+        from morgus.app.client import connect_temporal
+        from morgus.app.tasks import start_task
+
+        client = await connect_temporal(settings)
+        handle = await start_task(client, task, task_queue=task_queue or settings.task_queue)
+        task_id = handle.id.removeprefix("task-")
+        out.print(task_id)
+        if not wait:
+            return 0
+        from morgus.app.progress import follow
+
+        return await follow(settings, client, task_id, out)
+
+    code = run(go)
+    if code:
+        raise Exit(code)
+
+
+@task_app.command("list")
+def task_list(status: TaskStatus | None = typer.Option(None, help="Only tasks with this status."),
+              limit: int = typer.Option(20, min=1, max=1000)) -> None:
+    """List recent tasks from the database."""
+
+    async def go(settings: Settings) -> list[dict[str, Any]]:
+        from morgus.app.client import open_store
+
+        store = await open_store(settings)
+        try:
+            return await store.list_tasks(status=status.value if status else None, limit=limit)
+        finally:
+            await store.close()
+
+    rows = run(go)
+    if not rows:
+        out.print("no tasks yet")
+        return
+    table = Table("id", "status", "phase", "title", "steps", "tokens", "created")
+    for r in rows:
+        table.add_row(str(r["id"]), term_safe(r["status"], markup=True), term_safe(r["phase"] or "", markup=True),
+                      term_safe(r["title"][:50], markup=True), str(r["step_count"]),
+                      str(r["total_tokens"]), r["created_at"].strftime("%Y-%m-%d %H:%M:%S"))
+    out.print(table)
+
+
+@task_app.command("show")
+def task_show(task: str = typer.Argument(..., help="Task id (or task-<id>).")) -> None:
+    """Show a task with its steps and artifacts (from the database)."""
+    from morgus.app.tasks import TaskOpError, parse_task_ref
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> tuple[Any, Any, Any]:
+        from morgus.app.client import open_store
+
+        store = await open_store(settings)
+        try:
+            row = await store.fetch_task(task_id)
+            if row is None:
+                raise TaskOpError(f"no task with id {task_id} in the database")
+            return row, await store.fetch_steps(task_id), await store.fetch_artifacts(task_id)
+        finally:
+            await store.close()
+
+    row, steps, artifacts = run(go)
+    from morgus.app.progress import render_step
+
+    out.print(f"[bold]{term_safe(row['title'], markup=True)}[/bold]  ({row['id']})")
+    out.print(f"status {term_safe(row['status'])}   phase {term_safe(row['phase'] or '-')}   steps {row['step_count']}   "
+              f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, cached {row['cached_tokens']}, "
+              f"completion {row['completion_tokens']})   cost ${float(row['cost_usd']):.4f}", markup=False)
+    if row["pending_question"]:
+        out.print(f"[yellow]waiting for an answer:[/yellow] {term_safe(row['pending_question'], newlines=True, markup=True)}")
+    if row["error_message"]:
+        out.print(f"[red]error:[/red] {term_safe(row['error_message'], newlines=True, markup=True)}")
+    for s in steps:
+        out.print(render_step(s), markup=False)
+    for a in artifacts:
+        out.print(f"artifact {term_safe(a['type'])}: {term_safe(a['name'])} {term_safe(a['url'] or a['path'] or '')}",
+                  markup=False)
+
+
+@task_app.command("answer")
+def task_answer(task: str, text: str) -> None:
+    """Answer the question a task is waiting on."""
+    from morgus.app.tasks import answer_task, parse_task_ref
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> None:
+        from morgus.app.client import connect_temporal
+
+        await answer_task(await connect_temporal(settings), task_id, text)
+
+    run(go)
+    out.print(f"answered task {task_id}")
+
+
+@task_app.command("cancel")
+def task_cancel(task: str, reason: str = typer.Option("cancelled by user")) -> None:
+    """Cancel a running task (its status becomes `cancelled`)."""
+    from morgus.app.tasks import cancel_task, parse_task_ref
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> None:
+        from morgus.app.client import connect_temporal
+
+        await cancel_task(await connect_temporal(settings), task_id, reason)
+
+    run(go)
+    out.print(f"cancel requested for task {task_id}")
