@@ -10,6 +10,7 @@ install:
 ## The quality gate CI runs before the tests: lint and type check (configuration in pyproject.toml).
 lint:
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 ## Build the web console (served by the API); skipped with a note where npm is missing.

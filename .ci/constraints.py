@@ -57,7 +57,9 @@ def closure(roots: list[Requirement]) -> dict[str, str]:
 
 
 def main() -> None:
-    print("# Pinned versions of morgus[test]'s dependency closure (runtime, dev stack, tests, quality gate), as installed")
+    print(
+        "# Pinned versions of morgus[test]'s dependency closure (runtime, dev stack, tests, quality gate), as installed"
+    )
     print("# where the tests pass; `make install` installs with -c constraints.txt so every machine gets the same set.")
     print("# Regenerate: python .ci/constraints.py > constraints.txt")
     for name, version in sorted(closure(project_requirements(["test"])).items()):

@@ -98,9 +98,20 @@ def sandbox_runner(workspace: Path, grading_root: Path, settings: Settings) -> A
 # ---------------------------------------------------------------- one task
 
 
-async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Settings, model: str | None,
-                   scripted: bool, timeout_s: float, max_steps: int, grading_root: Path, sites: str,
-                   transcripts: Path | None = None) -> Outcome:
+async def run_task(
+    task: EvalTask,
+    *,
+    client: Any,
+    store: Any,
+    settings: Settings,
+    model: str | None,
+    scripted: bool,
+    timeout_s: float,
+    max_steps: int,
+    grading_root: Path,
+    sites: str,
+    transcripts: Path | None = None,
+) -> Outcome:
     from morgus.app.auto_answer import answer_for
     from morgus.app.tasks import answer_task, cancel_task, start_task
     from morgus.contracts import Budget, TaskInput
@@ -113,9 +124,12 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
         (ws / rel).write_text(text)
     description = task.description + (f"\n[scenario:{task.name}]" if scripted else "")
     started = time.monotonic()
-    handle = await start_task(client, TaskInput(title=f"eval: {task.name}", description=description, model=model,
-                                                budget=Budget(max_steps=max_steps)),
-                              task_queue=settings.task_queue, task_id=task_id)
+    handle = await start_task(
+        client,
+        TaskInput(title=f"eval: {task.name}", description=description, model=model, budget=Budget(max_steps=max_steps)),
+        task_queue=settings.task_queue,
+        task_id=task_id,
+    )
     asked: set[int] = set()
     timed_out = False
     while True:
@@ -143,14 +157,21 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
     status = str(row.get("status", "unknown"))
     if transcripts is not None:  # for reading why a task failed; the grade never looks at it
         transcripts.mkdir(parents=True, exist_ok=True)
-        (transcripts / f"{task.name}.json").write_text(json.dumps(
-            [{k: s[k] for k in ("seq", "phase", "type", "content", "metadata")} for s in steps], indent=1, default=str))
+        (transcripts / f"{task.name}.json").write_text(
+            json.dumps(
+                [{k: s[k] for k in ("seq", "phase", "type", "content", "metadata")} for s in steps],
+                indent=1,
+                default=str,
+            )
+        )
     site = next((a["url"] for a in artifacts if a["type"] == "deployment" and a.get("url")), None)
     if site is None and (settings.home.resolve() / "sites" / task_id / "index.html").is_file():
         site = f"{sites}/{task_id}/"
     if site is not None and not site.endswith("/"):
         site += "/"
-    graded = Graded(workspace=ws, status=status, site_url=site, fetch=_fetch, run=sandbox_runner(ws, grading_root, settings))
+    graded = Graded(
+        workspace=ws, status=status, site_url=site, fetch=_fetch, run=sandbox_runner(ws, grading_root, settings)
+    )
     try:
         why = await asyncio.to_thread(task.grade, graded)
     except Exception as e:  # noqa: BLE001 - a grader crash is a failed grade, with the reason
@@ -162,10 +183,15 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
     elif why is not None and status != "completed":
         why = f"task ended {status} ({(row.get('error_message') or '')[:120]}); {why}"
     return Outcome(
-        name=task.name, passed=why is None, status=status, reason=why or "",
+        name=task.name,
+        passed=why is None,
+        status=status,
+        reason=why or "",
         llm_calls=sum(1 for s in steps if s["type"] == "LLM_RESPONSE"),
-        prompt_tokens=int(row.get("prompt_tokens") or 0), cached_tokens=int(row.get("cached_tokens") or 0),
-        completion_tokens=int(row.get("completion_tokens") or 0), cost_usd=float(row.get("cost_usd") or 0),
+        prompt_tokens=int(row.get("prompt_tokens") or 0),
+        cached_tokens=int(row.get("cached_tokens") or 0),
+        completion_tokens=int(row.get("completion_tokens") or 0),
+        cost_usd=float(row.get("cost_usd") or 0),
         wall_s=round(wall, 1),
     )
 
@@ -173,8 +199,15 @@ async def run_task(task: EvalTask, *, client: Any, store: Any, settings: Setting
 # ---------------------------------------------------------------- the stack for a run
 
 
-async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_steps: int,
-                   progress: Any = print, transcripts: Path | None = None) -> tuple[list[Outcome], str]:
+async def run_eval(
+    tasks: list[EvalTask],
+    *,
+    mode: str,
+    timeout_s: float,
+    max_steps: int,
+    progress: Any = print,
+    transcripts: Path | None = None,
+) -> tuple[list[Outcome], str]:
     """mode: endpoint | local | scripted | scripted-bad. Returns the outcomes and the model's name."""
     from morgus.app.client import connect_temporal
     from morgus.app.stack import TemporalDevServer
@@ -210,7 +243,9 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
             model_name = server.alias
         else:
             if not base.openai_base_url and not base.openai_api_key:
-                raise SystemExit("agent_eval: set OPENAI_BASE_URL (and OPENAI_API_KEY / MORGUS_MODEL), or use --local-model")
+                raise SystemExit(
+                    "agent_eval: set OPENAI_BASE_URL (and OPENAI_API_KEY / MORGUS_MODEL), or use --local-model"
+                )
             model_name = base.model
 
         pg = EmbeddedPostgres(root / "pgdata", free_port())
@@ -226,13 +261,26 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
         site_server = serve_sites(home / "sites", sites)
         stoppers.append(site_server.shutdown)
 
-        settings = load_settings(**{
-            **{k: v for k, v in {"OPENAI_BASE_URL": base.openai_base_url, "OPENAI_API_KEY": base.openai_api_key,
-                                 "MORGUS_MODEL": base.model, "MORGUS_MODEL_CONFIG": base.model_config_file}.items() if v},
-            **env,
-            "TEMPORAL_ADDRESS": temporal.address, "DATABASE_URL": pg.dsn, "MORGUS_HOME": str(home),
-            "MORGUS_TASK_QUEUE": f"eval-{uuid.uuid4().hex[:8]}", "MORGUS_SITES_URL": sites,  # deploy_local's URLs
-        })
+        settings = load_settings(
+            **{
+                **{
+                    k: v
+                    for k, v in {
+                        "OPENAI_BASE_URL": base.openai_base_url,
+                        "OPENAI_API_KEY": base.openai_api_key,
+                        "MORGUS_MODEL": base.model,
+                        "MORGUS_MODEL_CONFIG": base.model_config_file,
+                    }.items()
+                    if v
+                },
+                **env,
+                "TEMPORAL_ADDRESS": temporal.address,
+                "DATABASE_URL": pg.dsn,
+                "MORGUS_HOME": str(home),
+                "MORGUS_TASK_QUEUE": f"eval-{uuid.uuid4().hex[:8]}",
+                "MORGUS_SITES_URL": sites,  # deploy_local's URLs
+            }
+        )
         client = await connect_temporal(settings)
         store = Store(pg.dsn, max_size=10)
         await store.open()
@@ -243,12 +291,23 @@ async def run_eval(tasks: list[EvalTask], *, mode: str, timeout_s: float, max_st
             async with running_workers(client, store, settings):
                 for t in tasks:
                     progress(f"[{t.name}] running (timeout {timeout_s:.0f}s)…")
-                    o = await run_task(t, client=client, store=store, settings=settings,
-                                       model="scripted" if scripted else None, scripted=scripted, timeout_s=timeout_s,
-                                       max_steps=max_steps, grading_root=grading_root, sites=sites,
-                                     transcripts=transcripts)
-                    progress(f"[{t.name}] {'PASS' if o.passed else 'FAIL'} {o.status} in {o.wall_s}s, "
-                             f"{o.llm_calls} LLM calls{'' if o.passed else ': ' + o.reason}")
+                    o = await run_task(
+                        t,
+                        client=client,
+                        store=store,
+                        settings=settings,
+                        model="scripted" if scripted else None,
+                        scripted=scripted,
+                        timeout_s=timeout_s,
+                        max_steps=max_steps,
+                        grading_root=grading_root,
+                        sites=sites,
+                        transcripts=transcripts,
+                    )
+                    progress(
+                        f"[{t.name}] {'PASS' if o.passed else 'FAIL'} {o.status} in {o.wall_s}s, "
+                        f"{o.llm_calls} LLM calls{'' if o.passed else ': ' + o.reason}"
+                    )
                     outcomes.append(o)
         finally:
             await store.close()
@@ -276,26 +335,34 @@ def machine() -> str:
 
 
 def table(outcomes: list[Outcome]) -> str:
-    rows = ["| task | result | status | LLM calls | prompt | cached | completion | cost $ | wall s | failure reason |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    rows = [
+        "| task | result | status | LLM calls | prompt | cached | completion | cost $ | wall s | failure reason |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for o in outcomes:
         reason = o.reason.replace("|", "\\|").replace("\n", " ")[:300]
-        rows.append(f"| {o.name} | {'pass' if o.passed else 'FAIL'} | {o.status} | {o.llm_calls} | {o.prompt_tokens} | "
-                    f"{o.cached_tokens} | {o.completion_tokens} | {o.cost_usd:.4f} | {o.wall_s} | {reason} |")
+        rows.append(
+            f"| {o.name} | {'pass' if o.passed else 'FAIL'} | {o.status} | {o.llm_calls} | {o.prompt_tokens} | "
+            f"{o.cached_tokens} | {o.completion_tokens} | {o.cost_usd:.4f} | {o.wall_s} | {reason} |"
+        )
     n = len(outcomes)
-    rows.append(f"| **total** | **{sum(o.passed for o in outcomes)}/{n}** | | {sum(o.llm_calls for o in outcomes)} | "
-                f"{sum(o.prompt_tokens for o in outcomes)} | {sum(o.cached_tokens for o in outcomes)} | "
-                f"{sum(o.completion_tokens for o in outcomes)} | {sum(o.cost_usd for o in outcomes):.4f} | "
-                f"{round(sum(o.wall_s for o in outcomes), 1)} | |")
+    rows.append(
+        f"| **total** | **{sum(o.passed for o in outcomes)}/{n}** | | {sum(o.llm_calls for o in outcomes)} | "
+        f"{sum(o.prompt_tokens for o in outcomes)} | {sum(o.cached_tokens for o in outcomes)} | "
+        f"{sum(o.completion_tokens for o in outcomes)} | {sum(o.cost_usd for o in outcomes):.4f} | "
+        f"{round(sum(o.wall_s for o in outcomes), 1)} | |"
+    )
     return "\n".join(rows)
 
 
 def append_report(out: Path, outcomes: list[Outcome], model: str, note: str = "") -> None:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     if not out.exists():
-        out.write_text("# Evaluation results\n\nAppended by `python -m bench.agent_eval` (see docs/local-model.md). "
-                       "Each task is graded on its result (files, the deployed page over HTTP, tests run in a "
-                       "sandbox), not on the transcript.\n")
+        out.write_text(
+            "# Evaluation results\n\nAppended by `python -m bench.agent_eval` (see docs/local-model.md). "
+            "Each task is graded on its result (files, the deployed page over HTTP, tests run in a "
+            "sandbox), not on the transcript.\n"
+        )
     with out.open("a") as f:
         f.write(f"\n## {model} — {when}\n\nMachine: {machine()}.{(' ' + note) if note else ''}\n\n{table(outcomes)}\n")
 
@@ -303,10 +370,14 @@ def append_report(out: Path, outcomes: list[Outcome], model: str, note: str = ""
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.agent_eval", description=__doc__.split("\n\n")[0])
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--local-model", action="store_true", help="serve the local model (MORGUS_LOCAL_MODEL or the pinned one)")
+    g.add_argument(
+        "--local-model", action="store_true", help="serve the local model (MORGUS_LOCAL_MODEL or the pinned one)"
+    )
     g.add_argument("--scripted", action="store_true", help="replay each task's good script (harness self-check)")
     g.add_argument("--scripted-bad", action="store_true", help="replay scripts that must fail (harness self-check)")
-    p.add_argument("--tasks", default="", help="comma-separated task names (default: all): " + ",".join(t.name for t in TASKS))
+    p.add_argument(
+        "--tasks", default="", help="comma-separated task names (default: all): " + ",".join(t.name for t in TASKS)
+    )
     p.add_argument("--timeout", type=float, default=900, help="seconds per task before it is cancelled")
     p.add_argument("--max-steps", type=int, default=60, help="LLM calls per task before its budget stops it")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to append the table to")
@@ -323,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     from morgus.log import configure_logging
 
     configure_logging("warning")
-    outcomes, model = asyncio.run(run_eval(tasks, mode=mode, timeout_s=a.timeout, max_steps=a.max_steps,
-                                                transcripts=a.transcripts))
+    outcomes, model = asyncio.run(
+        run_eval(tasks, mode=mode, timeout_s=a.timeout, max_steps=a.max_steps, transcripts=a.transcripts)
+    )
     print(table(outcomes))
     if not a.no_write:
         append_report(a.out, outcomes, model, a.note)

@@ -46,8 +46,10 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def script(steps: int) -> list[dict]:
-    return [{"content": f"step {i}", "tool_calls": [{"name": "notify_user", "arguments": {"message": f"step {i}"}}]}
-            for i in range(steps)] + [{"content": "done"}]
+    return [
+        {"content": f"step {i}", "tool_calls": [{"name": "notify_user", "arguments": {"message": f"step {i}"}}]}
+        for i in range(steps)
+    ] + [{"content": "done"}]
 
 
 class Bench:
@@ -63,13 +65,28 @@ class Bench:
         self.temporal.start()
         self.pg.start()
         apply_migrations(self.pg.dsn)
-        self.settings = Settings(TEMPORAL_ADDRESS=self.temporal.address, DATABASE_URL=self.pg.dsn, OPENAI_BASE_URL=url,  # type: ignore[call-arg]
-                                 OPENAI_API_KEY="bench", MORGUS_HOME=str(self.root / "home"), MORGUS_TASK_QUEUE="bench",
-                                 MORGUS_WORKSPACES=str(self.root / "ws"))
+        self.settings = Settings(
+            TEMPORAL_ADDRESS=self.temporal.address,
+            DATABASE_URL=self.pg.dsn,
+            OPENAI_BASE_URL=url,  # type: ignore[call-arg]
+            OPENAI_API_KEY="bench",
+            MORGUS_HOME=str(self.root / "home"),
+            MORGUS_TASK_QUEUE="bench",
+            MORGUS_WORKSPACES=str(self.root / "ws"),
+        )
         # the worker subprocess: this environment plus the bench's stack; it reads it through its own Settings
-        env = {**os.environ, "TEMPORAL_ADDRESS": self.temporal.address, "DATABASE_URL": self.pg.dsn, "OPENAI_BASE_URL": url,
-               "OPENAI_API_KEY": "bench", "MORGUS_HOME": str(self.root / "home"), "MORGUS_TASK_QUEUE": "bench",
-               "MORGUS_WORKSPACES": str(self.root / "ws"), "MORGUS_LOG_LEVEL": "warning", "MORGUS_SANDBOX": "bwrap"}
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": self.temporal.address,
+            "DATABASE_URL": self.pg.dsn,
+            "OPENAI_BASE_URL": url,
+            "OPENAI_API_KEY": "bench",
+            "MORGUS_HOME": str(self.root / "home"),
+            "MORGUS_TASK_QUEUE": "bench",
+            "MORGUS_WORKSPACES": str(self.root / "ws"),
+            "MORGUS_LOG_LEVEL": "warning",
+            "MORGUS_SANDBOX": "bwrap",
+        }
         self.worker = start_worker_process(env, self.root / "worker.log")
         self.client = await connect_temporal(self.settings)
         self.store = Store(self.pg.dsn, max_size=10)
@@ -87,8 +104,12 @@ class Bench:
     async def start(self, steps: int):
         name = f"b{steps}-{time.monotonic_ns()}"
         marker = self.llm.add(name, script(steps))
-        task = TaskInput(title=name, description=f"bench {marker}", model="bench",
-                         limits=TaskLimits(max_iterations_per_phase=steps + 5, loop_repeats=100, require_work=False))
+        task = TaskInput(
+            title=name,
+            description=f"bench {marker}",
+            model="bench",
+            limits=TaskLimits(max_iterations_per_phase=steps + 5, loop_repeats=100, require_work=False),
+        )
         return await start_task(self.client, task, task_queue="bench")
 
     async def run_task(self, steps: int):
@@ -143,14 +164,23 @@ async def main(small: bool, write: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="morgus-bench-") as tmp:
         async with Bench(Path(tmp)) as b:
             p = await b.pickup(pickups)
-            lines += [f"Pickup latency (`start_workflow` → first `task_steps` row), {pickups} tasks: "
-                      f"p50 **{pct(p, 50) * 1000:.0f} ms**, p95 **{pct(p, 95) * 1000:.0f} ms**.", "",
-                      "| task steps | per-step overhead p50 | p95 | history bytes per step | runs (continue-as-new) |",
-                      "|---|---|---|---|---|"]
+            lines += [
+                f"Pickup latency (`start_workflow` → first `task_steps` row), {pickups} tasks: "
+                f"p50 **{pct(p, 50) * 1000:.0f} ms**, p95 **{pct(p, 95) * 1000:.0f} ms**.",
+                "",
+                "| task steps | per-step overhead p50 | p95 | history bytes per step | runs (continue-as-new) |",
+                "|---|---|---|---|---|",
+            ]
             for n in sizes:
                 gaps, per_step_bytes, runs = await b.per_step(n)
-                lines.append(f"| {n} | {pct(gaps, 50) * 1000:.0f} ms | {pct(gaps, 95) * 1000:.0f} ms | {per_step_bytes:.0f} B | {runs} |")
-            lines += ["", "| concurrent tasks × 20 steps | wall time | agent steps/s | errors | worker peak RSS |", "|---|---|---|---|---|"]
+                lines.append(
+                    f"| {n} | {pct(gaps, 50) * 1000:.0f} ms | {pct(gaps, 95) * 1000:.0f} ms | {per_step_bytes:.0f} B | {runs} |"
+                )
+            lines += [
+                "",
+                "| concurrent tasks × 20 steps | wall time | agent steps/s | errors | worker peak RSS |",
+                "|---|---|---|---|---|",
+            ]
             errors = 0
             for c in levels:
                 wall, rate, err, rss = await b.throughput(c, 20)
@@ -158,10 +188,12 @@ async def main(small: bool, write: bool) -> int:
                 lines.append(f"| {c} | {wall:.1f} s | {rate:.1f} | {err} | {rss:.0f} MiB |")
     import temporalio
 
-    machine = (f"{platform.node()}: {psutil.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-               f"{psutil.virtual_memory().total / 2**30:.0f} GiB; Python {platform.python_version()}, temporalio "
-               f"{temporalio.__version__ if hasattr(temporalio, '__version__') else ''}, Postgres 18 (embedded); "
-               f"{datetime.now().date()}; mode {'small' if small else 'full'}")
+    machine = (
+        f"{platform.node()}: {psutil.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB; Python {platform.python_version()}, temporalio "
+        f"{temporalio.__version__ if hasattr(temporalio, '__version__') else ''}, Postgres 18 (embedded); "
+        f"{datetime.now().date()}; mode {'small' if small else 'full'}"
+    )
     report = "\n".join([f"Machine: {machine}", "", *lines])
     print(report)
     if write:

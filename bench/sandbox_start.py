@@ -52,8 +52,12 @@ def main() -> None:
     morgus = [morgus_start(backend) for _ in range(args.runs)]
     bare = [bare_run(backend.image) for _ in range(args.runs)]
     m, b = statistics.median(morgus), statistics.median(bare)
-    docker_version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
-    print(f"machine: {platform.node()} {platform.machine()}, {platform.processor() or 'cpu'}; docker {docker_version}; image {backend.image}; runs {args.runs}")
+    docker_version = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {platform.processor() or 'cpu'}; docker {docker_version}; image {backend.image}; runs {args.runs}"
+    )
     print("| measurement | median s | p90 s |")
     print("|---|---|---|")
     print(f"| Morgus sandbox: create (locked down) -> first command done | {m:.3f} | {p90(morgus):.3f} |")

@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     git_author: str = Field(default="Morgus <morgus@localhost>", alias="MORGUS_GIT_AUTHOR")
     git_remote: str | None = Field(default=None, alias="MORGUS_GIT_REMOTE")
     git_token: str | None = Field(default=None, alias="MORGUS_GIT_TOKEN", repr=False)
-    search_provider: Literal["duckduckgo", "searxng", "brave"] = Field(default="duckduckgo", alias="MORGUS_SEARCH_PROVIDER")
+    search_provider: Literal["duckduckgo", "searxng", "brave"] = Field(
+        default="duckduckgo", alias="MORGUS_SEARCH_PROVIDER"
+    )
     searxng_url: str | None = Field(default=None, alias="MORGUS_SEARXNG_URL")
     brave_api_key: str | None = Field(default=None, alias="BRAVE_API_KEY", repr=False)
     brave_url: str | None = Field(default=None, alias="MORGUS_BRAVE_URL")
@@ -91,7 +93,9 @@ class Settings(BaseSettings):
     # end `completed`; turn it off only for scripted replies that build nothing on purpose (the test suite).
     require_work: bool = Field(default=True, alias="MORGUS_REQUIRE_WORK")
     sites_url: str | None = Field(default=None, alias="MORGUS_SITES_URL")
-    notify_webhook: str | None = Field(default=None, alias="MORGUS_NOTIFY_WEBHOOK", repr=False)  # a webhook URL is a secret
+    notify_webhook: str | None = Field(
+        default=None, alias="MORGUS_NOTIFY_WEBHOOK", repr=False
+    )  # a webhook URL is a secret
     cloudflare_api_token: str | None = Field(default=None, alias="CLOUDFLARE_API_TOKEN", repr=False)
     cloudflare_account_id: str | None = Field(default=None, alias="CLOUDFLARE_ACCOUNT_ID")
     console_dist: Path | None = Field(default=None, alias="MORGUS_CONSOLE_DIST")
@@ -111,8 +115,16 @@ class Settings(BaseSettings):
             raise ValueError("must be debug, info, warning, error or critical")
         return v
 
-    @field_validator("openai_base_url", "temporal_ui_url", "debian_mirror", "searxng_url", "brave_url",
-                     "duckduckgo_url", "sites_url", "notify_webhook")
+    @field_validator(
+        "openai_base_url",
+        "temporal_ui_url",
+        "debian_mirror",
+        "searxng_url",
+        "brave_url",
+        "duckduckgo_url",
+        "sites_url",
+        "notify_webhook",
+    )
     @classmethod
     def _urls(cls, v: str | None) -> str | None:
         return _http_url(v)
@@ -212,6 +224,7 @@ class Settings(BaseSettings):
         if bool(self.cloudflare_api_token) != bool(self.cloudflare_account_id):
             raise ValueError("CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID go together; set both or neither")
         return self
+
     # Stop sequences sent with every chat completion (JSON list, at most 4). Unset for hosted models; the local
     # model's worker gets one that ends a reply after its first tool call (docs/local-model.md).
     llm_stop: list[str] = Field(default_factory=list, alias="MORGUS_LLM_STOP", max_length=4)

@@ -36,11 +36,16 @@ def estimate_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] 
 
 
 def is_protected(m: ChatMessage) -> bool:
-    return m.role == "system" or (m.role == "user" and (m.content or "").startswith("Phase: ")) or bool(m.meta.get("plan"))
+    return (
+        m.role == "system" or (m.role == "user" and (m.content or "").startswith("Phase: ")) or bool(m.meta.get("plan"))
+    )
 
 
 def summary_message(c: Condensation) -> dict[str, Any]:
-    return {"role": "user", "content": f"[condensed: {c.turns} assistant turns] Summary of the earlier work:\n{c.summary}"}
+    return {
+        "role": "user",
+        "content": f"[condensed: {c.turns} assistant turns] Summary of the earlier work:\n{c.summary}",
+    }
 
 
 def visible(messages: list[ChatMessage], cond: Condensation | None) -> list[ChatMessage]:
@@ -65,9 +70,14 @@ def elide_old_tool_results(messages: list[ChatMessage], keep_turns: int = KEEP_T
     if cut is None:
         return messages
     return [
-        m.model_copy(update={"content": f"[tool result elided to save context ({len(m.content or '')} characters); "
-                                        "call the tool again if you need it]"})
-        if m.role == "tool" and m.seq < cut and len(m.content or "") > 200 else m
+        m.model_copy(
+            update={
+                "content": f"[tool result elided to save context ({len(m.content or '')} characters); "
+                "call the tool again if you need it]"
+            }
+        )
+        if m.role == "tool" and m.seq < cut and len(m.content or "") > 200
+        else m
         for m in messages
     ]
 

@@ -191,9 +191,6 @@ class TokenUsage(BaseModel):
         )
 
 
-
-
-
 class TaskStatusView(BaseModel):
     """Result of the `status` query."""
 

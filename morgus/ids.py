@@ -22,7 +22,7 @@ def task_id_from_workflow_id(workflow_id: str) -> str:
     """`task-<uuid>` gives `<uuid>`; any other id (started by hand) maps to a stable uuid5 of itself."""
     if workflow_id.startswith(WORKFLOW_ID_PREFIX):
         try:
-            return str(uuid.UUID(workflow_id[len(WORKFLOW_ID_PREFIX):]))
+            return str(uuid.UUID(workflow_id[len(WORKFLOW_ID_PREFIX) :]))
         except ValueError:
             pass
     return str(uuid.uuid5(_STEP_NS, workflow_id))
@@ -32,7 +32,7 @@ def normalize_task_ref(ref: str) -> str:
     """Accept a task id or a workflow id from the user; return the task id. Raises ValueError."""
     ref = ref.strip()
     if ref.startswith(WORKFLOW_ID_PREFIX):
-        ref = ref[len(WORKFLOW_ID_PREFIX):]
+        ref = ref[len(WORKFLOW_ID_PREFIX) :]
     return str(uuid.UUID(ref))
 
 

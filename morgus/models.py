@@ -28,8 +28,11 @@ class ModelInfo:
     def cost(self, usage: TokenUsage) -> float:
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         cached_price = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
-        return ((usage.prompt_tokens - cached) * self.input_per_mtok + cached * cached_price
-                + usage.completion_tokens * self.output_per_mtok) / 1_000_000
+        return (
+            (usage.prompt_tokens - cached) * self.input_per_mtok
+            + cached * cached_price
+            + usage.completion_tokens * self.output_per_mtok
+        ) / 1_000_000
 
 
 BUILT_IN: dict[str, ModelInfo] = {

@@ -35,7 +35,9 @@ def read_secret(path: Path) -> str | None:
         return None
     except OSError as e:
         if os.path.islink(path):
-            raise SecretFileError(f"{path} is a symbolic link; remove it (Morgus only uses a regular file it made)") from None
+            raise SecretFileError(
+                f"{path} is a symbolic link; remove it (Morgus only uses a regular file it made)"
+            ) from None
         raise SecretFileError(f"cannot read {path}: {e.strerror}") from None
     try:
         st = os.fstat(fd)
@@ -44,8 +46,9 @@ def read_secret(path: Path) -> str | None:
         if st.st_uid != os.geteuid():
             raise SecretFileError(f"{path} belongs to another user (uid {st.st_uid}); remove it")
         if st.st_mode & 0o077:
-            raise SecretFileError(f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
-                                  "remove it or chmod 600 it")
+            raise SecretFileError(
+                f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o}); remove it or chmod 600 it"
+            )
         data = os.read(fd, 4096).decode("ascii", errors="replace").strip()
     finally:
         os.close(fd)

@@ -57,13 +57,13 @@ PHASES: dict[Phase, PhaseSpec] = {
         # how to end is said as an action with its content: "reply without a tool call only after …" left a 1.5B
         # model calling tools forever once its file was written (0/4 ends); this wording 2/4 (docs/eval.md)
         finish="When every file is written, end this phase: reply without a tool call, in one line saying which "
-               "files you wrote.",
+        "files you wrote.",
         needs_work="file",
         # said after a reply without a tool call: the reply is named as what it was, because a small model asked
         # only to "call file_write now" repeated its report of the work (0/9); this wording: 6/6 calls
         nudge="Your last reply called no tool, so nothing was done: no file exists yet, and one exists only once "
-              "file_write is called. Reply now with a file_write call (the path and the full content of the "
-              "first file of the plan), not with text.",
+        "file_write is called. Reply now with a file_write call (the path and the full content of the "
+        "first file of the plan), not with text.",
     ),
     Phase.EXECUTE: PhaseSpec(
         Phase.EXECUTE,
@@ -71,11 +71,11 @@ PHASES: dict[Phase, PhaseSpec] = {
         "tests or the program; then deploy it with a deploy tool and report the URL the tool returns.",
         ("file_read", "file_list", "shell_exec", "deploy_local", "cloudflare_deploy", *_TALK),
         finish="When it has run (and been deployed, if the task asks for it), end this phase: reply without a tool "
-               "call, in one line saying what ran and any URL a tool returned.",
+        "call, in one line saying what ran and any URL a tool returned.",
         needs_work="test run or deployment",
         nudge="Your last reply called no tool, so nothing was done: nothing has run yet, and a command runs only "
-              "once shell_exec is called. Reply now with a shell_exec call (the command that runs the tests or the "
-              "program) or a deploy tool call, not with text.",
+        "once shell_exec is called. Reply now with a shell_exec call (the command that runs the tests or the "
+        "program) or a deploy tool call, not with text.",
     ),
     Phase.FINALIZE: PhaseSpec(
         Phase.FINALIZE,
@@ -120,6 +120,8 @@ def offered_tools(unavailable: frozenset[str] | set[str]) -> tuple[str, ...]:
 
 def allowed_tools(phase: Phase, unavailable: frozenset[str] | set[str]) -> tuple[str, ...]:
     return tuple(t for t in PHASES[phase].tools if t not in unavailable)
+
+
 # Tools that run in the task's sandbox, on the worker that owns it (host-affinity task queue).
 SANDBOX_TOOLS: frozenset[str] = frozenset({"shell_exec", "cloudflare_deploy"})
 

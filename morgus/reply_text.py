@@ -20,8 +20,11 @@ from morgus.contracts import Phase
 # a line that opens with a phase header the way Morgus's openings do ("Phase: BUILD"), with any markdown around it
 # Possessive loops: the blank runs on either side of the markdown cannot trade characters (backtracking between
 # them cost 5 s of CPU on 1,000 lines of "phase:" and 1,000 blanks).
-_PHASE_HEADER = re.compile(r"^[ \t>#*_`]*+(?i:phase)[*_`]*+[ \t]*+[:\-–—][ \t]*+[*_`]*+[ \t]*+"
-                           r"(RESEARCH|PLAN|BUILD|EXECUTE|FINALIZE)\b", re.MULTILINE)
+_PHASE_HEADER = re.compile(
+    r"^[ \t>#*_`]*+(?i:phase)[*_`]*+[ \t]*+[:\-–—][ \t]*+[*_`]*+[ \t]*+"
+    r"(RESEARCH|PLAN|BUILD|EXECUTE|FINALIZE)\b",
+    re.MULTILINE,
+)
 _BACKWARDS_FROM_PLAN = {Phase.RESEARCH.value, Phase.PLAN.value}
 
 
@@ -32,6 +35,6 @@ def drop_other_phase_text(content: str | None, phase: Phase) -> tuple[str | None
         return content, 0
     for m in _PHASE_HEADER.finditer(content):
         if phase is not Phase.PLAN or m.group(1) in _BACKWARDS_FROM_PLAN:
-            kept = content[:m.start()].rstrip()
+            kept = content[: m.start()].rstrip()
             return kept or None, len(content) - len(kept)
     return content, 0

@@ -84,8 +84,9 @@ class ScriptedLLM:
 
     # ---------------------------------------------------------------- script
 
-    def add(self, name: str, replies: list[dict[str, Any]], *, repeat_last: bool = False,
-            context_window: int | None = None) -> str:
+    def add(
+        self, name: str, replies: list[dict[str, Any]], *, repeat_last: bool = False, context_window: int | None = None
+    ) -> str:
         """`context_window`: answer requests estimated above it (characters / 4) with the provider's
         context_length_exceeded error, as a real model would."""
         with self._lock:
@@ -124,14 +125,24 @@ class ScriptedLLM:
         name = match.group(1) if match else "default"
         # turns a summary replaced still count, so the script stays in step after a condensation
         index = sum(1 for m in messages if m.get("role") == "assistant") + sum(
-            int(c.group(1)) for m in messages if m.get("role") == "user" and (c := CONDENSED_RE.match(str(m.get("content") or "")))
+            int(c.group(1))
+            for m in messages
+            if m.get("role") == "user" and (c := CONDENSED_RE.match(str(m.get("content") or "")))
         )
         with self._lock:
             spec = self.scenarios.get(name)
         if spec is None:
-            return self._record(name, index, body, 404, _error(f"The model script {name!r} does not exist.", "invalid_request_error", "model_not_found"))
+            return self._record(
+                name,
+                index,
+                body,
+                404,
+                _error(f"The model script {name!r} does not exist.", "invalid_request_error", "model_not_found"),
+            )
         if not body.get("model"):
-            return self._record(name, index, body, 400, _error("you must provide a model parameter", "invalid_request_error", None))
+            return self._record(
+                name, index, body, 400, _error("you must provide a model parameter", "invalid_request_error", None)
+            )
         try:
             validate_messages(messages)
         except ProtocolError as e:
@@ -139,9 +150,17 @@ class ScriptedLLM:
         window = spec.get("context_window")
         size = estimate(body)
         if window and size > window:
-            return self._record(name, index, body, 400, _error(
-                f"This model's maximum context length is {window} tokens. However, your messages resulted in {size} tokens.",
-                "invalid_request_error", "context_length_exceeded"))
+            return self._record(
+                name,
+                index,
+                body,
+                400,
+                _error(
+                    f"This model's maximum context length is {window} tokens. However, your messages resulted in {size} tokens.",
+                    "invalid_request_error",
+                    "context_length_exceeded",
+                ),
+            )
 
         replies = spec["replies"]
         if index < len(replies):
@@ -178,7 +197,9 @@ class ScriptedLLM:
         reply = {"content": f"Condensed summary: {transcript.count(chr(10)) + 1} lines of earlier work (scripted)."}
         return self._record("_condense", 0, body, 200, _completion(body.get("model", ""), 0, reply, body["messages"]))
 
-    def _record(self, name: str, index: int, body: dict[str, Any], status: int, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _record(
+        self, name: str, index: int, body: dict[str, Any], status: int, payload: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
             self.requests.append(Recorded(name, index, body, status))
         return status, payload, {}
@@ -238,8 +259,9 @@ class ScriptedLLM:
 
 def estimate(body: dict[str, Any]) -> int:
     """The same estimate Morgus uses (characters / 4), so a test window means the same on both sides."""
-    return (len(json.dumps(body.get("messages") or [], ensure_ascii=False)) + len(json.dumps(body.get("tools") or []))) // 4 \
-        + 4 * len(body.get("messages") or [])
+    return (
+        len(json.dumps(body.get("messages") or [], ensure_ascii=False)) + len(json.dumps(body.get("tools") or []))
+    ) // 4 + 4 * len(body.get("messages") or [])
 
 
 def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
@@ -253,7 +275,9 @@ def _completion(model: str, index: int, reply: dict[str, Any], messages: list[di
             "type": "function",
             "function": {
                 "name": c["name"],
-                "arguments": c["arguments"] if isinstance(c.get("arguments"), str) else json.dumps(c.get("arguments", {})),
+                "arguments": c["arguments"]
+                if isinstance(c.get("arguments"), str)
+                else json.dumps(c.get("arguments", {})),
             },
         }
         for j, c in enumerate(reply.get("tool_calls", []))
@@ -272,10 +296,20 @@ def _completion(model: str, index: int, reply: dict[str, Any], messages: list[di
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": reply.get("finish_reason") or ("tool_calls" if calls else "stop")}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens, "prompt_tokens_details": {"cached_tokens": cached}},
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": reply.get("finish_reason") or ("tool_calls" if calls else "stop"),
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        },
     }
 
 

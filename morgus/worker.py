@@ -57,23 +57,38 @@ class MorgusWorkers:
     sandbox: SandboxActivities
 
 
-def build_workers(client: Client, store: Store, settings: Settings, *, backend: SandboxBackend | None = None) -> MorgusWorkers:
+def build_workers(
+    client: Client, store: Store, settings: Settings, *, backend: SandboxBackend | None = None
+) -> MorgusWorkers:
     """Limits keep one host from taking more than it can run (MORGUS_MAX_CONCURRENT_*, MORGUS_MAX_CACHED_TASKS);
     on shutdown in-flight activities get MORGUS_SHUTDOWN_GRACE_S to finish, the rest is retried elsewhere."""
     grace = timedelta(seconds=settings.shutdown_grace_s)
     sandbox = sandbox_activities(settings, host_queue_name(settings.task_queue), backend)
     acts = build_activities(store, settings, sandbox)
-    shared = Worker(client, task_queue=settings.task_queue, workflows=[TaskWorkflow], activities=acts.shared,
-                    graceful_shutdown_timeout=grace, max_concurrent_activities=settings.max_concurrent_activities,
-                    max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
-                    max_cached_workflows=settings.max_cached_tasks)
-    host = Worker(client, task_queue=sandbox.host_queue, activities=acts.host, graceful_shutdown_timeout=grace,
-                  max_concurrent_activities=settings.max_concurrent_activities)
+    shared = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[TaskWorkflow],
+        activities=acts.shared,
+        graceful_shutdown_timeout=grace,
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.max_cached_tasks,
+    )
+    host = Worker(
+        client,
+        task_queue=sandbox.host_queue,
+        activities=acts.host,
+        graceful_shutdown_timeout=grace,
+        max_concurrent_activities=settings.max_concurrent_activities,
+    )
     return MorgusWorkers(shared, host, sandbox)
 
 
 @contextlib.asynccontextmanager
-async def running_workers(client: Client, store: Store, settings: Settings, **kwargs: Any) -> AsyncIterator[MorgusWorkers]:
+async def running_workers(
+    client: Client, store: Store, settings: Settings, **kwargs: Any
+) -> AsyncIterator[MorgusWorkers]:
     workers = build_workers(client, store, settings, **kwargs)
     async with workers.shared, workers.host:
         yield workers
@@ -92,8 +107,14 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with running_workers(client, store, settings) as workers:
-            log.info("worker started", temporal=settings.temporal_address, database=redact_dsn(settings.dsn),
-                     pid=os.getpid(), host_queue=workers.sandbox.host_queue, sandbox=workers.sandbox.backend and workers.sandbox.backend.name)
+            log.info(
+                "worker started",
+                temporal=settings.temporal_address,
+                database=redact_dsn(settings.dsn),
+                pid=os.getpid(),
+                host_queue=workers.sandbox.host_queue,
+                sandbox=workers.sandbox.backend and workers.sandbox.backend.name,
+            )
             await reap(client, workers.sandbox.backend)
             await stop.wait()
             log.info("shutting down: draining in-flight activities")

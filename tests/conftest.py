@@ -88,7 +88,9 @@ def llm() -> Iterator[ScriptedLLM]:
     server.stop()
 
 
-def make_settings(temporal: TemporalDevServer, pg: EmbeddedPostgres, llm: ScriptedLLM, root: Path, **extra: str) -> Settings:
+def make_settings(
+    temporal: TemporalDevServer, pg: EmbeddedPostgres, llm: ScriptedLLM, root: Path, **extra: str
+) -> Settings:
     env = {
         "TEMPORAL_ADDRESS": temporal.address,
         "DATABASE_URL": pg.dsn,
@@ -122,7 +124,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(temporal_server: TemporalDevServer, postgres: EmbeddedPostgres, llm: ScriptedLLM, tmp_root: Path) -> Settings:
+def settings(
+    temporal_server: TemporalDevServer, postgres: EmbeddedPostgres, llm: ScriptedLLM, tmp_root: Path
+) -> Settings:
     configure_logging("warning")
     return make_settings(temporal_server, postgres, llm, tmp_root)
 
@@ -143,8 +147,9 @@ async def store(postgres: EmbeddedPostgres) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def settings_with(temporal_server: TemporalDevServer, postgres: EmbeddedPostgres, llm: ScriptedLLM,
-                  tmp_path: Path) -> Callable[..., Settings]:
+def settings_with(
+    temporal_server: TemporalDevServer, postgres: EmbeddedPostgres, llm: ScriptedLLM, tmp_path: Path
+) -> Callable[..., Settings]:
     """`settings_with(MORGUS_API_TOKEN="…")`: settings with extra environment for one test, its state in tmp_path."""
 
     def make(**extra: str) -> Settings:

@@ -31,7 +31,9 @@ def sites(settings):
 
 
 @pytest.mark.parametrize("variant", ["good", "bad"])
-async def test_graders_pass_real_work_and_fail_missing_work(client, store, settings, worker, llm, sites, tmp_path, variant):
+async def test_graders_pass_real_work_and_fail_missing_work(
+    client, store, settings, worker, llm, sites, tmp_path, variant
+):
     from morgus.sandbox.base import SandboxUnavailable, select_backend
 
     try:
@@ -44,8 +46,18 @@ async def test_graders_pass_real_work_and_fail_missing_work(client, store, setti
         named = dataclasses.replace(task, name=f"eval-{variant}-{task.name}")
         script = task.good if variant == "good" else (task.bad if task.bad is not None else [])
         llm.add(named.name, script)
-        outcome = await run_task(named, client=client, store=store, settings=settings, model="scripted", scripted=True,
-                                 timeout_s=120, max_steps=40, grading_root=grading, sites=sites)
+        outcome = await run_task(
+            named,
+            client=client,
+            store=store,
+            settings=settings,
+            model="scripted",
+            scripted=True,
+            timeout_s=120,
+            max_steps=40,
+            grading_root=grading,
+            sites=sites,
+        )
         assert outcome.passed is (variant == "good"), (task.name, outcome)
         assert outcome.llm_calls >= 5 and outcome.prompt_tokens > 0 and outcome.wall_s > 0
         if variant == "bad":

@@ -19,7 +19,9 @@ async def test_endpoints_from_start_to_answer_to_completion(client, store, setti
         assert "models" in (await http.get("/api/config")).json()
         assert "/api/tasks" in (await http.get("/openapi.json")).json()["paths"]
 
-        created = await http.post("/api/tasks", json={"title": "API task", "description": f"Paint it {marker}", "model": "scripted"})
+        created = await http.post(
+            "/api/tasks", json={"title": "API task", "description": f"Paint it {marker}", "model": "scripted"}
+        )
         assert created.status_code == 201, created.text
         task = created.json()
         task_id = task["id"]
@@ -30,7 +32,9 @@ async def test_endpoints_from_start_to_answer_to_completion(client, store, setti
             return r if r["status"] == "waiting_for_input" else None
 
         detail = await wait_for(waiting, what="the question")
-        assert detail["pending_question"] == "Which colour?" and detail["temporal_url"].endswith(f"/workflows/task-{task_id}")
+        assert detail["pending_question"] == "Which colour?" and detail["temporal_url"].endswith(
+            f"/workflows/task-{task_id}"
+        )
         listed = (await http.get("/api/tasks", params={"status": "waiting_for_input", "q": "Paint it"})).json()
         assert [t["id"] for t in listed["tasks"]] == [task_id] and listed["counts"]["waiting_for_input"] >= 1
 
@@ -68,9 +72,13 @@ async def test_validation_errors_are_clear_4xx(client, store, settings, worker):
 
 
 async def test_answer_to_a_task_that_is_not_waiting_is_409(client, store, settings, worker, llm):
-    marker = llm.add("api-busy", [{"content": "slow", "delay_s": 3, "tool_calls": [{"name": "file_list", "arguments": {}}]}])
+    marker = llm.add(
+        "api-busy", [{"content": "slow", "delay_s": 3, "tool_calls": [{"name": "file_list", "arguments": {}}]}]
+    )
     async with served(settings, client, store) as http:
-        task_id = (await http.post("/api/tasks", json={"description": f"busy {marker}", "model": "scripted"})).json()["id"]
+        task_id = (await http.post("/api/tasks", json={"description": f"busy {marker}", "model": "scripted"})).json()[
+            "id"
+        ]
 
         async def running() -> bool:
             return (await http.get(f"/api/tasks/{task_id}")).json()["status"] == "running"
@@ -95,16 +103,23 @@ async def test_auth_on_endpoints(client, store, settings_with):
         assert wrong.status_code == 401
         assert (await http.get("/api/tasks")).status_code == 401  # reads need it too (docs/security-api.md)
         assert (await http.get("/api/tasks", headers={"Authorization": "Bearer s3cret"})).status_code == 200
-        ok = await http.post("/api/tasks", json={"description": "authorised", "model": "scripted"},
-                             headers={"Authorization": "Bearer s3cret"})
+        ok = await http.post(
+            "/api/tasks",
+            json={"description": "authorised", "model": "scripted"},
+            headers={"Authorization": "Bearer s3cret"},
+        )
         assert ok.status_code == 201
         assert (await http.post(f"/api/tasks/{ok.json()['id']}/cancel", json={})).status_code == 401
         # no worker in this test: the task is still running, so an authorised cancel is accepted
-        cancel = await http.post(f"/api/tasks/{ok.json()['id']}/cancel", json={}, headers={"Authorization": "Bearer s3cret"})
+        cancel = await http.post(
+            f"/api/tasks/{ok.json()['id']}/cancel", json={}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert cancel.status_code == 200 and cancel.json() == {"ok": True}
 
 
-async def read_events(http: httpx.AsyncClient, params: dict, headers: dict, until: int, stop_after_s: float) -> list[dict]:
+async def read_events(
+    http: httpx.AsyncClient, params: dict, headers: dict, until: int, stop_after_s: float
+) -> list[dict]:
     """Read SSE events until `until` ids are seen or time runs out; then drop the connection."""
     seen: list[dict] = []
     try:
@@ -130,23 +145,30 @@ async def read_events(http: httpx.AsyncClient, params: dict, headers: dict, unti
 
 
 async def test_sse_resumes_after_a_dropped_connection_with_no_gap_or_duplicate(client, store, settings, worker, llm):
-    script = [{"content": f"s{i}", "delay_s": 0.2, "tool_calls": [{"name": "notify_user", "arguments": {"message": f"m{i}"}}]}
-              for i in range(8)]
+    script = [
+        {"content": f"s{i}", "delay_s": 0.2, "tool_calls": [{"name": "notify_user", "arguments": {"message": f"m{i}"}}]}
+        for i in range(8)
+    ]
     marker = llm.add("api-sse", [*script, {"content": "research done"}])
     async with served(settings, client, store) as http:
         start_id = await store.last_event_id()
-        task_id = (await http.post("/api/tasks", json={"description": f"stream {marker}", "model": "scripted"})).json()["id"]
+        task_id = (await http.post("/api/tasks", json={"description": f"stream {marker}", "model": "scripted"})).json()[
+            "id"
+        ]
         params = {"task_id": task_id, "after": start_id}
         first = await read_events(http, params, {}, until=10, stop_after_s=30)  # then the connection drops
         assert len(first) == 10
-        resumed = await read_events(http, {"task_id": task_id}, {"Last-Event-ID": str(first[-1]["id"])}, until=10_000,
-                                    stop_after_s=8)
+        resumed = await read_events(
+            http, {"task_id": task_id}, {"Last-Event-ID": str(first[-1]["id"])}, until=10_000, stop_after_s=8
+        )
 
         async def finished() -> bool:
             return (await store.fetch_task(task_id))["status"] == "completed"
 
         await wait_for(finished, what="completion")
-        tail = await read_events(http, {"task_id": task_id, "after": (resumed or first)[-1]["id"]}, {}, until=10_000, stop_after_s=3)
+        tail = await read_events(
+            http, {"task_id": task_id, "after": (resumed or first)[-1]["id"]}, {}, until=10_000, stop_after_s=3
+        )
     got = [e["id"] for e in first + resumed + tail]
     expected = [e["id"] for e in await store.events_after(start_id, task_id=task_id, limit=100_000)]
     assert got == expected, "the resumed stream must have neither a gap nor a duplicate"
@@ -161,7 +183,9 @@ async def test_a_task_temporal_refuses_is_not_left_pending(store, settings, temp
     from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    wrong = await Client.connect(temporal_server.address, namespace="no-such-namespace", data_converter=pydantic_data_converter)
+    wrong = await Client.connect(
+        temporal_server.address, namespace="no-such-namespace", data_converter=pydantic_data_converter
+    )
     async with served(settings, wrong, store) as http:
         r = await http.post("/api/tasks", json={"description": "never starts", "model": "scripted"})
         assert r.status_code == 503 and "could not start the task" in r.json()["error"]

@@ -37,8 +37,14 @@ def fuzz(base_url: str) -> list[str]:
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                                 suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
+            @hypothesis.settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[hypothesis.Phase.generate],
+            )
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
             def check(case: schemathesis.Case) -> None:
                 case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=30)

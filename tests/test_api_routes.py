@@ -46,8 +46,10 @@ def dependency_calls(route: Any) -> list[Any]:
 
 def test_the_checked_in_openapi_document_is_current() -> None:
     checked_in = (ROOT / "console" / "openapi.json").read_text()
-    assert render() == checked_in, ("console/openapi.json is stale: run `python -m morgus.app.openapi > console/openapi.json`"
-                                    " and `cd console && npm run gen-types`")
+    assert render() == checked_in, (
+        "console/openapi.json is stale: run `python -m morgus.app.openapi > console/openapi.json`"
+        " and `cd console && npm run gen-types`"
+    )
 
 
 def test_every_route_under_api_depends_on_the_token_check_and_nothing_else_is_open() -> None:
@@ -72,8 +74,7 @@ def test_a_result_that_does_not_fit_its_model_is_our_500_not_the_clients_422() -
         view(TaskView, None)  # a row that vanished between the insert and the read
 
 
-async def test_every_operation_in_the_document_needs_the_token_and_a_known_host(
-        client, store, settings_with) -> None:
+async def test_every_operation_in_the_document_needs_the_token_and_a_known_host(client, store, settings_with) -> None:
     """Driven by the served /openapi.json, so an operation added to any router is checked with no edit here."""
     settings = settings_with(MORGUS_API_TOKEN=TOKEN)
     good = {"Authorization": f"Bearer {TOKEN}"}
@@ -90,15 +91,28 @@ async def test_every_operation_in_the_document_needs_the_token_and_a_known_host(
                 continue
             assert path.startswith("/api/"), path
             assert document["paths"][path][method.lower()]["security"] == [{"HTTPBearer": []}], path
-            for headers in ({}, {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": f"Basic {TOKEN}"},
-                            {"Authorization": f"bearer{TOKEN}"}):
+            for headers in (
+                {},
+                {"Authorization": f"Bearer {TOKEN}x"},
+                {"Authorization": f"Basic {TOKEN}"},
+                {"Authorization": f"bearer{TOKEN}"},
+            ):
                 resp = await http.request(method, url, **body | {"headers": body.get("headers", {}) | headers})
                 assert "MORGUS_API_TOKEN" in is_error(resp, 401), (method, path, headers)
             foreign = {"Host": "evil.example"} | good
             is_error(await http.request(method, url, **body | {"headers": body.get("headers", {}) | foreign}), 400)
             if method == "POST":
-                is_error(await http.request(method, url, content=b"[]", headers=good | {"Content-Type": "text/plain"}), 415)
-            async with asyncio.timeout(10), http.stream(method, url, **body | {"headers": body.get("headers", {}) | good}) as resp:
+                is_error(
+                    await http.request(method, url, content=b"[]", headers=good | {"Content-Type": "text/plain"}), 415
+                )
+            async with (
+                asyncio.timeout(10),
+                http.stream(method, url, **body | {"headers": body.get("headers", {}) | good}) as resp,
+            ):
                 assert resp.status_code != 401, (method, path)
                 # a read answers (or finds no such task); a write refuses the body before touching anything
-                assert resp.status_code in ((422,) if method == "POST" else (200, 404)), (method, path, resp.status_code)
+                assert resp.status_code in ((422,) if method == "POST" else (200, 404)), (
+                    method,
+                    path,
+                    resp.status_code,
+                )

@@ -26,7 +26,8 @@ async def pg_count(dsn: str, where: str, *args: Any) -> int:
 
 
 async def test_500_streams_share_one_listener_the_cap_answers_503_and_the_api_keeps_working(
-        client, store, postgres, settings_with):
+    client, store, postgres, settings_with
+):
     n = 500
     settings = settings_with(MORGUS_API_MAX_STREAMS=str(n))
     before = await pg_count(postgres.dsn, "datname is not null")
@@ -54,7 +55,9 @@ async def test_500_streams_share_one_listener_the_cap_answers_503_and_the_api_ke
             try:
                 await asyncio.wait_for(all_connected.wait(), 120)
             except TimeoutError:
-                raise AssertionError(f"only {connected} of {n} streams connected; failed: {[s.exception() for s in streams if s.done()][:3]}") from None
+                raise AssertionError(
+                    f"only {connected} of {n} streams connected; failed: {[s.exception() for s in streams if s.done()][:3]}"
+                ) from None
             # one database listener for all of them, and no connection per stream
             assert await pg_count(postgres.dsn, "application_name = %s", APPLICATION_NAME) == 1
             assert await pg_count(postgres.dsn, "datname is not null") - before <= 22  # the listener + the pool (20)
@@ -130,8 +133,14 @@ async def test_the_token_guards_reads_and_the_stream(client, store, settings_wit
     good = {"Authorization": "Bearer s3cret-token"}
     async with served(settings, client, store) as http:
         assert (await http.get("/healthz")).status_code == 200  # the one open endpoint
-        for path in ("/api/config", "/api/tasks", f"/api/tasks/{uuid.uuid4()}", f"/api/tasks/{uuid.uuid4()}/steps",
-                     f"/api/tasks/{uuid.uuid4()}/artifacts", "/api/events"):
+        for path in (
+            "/api/config",
+            "/api/tasks",
+            f"/api/tasks/{uuid.uuid4()}",
+            f"/api/tasks/{uuid.uuid4()}/steps",
+            f"/api/tasks/{uuid.uuid4()}/artifacts",
+            "/api/events",
+        ):
             assert "MORGUS_API_TOKEN" in is_error(await http.get(path), 401), path
             is_error(await http.get(path, headers={"Authorization": "Bearer s3cret-toke"}), 401)
             is_error(await http.get(path, headers={"Authorization": "Basic czNjcmV0LXRva2Vu"}), 401)
@@ -165,10 +174,16 @@ async def test_a_foreign_host_name_is_refused(client, store, settings):
 # ---------------------------------------------------------------- cross-site writes, a second cancel
 
 
-async def test_cross_site_cancel_is_refused_and_a_second_cancel_says_already_cancelled(client, store, settings, worker, llm):
-    marker = llm.add("api-csrf", [{"content": "slow", "delay_s": 2, "tool_calls": [{"name": "file_list", "arguments": {}}]}] * 30)
+async def test_cross_site_cancel_is_refused_and_a_second_cancel_says_already_cancelled(
+    client, store, settings, worker, llm
+):
+    marker = llm.add(
+        "api-csrf", [{"content": "slow", "delay_s": 2, "tool_calls": [{"name": "file_list", "arguments": {}}]}] * 30
+    )
     async with served(settings, client, store) as http:
-        task_id = (await http.post("/api/tasks", json={"description": f"csrf {marker}", "model": "scripted"})).json()["id"]
+        task_id = (await http.post("/api/tasks", json={"description": f"csrf {marker}", "model": "scripted"})).json()[
+            "id"
+        ]
 
         async def running() -> bool:
             return (await http.get(f"/api/tasks/{task_id}")).json()["status"] == "running"
@@ -221,16 +236,25 @@ async def test_every_error_is_one_json_sentence(client, store, settings):
         # (tests/test_hostile_input.py follows such a task to the end)
         for q in ("a\x00b", "\x1b[31mred", "two\nlines"):
             assert is_error(await http.get("/api/tasks", params={"q": q}), 422).startswith("q:")
-        for body in ({"description": "ok", "title": "esc \x1b]0;pwned\x07"},
-                     {"description": "ok", "title": "a\x00"}, {"description": "ok", "model": "m\x00"}):
+        for body in (
+            {"description": "ok", "title": "esc \x1b]0;pwned\x07"},
+            {"description": "ok", "title": "a\x00"},
+            {"description": "ok", "model": "m\x00"},
+        ):
             is_error(await http.post("/api/tasks", json=body), 422)
         is_error(await http.post(f"/api/tasks/{tid}/answer", json={"text": "a\x00b"}), 404)
         is_error(await http.post(f"/api/tasks/{tid}/cancel", json={"reason": "a\x00b"}), 404)
         # bytes json.loads accepts but Postgres or Temporal would not
         raw = {"Content-Type": "application/json"}
-        for text in ('{"description": "lone \\ud800 surrogate"}', '{"description": "x", "budget": {"max_cost_usd": 1e999}}',
-                     '{"description": "x", "budget": {"max_cost_usd": NaN}}', '{"description": "x", "budget": {"max_steps": 99999999999999999999}}',
-                     '{"description": ', "[]", "null"):
+        for text in (
+            '{"description": "lone \\ud800 surrogate"}',
+            '{"description": "x", "budget": {"max_cost_usd": 1e999}}',
+            '{"description": "x", "budget": {"max_cost_usd": NaN}}',
+            '{"description": "x", "budget": {"max_steps": 99999999999999999999}}',
+            '{"description": ',
+            "[]",
+            "null",
+        ):
             is_error(await http.post("/api/tasks", content=text.encode(), headers=raw), 422)
         # numbers beyond what Postgres stores
         is_error(await http.get(f"/api/tasks/{tid}/steps", params={"after": 2**40}), 422)
@@ -254,11 +278,18 @@ async def test_an_unexpected_failure_is_a_bare_internal_error(client, settings, 
 
 async def test_q_matches_wildcards_literally(client, store, settings):
     m = uuid.uuid4().hex[:10]
-    titles = {"pct": f"{m} 50% off", "x": f"{m} 50x off", "under": f"{m} a_b", "axb": f"{m} axb", "bs": f"{m} back\\slash"}
+    titles = {
+        "pct": f"{m} 50% off",
+        "x": f"{m} 50x off",
+        "under": f"{m} a_b",
+        "axb": f"{m} axb",
+        "bs": f"{m} back\\slash",
+    }
     for title in titles.values():
         tid = str(uuid.uuid4())
         await store.insert_pending(tid, f"task-{tid}", title, "like test", None)
     async with served(settings, client, store) as http:
+
         async def found(q: str) -> set[str]:
             r = await http.get("/api/tasks", params={"q": q, "limit": 200})
             assert r.status_code == 200, r.text

@@ -45,10 +45,12 @@ def test_tokens_are_reported_before_cost_before_calls():
 
 def test_doubling_raises_only_the_limits_reached():
     b = Budget(max_tokens_total=100, max_cost_usd=2.0, max_steps=5)
-    assert policy(b, tokens=100, cost=1.0, calls=4).doubled() == Budget(max_tokens_total=200, max_cost_usd=2.0,
-                                                                          max_steps=5)
-    assert policy(b, tokens=0, cost=2.5, calls=5).doubled() == Budget(max_tokens_total=100, max_cost_usd=4.0,
-                                                                        max_steps=10)
+    assert policy(b, tokens=100, cost=1.0, calls=4).doubled() == Budget(
+        max_tokens_total=200, max_cost_usd=2.0, max_steps=5
+    )
+    assert policy(b, tokens=0, cost=2.5, calls=5).doubled() == Budget(
+        max_tokens_total=100, max_cost_usd=4.0, max_steps=10
+    )
     # None stays None: doubling never invents a limit
     assert policy(Budget(max_steps=5), tokens=10**9, calls=5).doubled() == Budget(max_steps=10)
 

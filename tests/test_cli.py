@@ -55,7 +55,15 @@ async def test_invalid_input_and_unknown_ids(settings):
 
 
 async def test_start_wait_show_and_list(settings, store, worker, llm):
-    marker = llm.add("cli", [{"content": "noted", "tool_calls": [{"name": "notify_user", "arguments": {"message": "hello from the agent"}}]}])
+    marker = llm.add(
+        "cli",
+        [
+            {
+                "content": "noted",
+                "tool_calls": [{"name": "notify_user", "arguments": {"message": "hello from the agent"}}],
+            }
+        ],
+    )
     env = settings_env(settings)
     res = await run(morgus("task", "start", f"Say hello {marker}", "--title", "CLI [bold]task[/bold]", "--wait"), env)
     assert res.returncode == 0, res.stderr
@@ -75,8 +83,12 @@ async def test_worker_stops_gracefully_on_sigterm(settings):
     import signal
 
     proc = await asyncio.to_thread(
-        subprocess.Popen, [sys.executable, "-m", "morgus.worker"], env=settings_env(settings),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        subprocess.Popen,
+        [sys.executable, "-m", "morgus.worker"],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         await asyncio.sleep(3)

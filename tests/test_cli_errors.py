@@ -19,13 +19,22 @@ from morgus.db.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 # Environment for a subprocess: nothing inherited from the operator's Morgus configuration.
-BASE_ENV = {k: v for k, v in os.environ.items()
-            if not k.startswith(("MORGUS_", "TEMPORAL_", "DATABASE_URL", "OPENAI_", "BRAVE_", "CLOUDFLARE_"))}
+BASE_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(("MORGUS_", "TEMPORAL_", "DATABASE_URL", "OPENAI_", "BRAVE_", "CLOUDFLARE_"))
+}
 
 
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env={**BASE_ENV, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**BASE_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line(proc: subprocess.CompletedProcess, code: int | None = 2) -> str:
@@ -82,14 +91,20 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def hostile_task(postgres: EmbeddedPostgres) -> str:
     task_id = str(uuid.uuid4())
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute("insert into tasks (id, workflow_id, title, description, status, phase, pending_question, "
-                     "error_message) values (%s, %s, %s, %s, 'waiting_for_input', 'BUILD', %s, %s)",
-                     (task_id, f"task-{task_id}", HOSTILE, HOSTILE, "[red]Q?[/red] " + HOSTILE, HOSTILE))
+        conn.execute(
+            "insert into tasks (id, workflow_id, title, description, status, phase, pending_question, "
+            "error_message) values (%s, %s, %s, %s, 'waiting_for_input', 'BUILD', %s, %s)",
+            (task_id, f"task-{task_id}", HOSTILE, HOSTILE, "[red]Q?[/red] " + HOSTILE, HOSTILE),
+        )
         for seq, kind in enumerate(("TASK_START", "TOOL_RESULT", "QUESTION", "ERROR")):
-            conn.execute("insert into task_steps (id, task_id, seq, phase, type, content) values (%s, %s, %s, %s, %s, %s)",
-                         (str(uuid.uuid4()), task_id, seq, "BUILD", kind, f"step {seq} {HOSTILE}"))
-        conn.execute("insert into artifacts (id, task_id, type, name, url, path) values (%s, %s, 'file', %s, %s, %s)",
-                     (str(uuid.uuid4()), task_id, HOSTILE, "http://x/" + HOSTILE, HOSTILE))
+            conn.execute(
+                "insert into task_steps (id, task_id, seq, phase, type, content) values (%s, %s, %s, %s, %s, %s)",
+                (str(uuid.uuid4()), task_id, seq, "BUILD", kind, f"step {seq} {HOSTILE}"),
+            )
+        conn.execute(
+            "insert into artifacts (id, task_id, type, name, url, path) values (%s, %s, 'file', %s, %s, %s)",
+            (str(uuid.uuid4()), task_id, HOSTILE, "http://x/" + HOSTILE, HOSTILE),
+        )
     return task_id
 
 
@@ -110,8 +125,19 @@ def test_task_text_is_printed_escaped(postgres: EmbeddedPostgres, hostile_task: 
 def test_term_safe_covers_every_control() -> None:
     from morgus.app.terminal import term_safe
 
-    for c in [*range(0x00, 0x20), 0x7f, *range(0x80, 0xa0), 0x061c, 0x200e, 0x200f, 0x2028, 0x2029,
-              *range(0x202a, 0x202f), *range(0x2066, 0x206a), 0xfeff]:
+    for c in [
+        *range(0x00, 0x20),
+        0x7F,
+        *range(0x80, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        0xFEFF,
+    ]:
         shown = term_safe(f"a{chr(c)}b")
         assert chr(c) not in shown and shown.startswith("a\\") and shown.endswith("b")
     assert term_safe("line 1\n\tline 2\x1b", newlines=True) == "line 1\n\tline 2\\x1b"
@@ -139,14 +165,18 @@ BAD_ENV = [
 ]
 
 
-@pytest.mark.parametrize(("env", "name"), BAD_ENV, ids=[f"{next(iter(e))}={next(iter(e.values()))}"[:40] for e, _ in BAD_ENV])
+@pytest.mark.parametrize(
+    ("env", "name"), BAD_ENV, ids=[f"{next(iter(e))}={next(iter(e.values()))}"[:40] for e, _ in BAD_ENV]
+)
 def test_bad_configuration_stops_the_worker(env: dict[str, str], name: str) -> None:
     line = assert_one_line(run(["-m", "morgus.worker"], env))
     assert line.startswith("morgus worker: invalid configuration") and name in line
 
 
-@pytest.mark.parametrize("command", [["-m", "morgus", "worker"], ["-m", "morgus", "api"], ["-m", "morgus", "up"],
-                                     ["-m", "morgus", "task", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "morgus", "worker"], ["-m", "morgus", "api"], ["-m", "morgus", "up"], ["-m", "morgus", "task", "list"]],
+)
 def test_bad_sandbox_stops_every_entry_point(command: list[str]) -> None:
     line = assert_one_line(run(command, {"MORGUS_SANDBOX": "nope"}))
     assert "MORGUS_SANDBOX" in line and "'auto', 'docker' or 'bwrap'" in line
@@ -179,7 +209,11 @@ def test_database_password_is_never_shown(postgres: EmbeddedPostgres, tmp_path: 
 def test_readme_variables_are_all_settings() -> None:
     """Every variable in the README's configuration table is a Settings field, so it is checked at start."""
     table = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    names = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", "\n".join(line.split("|")[1] for line in table.splitlines()
-                                                                  if line.startswith("| `"))))
+    names = set(
+        re.findall(
+            r"`([A-Z][A-Z0-9_]+)`",
+            "\n".join(line.split("|")[1] for line in table.splitlines() if line.startswith("| `")),
+        )
+    )
     aliases = {f.alias for f in Settings.model_fields.values()}
     assert names and names <= aliases, sorted(names - aliases)

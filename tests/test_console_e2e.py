@@ -26,24 +26,49 @@ async def test_console_end_to_end_in_chromium(client, store, settings, worker, l
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     if not (CONSOLE / "dist" / "index.html").exists() or not (CONSOLE / "node_modules" / "playwright-core").exists():
         pytest.skip("the console is not built (cd console && npm ci && npm run build)")
-    marker = llm.add("console-e2e", [
-        {"content": "Researching.", "tool_calls": [{"name": "notify_user", "arguments": {"message": "Looking at bakery sites."}}]},
-        {"content": "Research done."},
-        {"content": None, "tool_calls": [{"name": "ask_user", "arguments": {"question": "Which colour palette should the page use?"}}]},
-        {"content": "Plan: one page, blue and cream."},
-        {"content": None, "delay_s": 0.5, "tool_calls": [{"name": "file_write", "arguments": {"path": "dist/index.html", "content": "<h1>Crumb &amp; Co.</h1>"}}]},
-        {"content": "Built."},
-        {"content": None, "tool_calls": [{"name": "deploy_local", "arguments": {"directory": "dist"}}]},
-        {"content": "Deployed."},
-        {"content": "Done: deployed the bakery page."},
-    ])
+    marker = llm.add(
+        "console-e2e",
+        [
+            {
+                "content": "Researching.",
+                "tool_calls": [{"name": "notify_user", "arguments": {"message": "Looking at bakery sites."}}],
+            },
+            {"content": "Research done."},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "ask_user", "arguments": {"question": "Which colour palette should the page use?"}}
+                ],
+            },
+            {"content": "Plan: one page, blue and cream."},
+            {
+                "content": None,
+                "delay_s": 0.5,
+                "tool_calls": [
+                    {
+                        "name": "file_write",
+                        "arguments": {"path": "dist/index.html", "content": "<h1>Crumb &amp; Co.</h1>"},
+                    }
+                ],
+            },
+            {"content": "Built."},
+            {"content": None, "tool_calls": [{"name": "deploy_local", "arguments": {"directory": "dist"}}]},
+            {"content": "Deployed."},
+            {"content": "Done: deployed the bakery page."},
+        ],
+    )
     shots = ROOT / "docs" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     async with served(settings, client, store) as http:
         base = str(http.base_url).rstrip("/")
         res = await asyncio.to_thread(
-            subprocess.run, [shutil.which("node") or "node", str(CONSOLE / "e2e" / "console.e2e.mjs"), base, marker, str(shots)],
-            capture_output=True, text=True, timeout=240, cwd=CONSOLE, env={**os.environ, "CHROMIUM": chromium},
+            subprocess.run,
+            [shutil.which("node") or "node", str(CONSOLE / "e2e" / "console.e2e.mjs"), base, marker, str(shots)],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=CONSOLE,
+            env={**os.environ, "CHROMIUM": chromium},
         )
     print(res.stdout)
     assert res.returncode == 0, res.stdout + res.stderr

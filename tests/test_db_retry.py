@@ -23,8 +23,13 @@ from tests.conftest import free_port, wait_for
 
 
 def _turn(seq: int, step_seq: int) -> tuple[list[ChatMessage], list[StepRecord]]:
-    messages = [ChatMessage(seq=seq, role="user", content="go"), ChatMessage(seq=seq + 1, role="assistant", content="ok")]
-    steps = [StepRecord(seq=step_seq + i, phase=Phase.BUILD, type=StepType.LLM_RESPONSE, content=f"s{i}") for i in range(2)]
+    messages = [
+        ChatMessage(seq=seq, role="user", content="go"),
+        ChatMessage(seq=seq + 1, role="assistant", content="ok"),
+    ]
+    steps = [
+        StepRecord(seq=step_seq + i, phase=Phase.BUILD, type=StepType.LLM_RESPONSE, content=f"s{i}") for i in range(2)
+    ]
     return messages, steps
 
 

@@ -19,7 +19,9 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 def product_files() -> list[Path]:
     shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     top = sorted({p.split(".")[0] for p in shipped["packages"]["find"]["include"]})
-    files = [f for d in top for f in (ROOT / d).rglob("*.py")] + [ROOT / f"{m}.py" for m in shipped.get("py-modules", [])]
+    files = [f for d in top for f in (ROOT / d).rglob("*.py")] + [
+        ROOT / f"{m}.py" for m in shipped.get("py-modules", [])
+    ]
     assert len(files) > 20, top  # the scan must see the product, or every dependency would look unused
     return files
 
@@ -36,8 +38,11 @@ def imported_top_levels(files: list[Path]) -> set[str]:
 
 
 def modules_of(distribution: str) -> set[str]:
-    return {m for m, dists in metadata.packages_distributions().items()
-            if canonicalize_name(distribution) in {canonicalize_name(d) for d in dists}}
+    return {
+        m
+        for m, dists in metadata.packages_distributions().items()
+        if canonicalize_name(distribution) in {canonicalize_name(d) for d in dists}
+    }
 
 
 def test_every_runtime_dependency_is_imported_by_the_product():
@@ -56,8 +61,11 @@ def test_dev_and_test_tools_stay_out_of_the_runtime_dependencies():
 
 def test_constraints_pin_every_declared_dependency_and_make_install_uses_them():
     pins = dict(re.findall(r"^([a-z0-9-]+)==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M))
-    declared = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["dev"],
-                *PROJECT["optional-dependencies"]["test"]]
+    declared = [
+        *PROJECT["dependencies"],
+        *PROJECT["optional-dependencies"]["dev"],
+        *PROJECT["optional-dependencies"]["test"],
+    ]
     for line in declared:
         req = Requirement(line)
         name = canonicalize_name(req.name)

@@ -20,9 +20,19 @@ def build_heavy_script(slow_s: float) -> list[dict]:
         {"content": "research done"},
         {"content": "plan done"},
         {"content": "a", "tool_calls": [{"name": "file_write", "arguments": {"path": "a.txt", "content": "A"}}]},
-        {"content": "b", "delay_s": slow_s, "tool_calls": [{"name": "file_write", "arguments": {"path": "b.txt", "content": "B"}}]},
-        {"content": "c", "delay_s": slow_s, "tool_calls": [{"name": "file_write", "arguments": {"path": "c.txt", "content": "C"}},
-                                                   {"name": "notify_user", "arguments": {"message": "built"}}]},
+        {
+            "content": "b",
+            "delay_s": slow_s,
+            "tool_calls": [{"name": "file_write", "arguments": {"path": "b.txt", "content": "B"}}],
+        },
+        {
+            "content": "c",
+            "delay_s": slow_s,
+            "tool_calls": [
+                {"name": "file_write", "arguments": {"path": "c.txt", "content": "C"}},
+                {"name": "notify_user", "arguments": {"message": "built"}},
+            ],
+        },
         {"content": "build done"},
         {"content": "execute done"},
         {"content": "finalize done"},
@@ -35,7 +45,13 @@ async def assert_no_duplicates_and_complete(store: Store, task_id: str) -> list[
     results = Counter(s["metadata"]["tool_call_id"] for s in steps if s["type"] == "TOOL_RESULT")
     calls = Counter(s["metadata"]["tool_call_id"] for s in steps if s["type"] == "TOOL_CALL")
     assert results == calls and set(results.values()) == {1}, (results, calls)
-    assert [s["phase"] for s in steps if s["type"] == "PHASE_START"] == ["RESEARCH", "PLAN", "BUILD", "EXECUTE", "FINALIZE"]
+    assert [s["phase"] for s in steps if s["type"] == "PHASE_START"] == [
+        "RESEARCH",
+        "PLAN",
+        "BUILD",
+        "EXECUTE",
+        "FINALIZE",
+    ]
     assert sum(1 for s in steps if s["type"] == "NOTIFICATION") == 1
     return steps
 

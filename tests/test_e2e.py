@@ -13,11 +13,19 @@ def five_phase_script(name: str) -> list[dict]:
         {"content": "researching", "tool_calls": [{"name": "notify_user", "arguments": {"message": "hello"}}]},
         {"content": "research done"},
         {"content": "plan done"},
-        {"content": "plan", "tool_calls": [{"name": "file_write", "arguments": {"path": "PLAN.md", "content": "plan 'quoted' \"x\"\n"}}]},
-        {"content": "build", "tool_calls": [
-            {"name": "file_write", "arguments": {"path": "src/app.py", "content": "print('hi')\n"}},
-            {"name": "file_write", "arguments": {"path": "src/util.py", "content": "X = 1\n"}},
-        ]},
+        {
+            "content": "plan",
+            "tool_calls": [
+                {"name": "file_write", "arguments": {"path": "PLAN.md", "content": "plan 'quoted' \"x\"\n"}}
+            ],
+        },
+        {
+            "content": "build",
+            "tool_calls": [
+                {"name": "file_write", "arguments": {"path": "src/app.py", "content": "print('hi')\n"}},
+                {"name": "file_write", "arguments": {"path": "src/util.py", "content": "X = 1\n"}},
+            ],
+        },
         {"content": "build done"},
         {"content": "check", "tool_calls": [{"name": "file_read", "arguments": {"path": "src/app.py"}}]},
         {"content": "execute done"},

@@ -42,6 +42,7 @@ async def test_supervisor_heartbeats_while_every_shared_pool_thread_is_busy(sett
     hogs = [loop.run_in_executor(None, release.wait, 120) for _ in range(40)]
     supervising = asyncio.ensure_future(env.run(acts.supervise, SandboxRef(name=name, host_queue="q", backend="bwrap")))
     try:
+
         async def beating() -> bool:
             return len(beats) >= 3
 

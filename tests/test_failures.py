@@ -11,11 +11,16 @@ from morgus.contracts import TaskLimits, TaskResult
 from tests.conftest import start, task_id_of, wait_task_status
 
 
-async def test_iteration_cap_moves_on_then_asks_and_stop_fails_the_task_with_a_clear_error(client, store, settings, worker, llm):
+async def test_iteration_cap_moves_on_then_asks_and_stop_fails_the_task_with_a_clear_error(
+    client, store, settings, worker, llm
+):
     """RESEARCH and PLAN move on at the cap (a step says so); BUILD asks the user, who stops the task."""
-    marker = llm.add("loop", [{"content": "again", "tool_calls": [{"name": "file_list", "arguments": {}}]}], repeat_last=True)
-    handle = await start(client, settings, marker,
-                         limits=TaskLimits(max_iterations_per_phase=3, loop_repeats=50, require_work=False))
+    marker = llm.add(
+        "loop", [{"content": "again", "tool_calls": [{"name": "file_list", "arguments": {}}]}], repeat_last=True
+    )
+    handle = await start(
+        client, settings, marker, limits=TaskLimits(max_iterations_per_phase=3, loop_repeats=50, require_work=False)
+    )
     row = await wait_task_status(store, task_id_of(handle), "waiting_for_input")
     assert row["pending_question"].startswith("Phase BUILD reached its iteration cap (3 LLM calls)")
     assert len(llm.requests_for("loop")) == 9
@@ -50,8 +55,15 @@ async def test_llm_429_retry_after_is_honoured(client, settings, worker, llm):
 
 
 async def test_llm_400_fails_the_task_with_the_provider_message(client, store, settings, worker, llm):
-    marker = llm.add("rejected", [{"content": "never", "fail": [{"status": 400, "times": -1,
-                                                                 "message": "Invalid 'messages[1].content': string too long."}]}])
+    marker = llm.add(
+        "rejected",
+        [
+            {
+                "content": "never",
+                "fail": [{"status": 400, "times": -1, "message": "Invalid 'messages[1].content': string too long."}],
+            }
+        ],
+    )
     handle = await start(client, settings, marker)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -61,7 +73,10 @@ async def test_llm_400_fails_the_task_with_the_provider_message(client, store, s
 
 
 async def test_llm_401_is_not_retried(client, store, settings, worker, llm):
-    marker = llm.add("unauthorized", [{"content": "x", "fail": [{"status": 401, "times": -1, "message": "Incorrect API key provided."}]}])
+    marker = llm.add(
+        "unauthorized",
+        [{"content": "x", "fail": [{"status": 401, "times": -1, "message": "Incorrect API key provided."}]}],
+    )
     handle = await start(client, settings, marker)
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -73,25 +88,38 @@ async def test_malformed_tool_calls_go_back_to_the_model(client, store, settings
     outside = tmp_path / "secret.txt"
     outside.write_text("top secret")
     ws = settings.workspace_for("will-be-replaced")
-    marker = llm.add("malformed", [
-        {"content": None, "delay_s": 1, "tool_calls": [{"name": "file_write", "arguments": {"path": "x", "content": ""}}]},
-        {"content": "research done"},
-        {"content": "plan done"},
-        {"content": None, "tool_calls": [
-            {"name": "rm_rf", "arguments": {}},
-            {"name": "file_write", "arguments": "{not json"},
-            {"name": "file_write", "arguments": {"path": "a.txt"}},
-            {"name": "file_read", "arguments": {"path": "../../etc/passwd"}},
-            {"name": "file_read", "arguments": {"path": "/etc/passwd"}},
-            {"name": "file_list", "arguments": {"path": "."}},
-        ]},
-        {"content": None, "tool_calls": [
-            {"name": "file_read", "arguments": {"path": "link/secret.txt"}},
-            {"name": "file_write", "arguments": {"path": "link/evil.txt", "content": "x"}},
-            {"name": "ask_user", "arguments": {"prompt": "wrong field"}},
-        ]},
-        {"content": "build done despite the errors"},
-    ])
+    marker = llm.add(
+        "malformed",
+        [
+            {
+                "content": None,
+                "delay_s": 1,
+                "tool_calls": [{"name": "file_write", "arguments": {"path": "x", "content": ""}}],
+            },
+            {"content": "research done"},
+            {"content": "plan done"},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "rm_rf", "arguments": {}},
+                    {"name": "file_write", "arguments": "{not json"},
+                    {"name": "file_write", "arguments": {"path": "a.txt"}},
+                    {"name": "file_read", "arguments": {"path": "../../etc/passwd"}},
+                    {"name": "file_read", "arguments": {"path": "/etc/passwd"}},
+                    {"name": "file_list", "arguments": {"path": "."}},
+                ],
+            },
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "file_read", "arguments": {"path": "link/secret.txt"}},
+                    {"name": "file_write", "arguments": {"path": "link/evil.txt", "content": "x"}},
+                    {"name": "ask_user", "arguments": {"prompt": "wrong field"}},
+                ],
+            },
+            {"content": "build done despite the errors"},
+        ],
+    )
     handle = await start(client, settings, marker)
     task_id = task_id_of(handle)
     ws = settings.workspace_for(task_id)

@@ -35,8 +35,17 @@ from tests.helpers.tools import call, ctx_for
 
 TOKEN = "ghp_TRAPtokenNEVERleaks1234567890"
 
-TRAP_HOOKS = ("pre-commit", "post-commit", "pre-push", "post-index-change", "reference-transaction",
-              "prepare-commit-msg", "commit-msg", "post-rewrite", "pre-auto-gc")
+TRAP_HOOKS = (
+    "pre-commit",
+    "post-commit",
+    "pre-push",
+    "post-index-change",
+    "reference-transaction",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-rewrite",
+    "pre-auto-gc",
+)
 
 
 def plant_script(mark: str) -> str:
@@ -87,16 +96,31 @@ echo planted
 
 def _traps_are_live(workspace: Path, mark: Path) -> list[str]:
     """Control: plain git (as a naive host-side tool would run it) over the planted workspace fires the traps."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(mark.parent), "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(mark.parent),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@b",
+    }
     for args in (["status"], ["add", "app.txt"], ["commit", "--allow-empty", "-m", "x"]):
-        subprocess.run(["git", "-c", "safe.directory=*", *args], cwd=workspace, env=env, capture_output=True,
-                       timeout=60, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            ["git", "-c", "safe.directory=*", *args],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     return markers(mark)
 
 
 def _ls_tree(bare: Path, ref: str = "main") -> dict[str, tuple[str, str]]:
-    out = subprocess.run(["git", "--git-dir", str(bare), "ls-tree", "-r", "-z", ref], capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "--git-dir", str(bare), "ls-tree", "-r", "-z", ref], capture_output=True, check=True
+    ).stdout
     entries = {}
     for line in out.decode().split("\0"):
         if line:
@@ -107,7 +131,9 @@ def _ls_tree(bare: Path, ref: str = "main") -> dict[str, tuple[str, str]]:
 
 
 def _blob(bare: Path, sha: str) -> bytes:
-    return subprocess.run(["git", "--git-dir", str(bare), "cat-file", "blob", sha], capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(bare), "cat-file", "blob", sha], capture_output=True, check=True
+    ).stdout
 
 
 def _regular_files(root: Path) -> Iterator[Path]:
@@ -123,7 +149,9 @@ def _backend(kind: str) -> Any:
 
 
 @pytest.mark.parametrize("kind", ["docker", "bwrap"])
-async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, client, store, settings, llm, capfd, worker_for):
+async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(
+    kind, client, store, settings, llm, capfd, worker_for
+):
     from morgus.log import configure_logging
 
     backend = _backend(kind)
@@ -135,17 +163,38 @@ async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, clie
     settings.__dict__.pop("workspace_root", None)  # a cached_property of the copied settings
     configure_logging("debug")
     scenario = f"git-traps-{kind}"
-    marker = llm.add(scenario, [
-        {"content": "research done"}, {"content": "plan done"},
-        {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": plant_script(str(mark)), "timeout_s": 60}}]},
-        {"content": None, "tool_calls": [{"name": "git_init", "arguments": {}}, {"name": "git_add", "arguments": {}},
-                                         {"name": "git_commit", "arguments": {"message": "trapped"}}]},
-        {"content": "build done"}, {"content": "execute done"},
-        {"content": None, "tool_calls": [{"name": "git_add", "arguments": {"paths": ["."]}},
-                                         {"name": "git_commit", "arguments": {"message": "again"}},
-                                         {"name": "git_push", "arguments": {"remote": "origin", "branch": "main"}}]},
-        {"content": "pushed"},
-    ])
+    marker = llm.add(
+        scenario,
+        [
+            {"content": "research done"},
+            {"content": "plan done"},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "shell_exec", "arguments": {"command": plant_script(str(mark)), "timeout_s": 60}}
+                ],
+            },
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "git_init", "arguments": {}},
+                    {"name": "git_add", "arguments": {}},
+                    {"name": "git_commit", "arguments": {"message": "trapped"}},
+                ],
+            },
+            {"content": "build done"},
+            {"content": "execute done"},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "git_add", "arguments": {"paths": ["."]}},
+                    {"name": "git_commit", "arguments": {"message": "again"}},
+                    {"name": "git_push", "arguments": {"remote": "origin", "branch": "main"}},
+                ],
+            },
+            {"content": "pushed"},
+        ],
+    )
     try:
         async with worker_for(settings, backend=backend):
             handle = await start(client, settings, marker, repo_url=str(bare))
@@ -165,7 +214,10 @@ async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, clie
 
     tree = _ls_tree(bare)
     assert _blob(bare, tree["app.txt"][1]) == b"hello\n"
-    assert tree["passwd-link"] == ("120000", tree["passwd-link"][1]) and _blob(bare, tree["passwd-link"][1]) == b"/etc/passwd"
+    assert (
+        tree["passwd-link"] == ("120000", tree["passwd-link"][1])
+        and _blob(bare, tree["passwd-link"][1]) == b"/etc/passwd"
+    )
     assert tree["root-link"][0] == "120000" and _blob(bare, tree["root-link"][1]) == b"/"
     assert tree["nested"][0] == "160000"  # an embedded repository is a link to it, never entered
     assert not {"pipe", "sock", ".git"} & tree.keys()
@@ -175,7 +227,10 @@ async def test_git_traps_planted_in_the_sandbox_never_run_on_the_host(kind, clie
     git_dir = settings.git_root / f"{task_id}.git"
     for f in [*_regular_files(workspace), *_regular_files(git_dir), *_regular_files(settings.home / "logs" / task_id)]:
         assert TOKEN.encode() not in f.read_bytes(), f
-    dump = json.dumps([await store.fetch_steps(task_id), [m.model_dump() for m in await store.load_messages(task_id, 10_000)]], default=str)
+    dump = json.dumps(
+        [await store.fetch_steps(task_id), [m.model_dump() for m in await store.load_messages(task_id, 10_000)]],
+        default=str,
+    )
     assert TOKEN not in dump and TOKEN not in (await handle.fetch_history()).to_json()
     captured = capfd.readouterr()
     assert TOKEN not in captured.out + captured.err
@@ -265,9 +320,11 @@ async def test_push_ignores_remote_settings_planted_in_the_workspace(settings, t
     dotgit = ctx.workspace / ".git"
     subprocess.run(["git", "init", "-q", str(ctx.workspace)], check=True)
     with (dotgit / "config").open("a") as f:
-        f.write(f'[remote "origin"]\n\turl = ext::sh -c touch% {mark}/ext\n\treceivepack = touch {mark}/receivepack\n'
-                f'\tuploadpack = touch {mark}/uploadpack\n[core]\n\tsshCommand = touch {mark}/ssh\n'
-                f'[credential]\n\thelper = !touch {mark}/credential\n')
+        f.write(
+            f'[remote "origin"]\n\turl = ext::sh -c touch% {mark}/ext\n\treceivepack = touch {mark}/receivepack\n'
+            f"\tuploadpack = touch {mark}/uploadpack\n[core]\n\tsshCommand = touch {mark}/ssh\n"
+            f"[credential]\n\thelper = !touch {mark}/credential\n"
+        )
     await commit_a_file(ctx)
     out = await call("git_push", ctx)
     assert out.startswith("pushed") and markers(mark) == []
@@ -318,25 +375,49 @@ def stalling_server() -> Iterator[str]:
         listener.close()
 
 
-async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartbeating(client, store, settings, llm, worker_for):
+async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartbeating(
+    client, store, settings, llm, worker_for
+):
 
     backend = _backend("docker")
     settings = settings.model_copy(update={"git_timeout_s": 12.0, "git_token": TOKEN})
     quick = ActivityTimeouts(heartbeat=2, llm_start_to_close=60, tool_start_to_close=120, projection_start_to_close=30)
-    sleeper = llm.add("heartbeat-neighbour", [
-        {"content": "research done"}, {"content": "plan done"},
-        {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "sleep 25; echo slept", "timeout_s": 60}}]},
-        {"content": "build done"}, {"content": "execute done"}, {"content": "finalized"},
-    ])
-    pusher = llm.add("stalled-push", [
-        {"content": "research done"}, {"content": "plan done"},
-        {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "a.txt", "content": "a"}},
-                                         {"name": "git_init", "arguments": {}}, {"name": "git_add", "arguments": {}},
-                                         {"name": "git_commit", "arguments": {"message": "m"}}]},
-        {"content": "build done"}, {"content": "execute done"},
-        {"content": None, "tool_calls": [{"name": "git_push", "arguments": {}}]},
-        {"content": "push failed, reported"},
-    ])
+    sleeper = llm.add(
+        "heartbeat-neighbour",
+        [
+            {"content": "research done"},
+            {"content": "plan done"},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "shell_exec", "arguments": {"command": "sleep 25; echo slept", "timeout_s": 60}}
+                ],
+            },
+            {"content": "build done"},
+            {"content": "execute done"},
+            {"content": "finalized"},
+        ],
+    )
+    pusher = llm.add(
+        "stalled-push",
+        [
+            {"content": "research done"},
+            {"content": "plan done"},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "file_write", "arguments": {"path": "a.txt", "content": "a"}},
+                    {"name": "git_init", "arguments": {}},
+                    {"name": "git_add", "arguments": {}},
+                    {"name": "git_commit", "arguments": {"message": "m"}},
+                ],
+            },
+            {"content": "build done"},
+            {"content": "execute done"},
+            {"content": None, "tool_calls": [{"name": "git_push", "arguments": {}}]},
+            {"content": "push failed, reported"},
+        ],
+    )
     with stalling_server() as url:
         async with worker_for(settings, backend=backend):
             neighbour = await start(client, settings, sleeper, timeouts=quick)
@@ -351,13 +432,21 @@ async def test_a_stalled_push_times_out_while_another_tasks_sandbox_keeps_heartb
             pushed: TaskResult = await asyncio.wait_for(pushing.result(), 120)
             slept: TaskResult = await asyncio.wait_for(neighbour.result(), 120)
     assert pushed.status == "completed" and slept.status == "completed"
-    push_result = [m["content"] for m in llm.requests_for("stalled-push")[-1].body["messages"] if m["role"] == "tool"][-1]
+    push_result = [m["content"] for m in llm.requests_for("stalled-push")[-1].body["messages"] if m["role"] == "tool"][
+        -1
+    ]
     assert "git push did not finish within 12s and was stopped" in push_result and TOKEN not in push_result
     events = await _all_runs(client, neighbour.id)
     kinds = [e["eventType"] for e in events]
     assert "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT" not in kinds, "a heartbeat timed out while the push stalled"
-    creates = [e for e in events if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
-               and e["activityTaskScheduledEventAttributes"]["activityType"]["name"] == "sandbox_create"]
+    creates = [
+        e
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+        and e["activityTaskScheduledEventAttributes"]["activityType"]["name"] == "sandbox_create"
+    ]
     assert len(creates) == 1, "the neighbour's sandbox was recreated"
-    neighbour_results = [m["content"] for m in llm.requests_for("heartbeat-neighbour")[-1].body["messages"] if m["role"] == "tool"]
+    neighbour_results = [
+        m["content"] for m in llm.requests_for("heartbeat-neighbour")[-1].body["messages"] if m["role"] == "tool"
+    ]
     assert "slept" in neighbour_results[0]

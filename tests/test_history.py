@@ -15,8 +15,13 @@ def long_build(n: int, content_bytes: int = 2000) -> list[dict]:
     return [
         {"content": "research done"},
         {"content": "plan done"},
-        *({"content": f"step {i}", "tool_calls": [{"name": "file_write", "arguments": {"path": f"f{i}.txt", "content": body}}]}
-          for i in range(n)),
+        *(
+            {
+                "content": f"step {i}",
+                "tool_calls": [{"name": "file_write", "arguments": {"path": f"f{i}.txt", "content": body}}],
+            }
+            for i in range(n)
+        ),
         {"content": "build done"},
     ]
 
@@ -49,9 +54,11 @@ async def test_history_bytes_per_step_stay_flat_and_long_tasks_continue_as_new(c
     large = await run_long(client, store, settings, llm, 80)
     per_step_small = small[3] / small[0]
     per_step_large = large[3] / large[0]
-    print(f"\nhistory: 10 writes -> {small[0]} steps, {small[1]} runs, {small[2]} events, {small[3]} B, "
-          f"{per_step_small:.0f} B/step; 80 writes -> {large[0]} steps, {large[1]} runs, {large[2]} events, "
-          f"{large[3]} B, {per_step_large:.0f} B/step")
+    print(
+        f"\nhistory: 10 writes -> {small[0]} steps, {small[1]} runs, {small[2]} events, {small[3]} B, "
+        f"{per_step_small:.0f} B/step; 80 writes -> {large[0]} steps, {large[1]} runs, {large[2]} events, "
+        f"{large[3]} B, {per_step_large:.0f} B/step"
+    )
     assert large[1] > 1, "an 80-step task should have continued as new"
     # Linear history: per-step cost does not grow with the conversation (O(n^2) would be ~8x here).
     assert per_step_large < per_step_small * 1.5

@@ -65,7 +65,9 @@ def test_clean_text_replaces_only_what_cannot_be_stored():
     assert clean_text("plain ü €") == "plain ü €"
     big = "x" * 1_000_000 + "\x00"
     assert clean_text(big) == "x" * 1_000_000 + R
-    assert clean_json({"k\x00": ["v\ud800", 1, float("nan"), {"n": None}]}) == {f"k{R}": [f"v{R}", 1, None, {"n": None}]}
+    assert clean_json({"k\x00": ["v\ud800", 1, float("nan"), {"n": None}]}) == {
+        f"k{R}": [f"v{R}", 1, None, {"n": None}]
+    }
 
 
 # ---------------------------------------------------------------- every write through the store
@@ -74,30 +76,52 @@ def test_clean_text_replaces_only_what_cannot_be_stored():
 async def test_every_store_write_and_search_survives_hostile_text(store):
     task_id = str(uuid.uuid4())
     await store.insert_pending(task_id, f"task-{task_id}", "t" + HOSTILE, "d" + HOSTILE, "m\x00")
-    await store.apply_projection(ProjectionBatch(
-        task_id=task_id, workflow_id=f"task-{task_id}", title="ignored", description="ignored", model=None,
-        update=TaskRowUpdate(status="waiting_for_input", pending_question="q" + HOSTILE,
-                             usage=TokenUsage(prompt_tokens=10**30, total_tokens=10**30, cost_usd=float("inf"))),
-        steps=[StepRecord(seq=0, phase=Phase.RESEARCH, type=StepType.QUESTION, content="s" + HOSTILE,
-                          metadata={"k" + HOSTILE: ["v" + HOSTILE, {"deep\x00": "\ud800"}]})],
-    ))
+    await store.apply_projection(
+        ProjectionBatch(
+            task_id=task_id,
+            workflow_id=f"task-{task_id}",
+            title="ignored",
+            description="ignored",
+            model=None,
+            update=TaskRowUpdate(
+                status="waiting_for_input",
+                pending_question="q" + HOSTILE,
+                usage=TokenUsage(prompt_tokens=10**30, total_tokens=10**30, cost_usd=float("inf")),
+            ),
+            steps=[
+                StepRecord(
+                    seq=0,
+                    phase=Phase.RESEARCH,
+                    type=StepType.QUESTION,
+                    content="s" + HOSTILE,
+                    metadata={"k" + HOSTILE: ["v" + HOSTILE, {"deep\x00": "\ud800"}]},
+                )
+            ],
+        )
+    )
     call = ToolCall(id="c\x00", name="file_write", arguments='{"path": "p\x00", "content": "\ud800"}', digest="d")
     await store.save_llm_turn(
-        task_id, [ChatMessage(seq=0, role="user", content="u" + HOSTILE),
-                  ChatMessage(seq=1, role="assistant", content="r" + HOSTILE, tool_calls=[call])],
+        task_id,
+        [
+            ChatMessage(seq=0, role="user", content="u" + HOSTILE),
+            ChatMessage(seq=1, role="assistant", content="r" + HOSTILE, tool_calls=[call]),
+        ],
         [StepRecord(seq=1, phase=Phase.RESEARCH, type=StepType.LLM_RESPONSE, content="r" + HOSTILE)],
         TokenUsage(prompt_tokens=10**30, total_tokens=10**30, cost_usd=float("nan")),  # absurd provider usage
     )
     await store.save_tool_result(
-        task_id, ChatMessage(seq=2, role="tool", tool_call_id="c\x00", content="o" + HOSTILE, meta={"\x00": "\ud800"}),
+        task_id,
+        ChatMessage(seq=2, role="tool", tool_call_id="c\x00", content="o" + HOSTILE, meta={"\x00": "\ud800"}),
         [StepRecord(seq=2, phase=Phase.RESEARCH, type=StepType.TOOL_RESULT, content="o" + HOSTILE)],
         [ArtifactRecord(type="file", name="n" + HOSTILE, path="/p\x00", metadata={"m\ud800": "x\x00"})],
     )
     await store.save_condensation(task_id, Condensation(upto_seq=1, summary="sum" + HOSTILE, turns=1))
     # the knowledge table (no writer yet): any statement on a store connection goes through the same dumpers
     async with store.pool.connection() as conn:
-        await conn.execute("insert into knowledge (content, metadata) values (%s, %s)",
-                           ("k" + HOSTILE + task_id, Jsonb({"task": task_id, "x\x00": "\ud800"})))
+        await conn.execute(
+            "insert into knowledge (content, metadata) values (%s, %s)",
+            ("k" + HOSTILE + task_id, Jsonb({"task": task_id, "x\x00": "\ud800"})),
+        )
 
     row = await store.fetch_task(task_id)
     assert row["title"] == "t" + HOSTILE_CLEAN and row["description"] == "d" + HOSTILE_CLEAN
@@ -116,8 +140,9 @@ async def test_every_store_write_and_search_survives_hostile_text(store):
     events = await store.events_after(0, task_id=task_id)
     assert events and all(no_bad_text(e["payload"]) for e in events)
     async with store.pool.connection() as conn:
-        knowledge = await (await conn.execute("select content, metadata from knowledge where metadata->>'task' = %s",
-                                              (task_id,))).fetchone()
+        knowledge = await (
+            await conn.execute("select content, metadata from knowledge where metadata->>'task' = %s", (task_id,))
+        ).fetchone()
     assert knowledge == ("k" + HOSTILE_CLEAN + task_id, {"task": task_id, f"x{R}": R})
 
     # reads with user text: a NUL or surrogate in `q` finds the row by its cleaned text instead of raising
@@ -132,24 +157,38 @@ def hostile_script() -> list[dict]:
     return [
         # RESEARCH: a model reply with NUL, a lone surrogate and escapes; tool-call arguments with escaped NULs
         # and with a raw NUL in the arguments text itself
-        {"content": "reply " + HOSTILE, "tool_calls": [
-            {"name": "notify_user", "arguments": {"message": "note " + HOSTILE}},
-            {"name": "notify_user", "arguments": '{"message": "raw\x00nul"}'},
-        ]},
+        {
+            "content": "reply " + HOSTILE,
+            "tool_calls": [
+                {"name": "notify_user", "arguments": {"message": "note " + HOSTILE}},
+                {"name": "notify_user", "arguments": '{"message": "raw\x00nul"}'},
+            ],
+        },
         ask("question " + HOSTILE),
         {"content": "research done"},
         {"content": "plan done"},
         # BUILD: tool output with NUL and undecodable bytes, a file holding NULs, an undecodable file name
-        {"content": "build", "tool_calls": [
-            {"name": "shell_exec", "arguments": {"command": "printf 'out\\000put\\377\\n'; printf 'f\\000i\\000le' > nul.bin; "
-                                                           "touch \"$(printf 'bad\\377name')\""}},
-        ]},
-        {"content": "read", "tool_calls": [
-            {"name": "file_read", "arguments": {"path": "nul.bin"}},
-            {"name": "file_write", "arguments": {"path": "w.txt", "content": "wr\x00ite\ud800"}},
-            {"name": "file_list", "arguments": {}},
-            {"name": "file_read", "arguments": {"path": "w.txt"}},
-        ]},
+        {
+            "content": "build",
+            "tool_calls": [
+                {
+                    "name": "shell_exec",
+                    "arguments": {
+                        "command": "printf 'out\\000put\\377\\n'; printf 'f\\000i\\000le' > nul.bin; "
+                        "touch \"$(printf 'bad\\377name')\""
+                    },
+                },
+            ],
+        },
+        {
+            "content": "read",
+            "tool_calls": [
+                {"name": "file_read", "arguments": {"path": "nul.bin"}},
+                {"name": "file_write", "arguments": {"path": "w.txt", "content": "wr\x00ite\ud800"}},
+                {"name": "file_list", "arguments": {}},
+                {"name": "file_read", "arguments": {"path": "w.txt"}},
+            ],
+        },
         {"content": "build done"},
     ]
 
@@ -193,17 +232,25 @@ async def test_a_task_fed_hostile_text_everywhere_completes(client, store, setti
 async def test_api_answer_with_hostile_text_and_answers_nobody_waits_for(client, store, settings, worker, llm):
     marker = llm.add("api-hostile", [ask("Colour?"), {"content": "research done", "delay_s": 2}])
     async with served(settings, client, store) as http:
-        created = (await http.post("/api/tasks", json={"description": f"Paint it {marker}", "model": "scripted"})).json()
+        created = (
+            await http.post("/api/tasks", json={"description": f"Paint it {marker}", "model": "scripted"})
+        ).json()
         task_id = created["id"]
         await wait_task_status(store, task_id, "waiting_for_input")
         # JSON escapes "\ud800" and "\u0000": pydantic refuses a lone surrogate with a 4xx sentence (the task
         # keeps waiting); a NUL and control characters are taken and stored with U+FFFD
-        bad = await http.post(f"/api/tasks/{task_id}/answer", content=json.dumps({"text": "blue\ud800"}),
-                              headers={"content-type": "application/json"})
+        bad = await http.post(
+            f"/api/tasks/{task_id}/answer",
+            content=json.dumps({"text": "blue\ud800"}),
+            headers={"content-type": "application/json"},
+        )
         assert bad.status_code == 422 and "valid string" in bad.json()["error"]
         assert (await store.fetch_task(task_id))["status"] == "waiting_for_input"
-        r = await http.post(f"/api/tasks/{task_id}/answer", content=json.dumps({"text": "blue" + HOSTILE.replace("\ud800", "")}),
-                            headers={"content-type": "application/json"})
+        r = await http.post(
+            f"/api/tasks/{task_id}/answer",
+            content=json.dumps({"text": "blue" + HOSTILE.replace("\ud800", "")}),
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 200, r.text
         # the task is running again (the model is slow): a second answer is refused to the sender, not dropped
         late = await http.post(f"/api/tasks/{task_id}/answer", json={"text": "green"})
@@ -224,8 +271,19 @@ async def test_answer_signal_and_update_with_hostile_payloads(client, store, set
     await wait_task_status(store, task_id, "waiting_for_input")
 
     async def update_cli(payload: str) -> subprocess.CompletedProcess:
-        return await asyncio.to_thread(temporal_cli, settings, "workflow", "update", "execute", "--workflow-id",
-                                       handle.id, "--name", "answer", "--input", payload)
+        return await asyncio.to_thread(
+            temporal_cli,
+            settings,
+            "workflow",
+            "update",
+            "execute",
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "answer",
+            "--input",
+            payload,
+        )
 
     # the update refuses what it cannot use, with a sentence, and the task keeps waiting
     for bad in ('{"text": "\\ud800"}', '{"text": "   "}', '"just a string"', json.dumps({"text": "x" * 100_000})):
@@ -237,12 +295,32 @@ async def test_answer_signal_and_update_with_hostile_payloads(client, store, set
     assert isinstance(refused.value.cause, ApplicationError) and refused.value.cause.type == "InvalidAnswer"
 
     # a signal cannot be refused: an undecodable one is dropped (logged), a NUL one is taken and stored cleaned
-    sig = await asyncio.to_thread(temporal_cli, settings, "workflow", "signal", "--workflow-id", handle.id,
-                                  "--name", "answer", "--input", '{"text": "\\ud800"}')
+    sig = await asyncio.to_thread(
+        temporal_cli,
+        settings,
+        "workflow",
+        "signal",
+        "--workflow-id",
+        handle.id,
+        "--name",
+        "answer",
+        "--input",
+        '{"text": "\\ud800"}',
+    )
     assert sig.returncode == 0, sig.stderr
     assert (await store.fetch_task(task_id))["status"] == "waiting_for_input"
-    sig = await asyncio.to_thread(temporal_cli, settings, "workflow", "signal", "--workflow-id", handle.id,
-                                  "--name", "answer", "--input", '{"text": "sig\\u0000nal\\u001b[2J"}')
+    sig = await asyncio.to_thread(
+        temporal_cli,
+        settings,
+        "workflow",
+        "signal",
+        "--workflow-id",
+        handle.id,
+        "--name",
+        "answer",
+        "--input",
+        '{"text": "sig\\u0000nal\\u001b[2J"}',
+    )
     assert sig.returncode == 0, sig.stderr
 
     async def second_question() -> bool:
@@ -262,7 +340,9 @@ async def test_answer_signal_and_update_with_hostile_payloads(client, store, set
 
 
 async def test_answer_update_refused_while_the_task_is_running(client, store, settings, worker, llm):
-    marker = llm.add("busy-update", [{"content": "slow", "delay_s": 3, "tool_calls": [{"name": "file_list", "arguments": {}}]}])
+    marker = llm.add(
+        "busy-update", [{"content": "slow", "delay_s": 3, "tool_calls": [{"name": "file_list", "arguments": {}}]}]
+    )
     handle = await start(client, settings, marker)
     task_id = task_id_of(handle)
     await wait_task_status(store, task_id, "running")
@@ -291,10 +371,20 @@ INVALID_INPUTS: dict[str, str | None] = {
 
 
 @pytest.mark.parametrize("case", INVALID_INPUTS, ids=list(INVALID_INPUTS))
-async def test_invalid_workflow_input_fails_at_once_with_task_input_invalid(case, client, store, settings, worker, tmp_path):
+async def test_invalid_workflow_input_fails_at_once_with_task_input_invalid(
+    case, client, store, settings, worker, tmp_path
+):
     task_id = str(uuid.uuid4())
-    args = ["workflow", "start", "--type", "TaskWorkflow", "--task-queue", settings.task_queue,
-            "--workflow-id", f"task-{task_id}"]
+    args = [
+        "workflow",
+        "start",
+        "--type",
+        "TaskWorkflow",
+        "--task-queue",
+        settings.task_queue,
+        "--workflow-id",
+        f"task-{task_id}",
+    ]
     payload = INVALID_INPUTS[case]
     if payload is not None:  # through a file: a 1 MB command-line argument is more than execve allows
         (tmp_path / "input.json").write_text(payload)
@@ -323,10 +413,26 @@ async def test_valid_input_through_the_temporal_cli_still_runs(client, store, se
     marker = llm.add("cli-valid", [{"content": "research done"}])
     task_id = str(uuid.uuid4())
     started = await asyncio.to_thread(
-        temporal_cli, settings, "workflow", "start", "--type", "TaskWorkflow", "--task-queue", settings.task_queue,
-        "--workflow-id", f"task-{task_id}",
-        "--input", json.dumps({"title": "Bakery", "description": f"A page {marker}", "model": "scripted",
-                    "limits": {"require_work": False}}))
+        temporal_cli,
+        settings,
+        "workflow",
+        "start",
+        "--type",
+        "TaskWorkflow",
+        "--task-queue",
+        settings.task_queue,
+        "--workflow-id",
+        f"task-{task_id}",
+        "--input",
+        json.dumps(
+            {
+                "title": "Bakery",
+                "description": f"A page {marker}",
+                "model": "scripted",
+                "limits": {"require_work": False},
+            }
+        ),
+    )
     assert started.returncode == 0, started.stderr
     result = await client.get_workflow_handle(f"task-{task_id}", result_type=TaskResult).result()
     assert result.status == "completed"

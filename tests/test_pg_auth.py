@@ -79,8 +79,9 @@ def test_morgus_role_is_unprivileged(postgres: EmbeddedPostgres, tmp_path: Path)
     marker = tmp_path / "pwned"
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         assert conn.execute("select current_user").fetchone() == ("morgus",)
-        row = conn.execute("select rolsuper, rolcreaterole, rolcreatedb, rolbypassrls from pg_roles "
-                           "where rolname = 'morgus'").fetchone()
+        row = conn.execute(
+            "select rolsuper, rolcreaterole, rolcreatedb, rolbypassrls from pg_roles where rolname = 'morgus'"
+        ).fetchone()
         assert row == (False, False, False, False)
         for role in ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"):
             assert conn.execute("select pg_has_role('morgus', %s, 'member')", (role,)).fetchone() == (False,)
@@ -99,7 +100,9 @@ def test_morgus_role_is_unprivileged(postgres: EmbeddedPostgres, tmp_path: Path)
             with pytest.raises((errors.InsufficientPrivilege, errors.FeatureNotSupported, errors.UndefinedFile)):
                 conn.execute(statement)
         # it owns and writes its own tables
-        owners = dict(conn.execute("select tablename, tableowner from pg_tables where schemaname = 'public'").fetchall())
+        owners = dict(
+            conn.execute("select tablename, tableowner from pg_tables where schemaname = 'public'").fetchall()
+        )
         assert owners and set(owners.values()) == {"morgus"}
     assert not marker.exists()
 
@@ -109,16 +112,21 @@ def test_console_role_cannot_log_in_nor_write_nor_notify(postgres: EmbeddedPostg
     row_dsn = f"host=127.0.0.1 port={postgres.port} dbname=morgus user=morgus_console"
     assert "no password supplied" in _refused(row_dsn)
     with psycopg.connect(postgres.admin_dsn("morgus"), autocommit=True) as conn:
-        assert conn.execute("select rolcanlogin, rolpassword is null from pg_authid where rolname = 'morgus_console'"
-                            ).fetchone() == (False, True)
+        assert conn.execute(
+            "select rolcanlogin, rolpassword is null from pg_authid where rolname = 'morgus_console'"
+        ).fetchone() == (False, True)
         # and were it to log in, it could only read
         conn.execute("set role morgus_console")
         conn.execute("select count(*) from tasks").fetchone()
-        for statement in ("insert into tasks (id, workflow_id, title, description) "
-                          "values (gen_random_uuid(), 'x', 'x', 'x')",
-                          "update tasks set title = 'x'", "delete from task_steps", "truncate artifacts",
-                          "select * from task_messages", "select pg_notify('morgus_events', '1')",
-                          "insert into task_events (task_id, kind, payload) values (gen_random_uuid(), 'task', '{}')"):
+        for statement in (
+            "insert into tasks (id, workflow_id, title, description) values (gen_random_uuid(), 'x', 'x', 'x')",
+            "update tasks set title = 'x'",
+            "delete from task_steps",
+            "truncate artifacts",
+            "select * from task_messages",
+            "select pg_notify('morgus_events', '1')",
+            "insert into task_events (task_id, kind, payload) values (gen_random_uuid(), 'task', '{}')",
+        ):
             with pytest.raises(errors.InsufficientPrivilege):
                 conn.execute(statement)
         conn.execute("reset role")
@@ -139,8 +147,10 @@ def test_trust_data_dir_is_converted_on_start(tmp_path: Path, running: bool) -> 
             conn.execute("create database morgus")
         apply_migrations(f"{trust}/morgus")
         with psycopg.connect(f"{trust}/morgus", autocommit=True) as conn:
-            conn.execute("insert into tasks (id, workflow_id, title, description) "
-                         "values ('00000000-0000-0000-0000-000000000001', 'task-old', 'old task', 'kept')")
+            conn.execute(
+                "insert into tasks (id, workflow_id, title, description) "
+                "values ('00000000-0000-0000-0000-000000000001', 'task-old', 'old task', 'kept')"
+            )
         assert not pg.superuser_secret_file.exists()
         if not running:
             pg.stop()
@@ -153,8 +163,10 @@ def test_trust_data_dir_is_converted_on_start(tmp_path: Path, running: bool) -> 
         assert apply_migrations(pg.dsn) == []  # idempotent on the old database, as the new role
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
             assert conn.execute("select title from tasks").fetchall() == [("old task",)]
-            conn.execute("insert into task_steps (id, task_id, seq, type) values "
-                         "(gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 0, 'TASK_START')")
+            conn.execute(
+                "insert into task_steps (id, task_id, seq, type) values "
+                "(gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 0, 'TASK_START')"
+            )
             owners = {r[0] for r in conn.execute("select tableowner from pg_tables where schemaname = 'public'")}
             assert owners == {"morgus"}
             assert conn.execute("select count(*) from task_events").fetchone()[0] >= 2  # trigger, now morgus's

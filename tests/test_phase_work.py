@@ -36,16 +36,19 @@ def shell(command: str) -> dict:
 
 
 async def test_build_without_a_file_is_pointed_out_once_then_the_model_writes(client, store, settings, worker, llm):
-    marker = llm.add("nudge", [
-        {"content": "nothing to research"},
-        {"content": "plan: write index.html"},
-        {"content": "1. Write index.html. 2. Done."},  # BUILD: the plan restated, no tool call
-        write("index.html", "<h1>hi</h1>"),
-        {"content": "built"},
-        shell("cat index.html"),
-        {"content": "ran"},
-        {"content": "Done: index.html"},
-    ])
+    marker = llm.add(
+        "nudge",
+        [
+            {"content": "nothing to research"},
+            {"content": "plan: write index.html"},
+            {"content": "1. Write index.html. 2. Done."},  # BUILD: the plan restated, no tool call
+            write("index.html", "<h1>hi</h1>"),
+            {"content": "built"},
+            shell("cat index.html"),
+            {"content": "ran"},
+            {"content": "Done: index.html"},
+        ],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     result: TaskResult = await handle.result()
     assert result.status == "completed"
@@ -55,8 +58,10 @@ async def test_build_without_a_file_is_pointed_out_once_then_the_model_writes(cl
 
 
 async def test_build_that_writes_nothing_asks_the_user_and_stop_ends_in_error(client, store, settings, worker, llm):
-    marker = llm.add("nothing", [{"content": "r"}, {"content": "p"}, {"content": "I would write the files."},
-                                 {"content": "Still just words."}])
+    marker = llm.add(
+        "nothing",
+        [{"content": "r"}, {"content": "p"}, {"content": "I would write the files."}, {"content": "Still just words."}],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     row = await wait_task_status(store, task_id_of(handle), "waiting_for_input")
     assert row["pending_question"].startswith("BUILD produced no file. Continue anyway, retry, or stop?")
@@ -68,8 +73,19 @@ async def test_build_that_writes_nothing_asks_the_user_and_stop_ends_in_error(cl
 
 
 async def test_retry_passes_the_users_words_and_the_task_then_completes(client, store, settings, worker, llm):
-    marker = llm.add("retry", [{"content": "r"}, {"content": "p"}, {"content": "words"}, {"content": "more words"},
-                               write("a.txt"), {"content": "built"}, shell("cat a.txt"), {"content": "ran"}])
+    marker = llm.add(
+        "retry",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            {"content": "words"},
+            {"content": "more words"},
+            write("a.txt"),
+            {"content": "built"},
+            shell("cat a.txt"),
+            {"content": "ran"},
+        ],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     await wait_task_status(store, task_id_of(handle), "waiting_for_input")
     await handle.execute_update("answer", {"text": "write a.txt please"}, result_type=str)
@@ -79,14 +95,29 @@ async def test_retry_passes_the_users_words_and_the_task_then_completes(client, 
 
 async def test_a_task_that_built_nothing_never_completes_silently(client, store, settings, worker, llm):
     """The user let BUILD and EXECUTE go on without work (asked both times): only then may it complete."""
-    marker = llm.add("built-nothing", [{"content": "r"}, {"content": "p"}, {"content": "b"}, {"content": "b"},
-                               {"content": "e"}, {"content": "e"}, {"content": "f"}])
+    marker = llm.add(
+        "built-nothing",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            {"content": "b"},
+            {"content": "b"},
+            {"content": "e"},
+            {"content": "e"},
+            {"content": "f"},
+        ],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     tid = task_id_of(handle)
     for phase in ("BUILD", "EXECUTE"):
+
         async def asked(phase: str = phase) -> bool:
             row = await store.fetch_task(tid)
-            return bool(row) and row["status"] == "waiting_for_input" and (row["pending_question"] or "").startswith(f"{phase} produced no")
+            return (
+                bool(row)
+                and row["status"] == "waiting_for_input"
+                and (row["pending_question"] or "").startswith(f"{phase} produced no")
+            )
 
         await wait_for(asked, what=f"the {phase} question")
         await handle.execute_update("answer", {"text": "continue"}, result_type=str)
@@ -94,9 +125,19 @@ async def test_a_task_that_built_nothing_never_completes_silently(client, store,
 
 
 async def test_execute_needs_a_run_or_a_deployment(client, store, settings, worker, llm):
-    marker = llm.add("exec", [{"content": "r"}, {"content": "p"}, write("a.txt"), {"content": "built"},
-                              {"content": "It works."}, shell("false"), {"content": "ran (it failed, that is a run)"},
-                              {"content": "It cannot be fixed here: false always fails."}])
+    marker = llm.add(
+        "exec",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt"),
+            {"content": "built"},
+            {"content": "It works."},
+            shell("false"),
+            {"content": "ran (it failed, that is a run)"},
+            {"content": "It cannot be fixed here: false always fails."},
+        ],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     assert (await handle.result()).status == "completed"
     said = said_to_model(llm, marker)
@@ -106,9 +147,20 @@ async def test_execute_needs_a_run_or_a_deployment(client, store, settings, work
 
 
 async def test_execute_told_of_a_failed_run_then_fixes_it(client, store, settings, worker, llm):
-    marker = llm.add("exec-fix", [{"content": "r"}, {"content": "p"}, write("a.txt"), {"content": "built"},
-                                  shell("cat missing.txt"), {"content": "Ran it."}, shell("cat a.txt"),
-                                  {"content": "It prints x."}, {"content": "done"}])
+    marker = llm.add(
+        "exec-fix",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt"),
+            {"content": "built"},
+            shell("cat missing.txt"),
+            {"content": "Ran it."},
+            shell("cat a.txt"),
+            {"content": "It prints x."},
+            {"content": "done"},
+        ],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     assert (await handle.result()).status == "completed"
     said = said_to_model(llm, marker)
@@ -118,7 +170,9 @@ async def test_execute_told_of_a_failed_run_then_fixes_it(client, store, setting
 
 
 async def test_iteration_cap_moves_research_on_and_asks_in_build(client, store, settings, worker, llm):
-    reads = [{"content": None, "tool_calls": [{"name": "file_list", "arguments": {"path": p}}]} for p in (".", "x", "y")]
+    reads = [
+        {"content": None, "tool_calls": [{"name": "file_list", "arguments": {"path": p}}]} for p in (".", "x", "y")
+    ]
     marker = llm.add("cap", [*reads, {"content": "plan"}, *reads])
     handle = await start(client, settings, marker, limits=TaskLimits(max_iterations_per_phase=3, require_work=True))
     tid = task_id_of(handle)
@@ -149,8 +203,23 @@ async def test_a_stuck_phase_can_be_moved_on_by_the_user(client, store, settings
     """The same failing command over and over (a real model did this with `pip install` offline): warned once,
     then the user is asked with choices; 'move on' ends the phase, and the task goes on with what it has."""
     stuck = shell("pip install nothing-here")
-    marker = llm.add("stuck", [{"content": "r"}, {"content": "p"}, write("a.txt", "hi"), stuck, stuck, stuck,
-                               stuck, stuck, stuck, shell("cat a.txt"), {"content": "ran"}, {"content": "done"}])
+    marker = llm.add(
+        "stuck",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt", "hi"),
+            stuck,
+            stuck,
+            stuck,
+            stuck,
+            stuck,
+            stuck,
+            shell("cat a.txt"),
+            {"content": "ran"},
+            {"content": "done"},
+        ],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     row = await wait_task_status(store, task_id_of(handle), "waiting_for_input")
     assert "Answer 'move on' to go to the next phase, 'stop' to end the task" in row["pending_question"]
@@ -204,15 +273,26 @@ def test_fingerprint_sees_a_change_and_survives_hostile_trees(tmp_path: Path):
 async def test_the_summary_says_what_the_tools_did_whatever_the_model_claims(client, store, settings, worker, llm):
     """A real model ended a task with "Committed the file. Deployed the site at example.com." having done neither:
     the summary keeps its words and ends with what the tools reported (checked-summary-v1)."""
-    marker = llm.add("claims", [{"content": "r"}, {"content": "p"}, write("a.txt", "hi"), {"content": "built"},
-                                shell("cat a.txt"), {"content": "ran"},
-                                {"content": "Committed the file. Deployed the site at https://example.com."}])
+    marker = llm.add(
+        "claims",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt", "hi"),
+            {"content": "built"},
+            shell("cat a.txt"),
+            {"content": "ran"},
+            {"content": "Committed the file. Deployed the site at https://example.com."},
+        ],
+    )
     handle = await start(client, settings, marker, limits=WORK)
     result: TaskResult = await handle.result()
     assert result.status == "completed"
     assert result.summary.startswith("Committed the file. Deployed the site at https://example.com.")
-    assert result.summary.endswith("Checked by Morgus from the tools' reports: files written or changed; a command "
-                                   "ran; nothing deployed; nothing committed.")
+    assert result.summary.endswith(
+        "Checked by Morgus from the tools' reports: files written or changed; a command "
+        "ran; nothing deployed; nothing committed."
+    )
     await wait_task_status(store, task_id_of(handle), "completed")
     ends = [s for s in await store.fetch_steps(task_id_of(handle)) if s["type"] == "TASK_END"]
     assert ends[-1]["content"] == result.summary  # the console shows the same checked summary
@@ -221,8 +301,12 @@ async def test_the_summary_says_what_the_tools_did_whatever_the_model_claims(cli
 def test_checked_facts_names_each_tool_report():
     from morgus.workflows.summary import checked_facts
 
-    assert checked_facts(False, []) == ("Checked by Morgus from the tools' reports: no file changed; no command "
-                                        "ran; nothing deployed; nothing committed.")
+    assert checked_facts(False, []) == (
+        "Checked by Morgus from the tools' reports: no file changed; no command "
+        "ran; nothing deployed; nothing committed."
+    )
     everything = checked_facts(True, ["shell_exec", "deploy_local", "cloudflare_deploy", "git_commit", "git_push"])
-    assert "deployed with deploy_local, cloudflare_deploy" in everything and everything.endswith("committed to git; pushed.")
+    assert "deployed with deploy_local, cloudflare_deploy" in everything and everything.endswith(
+        "committed to git; pushed."
+    )
     assert "file_read" not in checked_facts(True, ["file_read"])  # a read is not a fact worth the summary

@@ -39,7 +39,7 @@ ALLOWED = [
     "python3 -c 'print(1)' | tee out.txt",
     "cat <<'EOF' > notes.md\nsudo make me a sandwich\nEOF",
     "mkdir -p build && cd build",
-    "summary=$(git log --oneline | head -1); echo \"$summary\"",
+    'summary=$(git log --oneline | head -1); echo "$summary"',
     "pip install --user pytest",
     "",
 ]

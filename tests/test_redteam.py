@@ -63,13 +63,19 @@ DEEP_TURN = "[" * 2_000 + "]" * 2_000  # past the parser's depth, small enough f
 def deep_script() -> list[dict]:
     return [
         # prose full of nesting, and native calls whose arguments are nested past the parser's depth
-        {"content": "data " + DEEP_TURN, "tool_calls": [
-            {"name": "file_list", "arguments": DEEP_TURN},
-            {"name": "ask_user", "arguments": '{"question": ' + DEEP_TURN + "}"},
-        ]},
+        {
+            "content": "data " + DEEP_TURN,
+            "tool_calls": [
+                {"name": "file_list", "arguments": DEEP_TURN},
+                {"name": "ask_user", "arguments": '{"question": ' + DEEP_TURN + "}"},
+            ],
+        },
         {"content": "[" * 3000 + " research done"},
         {"content": "plan done"},
-        {"content": "build", "tool_calls": [{"name": "file_write", "arguments": '{"path": "a.txt", "content": ' + DEEP_TURN + "}"}]},
+        {
+            "content": "build",
+            "tool_calls": [{"name": "file_write", "arguments": '{"path": "a.txt", "content": ' + DEEP_TURN + "}"}],
+        },
         {"content": "build done"},
     ]
 
@@ -91,8 +97,11 @@ async def test_a_task_whose_model_writes_deep_nesting_completes(client, store, s
 # ---------------------------------------------------------------- workflow input through Temporal
 
 
-@pytest.mark.parametrize("payload", ["[" * 5000 + "]" * 5000, '{"description": ' + "[" * 5000 + "]" * 5000 + "}"],
-                         ids=["deep list", "deep description"])
+@pytest.mark.parametrize(
+    "payload",
+    ["[" * 5000 + "]" * 5000, '{"description": ' + "[" * 5000 + "]" * 5000 + "}"],
+    ids=["deep list", "deep description"],
+)
 async def test_deeply_nested_workflow_input_fails_at_once(payload, client, store, settings, worker, tmp_path):
     """Attack: `temporal workflow start --input '[[[[…]]]]'`. The input was found invalid, but reading its title
     for the error row raised RecursionError in the workflow's __init__: every workflow task failed, forever,
@@ -100,8 +109,19 @@ async def test_deeply_nested_workflow_input_fails_at_once(payload, client, store
     task_id = str(uuid.uuid4())
     (tmp_path / "input.json").write_text(payload)
     started = await asyncio.to_thread(
-        temporal_cli, settings, "workflow", "start", "--type", "TaskWorkflow", "--task-queue", settings.task_queue,
-        "--workflow-id", f"task-{task_id}", "--input-file", str(tmp_path / "input.json"))
+        temporal_cli,
+        settings,
+        "workflow",
+        "start",
+        "--type",
+        "TaskWorkflow",
+        "--task-queue",
+        settings.task_queue,
+        "--workflow-id",
+        f"task-{task_id}",
+        "--input-file",
+        str(tmp_path / "input.json"),
+    )
     assert started.returncode == 0, started.stderr
     handle = client.get_workflow_handle(f"task-{task_id}")
     with pytest.raises(WorkflowFailureError) as failed:
@@ -133,8 +153,24 @@ async def test_a_push_through_a_sandbox_processes_proc_link_into_its_workspace_i
     with (evil / "config").open("a") as f:
         f.write(f"[core]\n\talternateRefsCommand = touch {mark}/alternateRefsCommand; true\n")
     # a process in its own mount namespace with the workspace as its cwd, as a sandboxed command is
-    proc = subprocess.Popen(["bwrap", "--dev-bind", "/", "/", "--tmpfs", "/mnt", "--bind", str(ctx.workspace), "/mnt",
-                             "--chdir", "/mnt", "--", "sleep", "120"])
+    proc = subprocess.Popen(
+        [
+            "bwrap",
+            "--dev-bind",
+            "/",
+            "/",
+            "--tmpfs",
+            "/mnt",
+            "--bind",
+            str(ctx.workspace),
+            "/mnt",
+            "--chdir",
+            "/mnt",
+            "--",
+            "sleep",
+            "120",
+        ]
+    )
     try:
         deadline = time.monotonic() + 10
         pid = None
@@ -146,8 +182,12 @@ async def test_a_push_through_a_sandbox_processes_proc_link_into_its_workspace_i
         assert os.path.realpath(f"/proc/{pid}/cwd") == "/mnt"  # what fooled the check
         link = tmp_path / "innocent.git"
         link.symlink_to(f"/proc/{pid}/cwd/evil.git")
-        for url in (f"/proc/{pid}/cwd/evil.git", f"/proc/{pid}/root/mnt/evil.git", f"file:///proc/{pid}/cwd/evil.git",
-                    str(link)):
+        for url in (
+            f"/proc/{pid}/cwd/evil.git",
+            f"/proc/{pid}/root/mnt/evil.git",
+            f"file:///proc/{pid}/cwd/evil.git",
+            str(link),
+        ):
             ctx.repo_url = url
             with pytest.raises(ToolError, match="/proc link"):
                 await call("git_push", ctx)

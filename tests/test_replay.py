@@ -41,14 +41,24 @@ async def replay_every_run(client, handle, record_as: str) -> None:
 def rich_script() -> list[dict]:
     """Exercises every workflow branch: tools, a rejected call, ask_user, several phases, a sandbox command."""
     return [
-        {"content": "r", "tool_calls": [{"name": "notify_user", "arguments": {"message": "hi"}},
-                                        {"name": "no_such_tool", "arguments": {}}]},
+        {
+            "content": "r",
+            "tool_calls": [
+                {"name": "notify_user", "arguments": {"message": "hi"}},
+                {"name": "no_such_tool", "arguments": {}},
+            ],
+        },
         {"content": "research done"},
         {"content": None, "tool_calls": [{"name": "ask_user", "arguments": {"question": "Colour?"}}]},
         {"content": "plan", "tool_calls": [{"name": "file_write", "arguments": {"path": "p.md", "content": "plan"}}]},
         {"content": "plan done"},
-        {"content": "b", "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}},
-                                        {"name": "file_read", "arguments": {"path": "x.txt"}}]},
+        {
+            "content": "b",
+            "tool_calls": [
+                {"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}},
+                {"name": "file_read", "arguments": {"path": "x.txt"}},
+            ],
+        },
         {"content": "run", "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]},
         {"content": "build done"},
     ]
@@ -61,7 +71,11 @@ def work_script() -> list[dict]:
     note = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "looking"}}]}
     return [
         {"content": None, "tool_calls": [{"name": "cloudflare_deploy", "arguments": {"directory": "."}}]},
-        listing, note, listing, note, listing,  # a cycle (warned), then the cap moves RESEARCH on
+        listing,
+        note,
+        listing,
+        note,
+        listing,  # a cycle (warned), then the cap moves RESEARCH on
         {"content": "plan"},
         {"content": "I will write x.txt."},  # nudged
         {"content": "b", "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]},
@@ -93,8 +107,10 @@ async def test_fresh_loop_choices_history_replays(client, store, settings, worke
     stuck = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "false"}}]}
     write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
     run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
-    marker = llm.add("replay-loop", [{"content": "r"}, {"content": "p"}, write, *[stuck] * 6, run,
-                                     {"content": "ran"}, {"content": "done"}])
+    marker = llm.add(
+        "replay-loop",
+        [{"content": "r"}, {"content": "p"}, write, *[stuck] * 6, run, {"content": "ran"}, {"content": "done"}],
+    )
     handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
     row = await wait_task_status(store, task_id_of(handle), "waiting_for_input")
     assert "'move on' to go to the next phase" in row["pending_question"]  # the patched branch
@@ -109,8 +125,18 @@ async def test_fresh_checked_summary_history_replays(client, store, settings, wo
 
     write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
     run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
-    marker = llm.add("replay-summary", [{"content": "r"}, {"content": "p"}, write, {"content": "b"}, run,
-                                        {"content": "ran"}, {"content": "Deployed at https://example.com"}])
+    marker = llm.add(
+        "replay-summary",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write,
+            {"content": "b"},
+            run,
+            {"content": "ran"},
+            {"content": "Deployed at https://example.com"},
+        ],
+    )
     handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
     result: TaskResult = await handle.result()
     assert result.summary.endswith("nothing deployed; nothing committed.")  # the patched branch
@@ -124,8 +150,20 @@ async def test_fresh_failed_run_history_replays(client, store, settings, worker,
     write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
     bad = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat missing.txt"}}]}
     good = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
-    marker = llm.add("replay-failed-run", [{"content": "r"}, {"content": "p"}, write, {"content": "b"}, bad,
-                                           {"content": "ran"}, good, {"content": "ran again"}, {"content": "done"}])
+    marker = llm.add(
+        "replay-failed-run",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write,
+            {"content": "b"},
+            bad,
+            {"content": "ran"},
+            good,
+            {"content": "ran again"},
+            {"content": "done"},
+        ],
+    )
     handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
     assert (await handle.result()).status == "completed"
     said = " ".join(str(m["content"]) for m in llm.requests_for("replay-failed-run")[-1].body["messages"])
@@ -147,8 +185,9 @@ async def test_invalid_input_history_replays(client, store, settings, worker):
     """The TaskInputInvalid path (error row, then failure) replays too; recorded as task-invalid-input-v4.json."""
     from temporalio.client import WorkflowFailureError
 
-    handle = await client.start_workflow("TaskWorkflow", {"description": ""}, id=f"task-{uuid.uuid4()}",
-                                         task_queue=settings.task_queue)
+    handle = await client.start_workflow(
+        "TaskWorkflow", {"description": ""}, id=f"task-{uuid.uuid4()}", task_queue=settings.task_queue
+    )
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     history = await handle.fetch_history()
@@ -164,7 +203,9 @@ async def test_recorded_history_replays(path: Path):
 
 
 def test_recorded_histories_exist():
-    assert sorted(HISTORIES.glob("*.json")), "record histories with MORGUS_RECORD_HISTORIES=1 pytest tests/test_replay.py"
+    assert sorted(HISTORIES.glob("*.json")), (
+        "record histories with MORGUS_RECORD_HISTORIES=1 pytest tests/test_replay.py"
+    )
 
 
 async def test_replay_catches_a_non_deterministic_change():

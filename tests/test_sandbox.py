@@ -50,8 +50,11 @@ def run(box, command: str, timeout_s: float = 20) -> tuple[int, bool, str, str, 
 
 # ---------------------------------------------------------------- isolation
 
+
 def test_no_network_not_even_the_hosts_loopback(box, postgres):
-    code, _, out, err, _ = run(box, f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {postgres.port}), timeout=3)\"")
+    code, _, out, err, _ = run(
+        box, f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {postgres.port}), timeout=3)\""
+    )
     assert code != 0 and "Connection refused" in err
     code, _, out, err, _ = run(box, "python3 -c \"import socket; socket.getaddrinfo('pypi.org', 443)\"")
     assert code != 0
@@ -73,16 +76,22 @@ def test_host_files_and_worker_environment_are_invisible(box, tmp_path):
 
 
 def test_only_workspace_and_tmp_are_writable_and_root_is_read_only(box):
-    code, _, out, err, _ = run(box, "echo hi > /workspace/ok.txt && echo hi > /tmp/ok && echo hi > ~/ok && cat /workspace/ok.txt; "
-                                    "touch /etc/x; touch /usr/x; touch /x")
+    code, _, out, err, _ = run(
+        box,
+        "echo hi > /workspace/ok.txt && echo hi > /tmp/ok && echo hi > ~/ok && cat /workspace/ok.txt; "
+        "touch /etc/x; touch /usr/x; touch /x",
+    )
     assert out == "hi\n"
     assert err.count("Read-only file system") == 3
     assert (box[2] / "ok.txt").read_text() == "hi\n"  # the workspace is the host's task workspace
 
 
 def test_not_root_and_no_capabilities(box):
-    code, _, out, err, _ = run(box, "id -u; grep CapEff /proc/self/status; mount -t tmpfs none /tmp && echo MOUNTED; "
-                                    "chown 0:0 /workspace && echo CHOWNED; true")
+    code, _, out, err, _ = run(
+        box,
+        "id -u; grep CapEff /proc/self/status; mount -t tmpfs none /tmp && echo MOUNTED; "
+        "chown 0:0 /workspace && echo CHOWNED; true",
+    )
     lines = out.splitlines()
     assert lines[0] == "1000"
     assert lines[1].split()[1] == "0000000000000000"
@@ -91,8 +100,11 @@ def test_not_root_and_no_capabilities(box):
 
 # ---------------------------------------------------------------- limits
 
+
 def test_fork_bomb_is_contained_by_the_pids_limit(box):
-    code, timed_out, *_ = run(box, "python3 -c 'import os\nwhile True:\n  try: os.fork()\n  except OSError: pass'", timeout_s=5)
+    code, timed_out, *_ = run(
+        box, "python3 -c 'import os\nwhile True:\n  try: os.fork()\n  except OSError: pass'", timeout_s=5
+    )
     assert timed_out
     code, _, out, *_ = run(box, "echo still alive; ps -e --no-headers | wc -l")
     assert out.splitlines()[0] == "still alive" and int(out.splitlines()[1]) < 10
@@ -128,12 +140,14 @@ def test_a_one_gigabyte_flood_is_truncated_without_growing_the_worker(box):
 QUOTING = [
     ("printf '%s\\n' 'two words' \"it's\"", "two words\nit's\n"),
     ("cat <<'EOF'\n$HOME and $(date) stay literal\n  indented\nEOF", "$HOME and $(date) stay literal\n  indented\n"),
-    ('X=inner; echo "value: $X" \'$X\'', "value: inner $X\n"),
-    ("echo \"$(echo nested $(echo deeper))\"", "nested deeper\n"),
+    ("X=inner; echo \"value: $X\" '$X'", "value: inner $X\n"),
+    ('echo "$(echo nested $(echo deeper))"', "nested deeper\n"),
     ("echo 'héllo ✓ 日本語 🚀'", "héllo ✓ 日本語 🚀\n"),
     ("python -c 'print(6 * 7)'", "42\n"),  # `python` is python3, as models expect
-    ("git init -q repo && cd repo && git -c user.name=a -c user.email=a@b commit -q --allow-empty -m 'two words \"quoted\"' && git log -1 --format=%s",
-     'two words "quoted"\n'),
+    (
+        "git init -q repo && cd repo && git -c user.name=a -c user.email=a@b commit -q --allow-empty -m 'two words \"quoted\"' && git log -1 --format=%s",
+        'two words "quoted"\n',
+    ),
 ]
 
 
@@ -145,20 +159,38 @@ def test_commands_run_exactly_as_written(box, command, expected):
 
 # ---------------------------------------------------------------- inside a task
 
+
 def shell_script(commands: list[str]) -> list[dict]:
     return [
         {"content": "research done"},
         {"content": "plan done"},
-        *({"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": c, "timeout_s": 20}}]} for c in commands),
+        *(
+            {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": c, "timeout_s": 20}}]}
+            for c in commands
+        ),
         {"content": "build done"},
     ]
 
 
-async def test_shell_exec_in_a_task_and_the_container_is_removed_at_the_end(client, store, settings, worker, llm, docker_backend):
-    script = shell_script(["echo 'hello from' \"$(whoami)\" > out.txt && cat out.txt", "rm -rf /", "exit 3",
-                           "echo appended >> notes/n.txt && cat notes/n.txt"])
+async def test_shell_exec_in_a_task_and_the_container_is_removed_at_the_end(
+    client, store, settings, worker, llm, docker_backend
+):
+    script = shell_script(
+        [
+            "echo 'hello from' \"$(whoami)\" > out.txt && cat out.txt",
+            "rm -rf /",
+            "exit 3",
+            "echo appended >> notes/n.txt && cat notes/n.txt",
+        ]
+    )
     # a file the worker writes after the container exists stays writable from inside it
-    script.insert(3, {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "notes/n.txt", "content": "first\n"}}]})
+    script.insert(
+        3,
+        {
+            "content": None,
+            "tool_calls": [{"name": "file_write", "arguments": {"path": "notes/n.txt", "content": "first\n"}}],
+        },
+    )
     marker = llm.add("shell", script)
     handle = await start(client, settings, marker)
     task_id = task_id_of(handle)
@@ -180,7 +212,9 @@ async def test_worker_sigkill_with_a_running_container(client, store, settings, 
     """The worker dies mid-command; a new worker finishes the task over the same workspace; no container is left."""
     from morgus.app.stack import start_worker_process, terminate
 
-    marker = llm.add("sandbox-crash", shell_script(["echo one > one.txt", "sleep 4; echo two > two.txt", "cat one.txt two.txt"]))
+    marker = llm.add(
+        "sandbox-crash", shell_script(["echo one > one.txt", "sleep 4; echo two > two.txt", "cat one.txt two.txt"])
+    )
     env = settings_env(settings)
     first = start_worker_process(env)
     second = None

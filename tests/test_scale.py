@@ -25,8 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def steady_script(steps: int, delay_s: float) -> list[dict]:
-    return [{"content": f"step {i}", "delay_s": delay_s,
-             "tool_calls": [{"name": "notify_user", "arguments": {"message": f"step {i}"}}]} for i in range(steps)]
+    return [
+        {
+            "content": f"step {i}",
+            "delay_s": delay_s,
+            "tool_calls": [{"name": "notify_user", "arguments": {"message": f"step {i}"}}],
+        }
+        for i in range(steps)
+    ]
 
 
 async def activity_workers(client, workflow_id: str) -> set[str]:
@@ -55,7 +61,10 @@ async def test_two_workers_share_twenty_tasks_and_one_dies(client, store, settin
     marker = llm.add("scale-kill", steady_script(steps, 0.3))
     try:
         await asyncio.sleep(2)
-        handles = [await start(client, settings, marker, limits=TaskLimits(loop_repeats=50, require_work=False)) for _ in range(20)]
+        handles = [
+            await start(client, settings, marker, limits=TaskLimits(loop_repeats=50, require_work=False))
+            for _ in range(20)
+        ]
         await asyncio.sleep(3)
         os.killpg(workers[0].pid, signal.SIGKILL)  # mid-run, no goodbye
         workers[0].wait()
@@ -79,7 +88,10 @@ async def test_rolling_restart_while_tasks_run(client, store, settings, llm):
     marker = llm.add("scale-rolling", steady_script(steps, 0.3))
     try:
         await asyncio.sleep(2)
-        handles = [await start(client, settings, marker, limits=TaskLimits(loop_repeats=50, require_work=False)) for _ in range(8)]
+        handles = [
+            await start(client, settings, marker, limits=TaskLimits(loop_repeats=50, require_work=False))
+            for _ in range(8)
+        ]
         for i in range(2):  # one by one, as a deploy would
             await asyncio.sleep(2)
             old = workers[i]
@@ -100,7 +112,9 @@ def test_compose_file_is_valid_and_pins_every_image():
     path = ROOT / "docker-compose.temporal.yml"
     spec = yaml.safe_load(path.read_text())
     services = spec["services"]
-    assert {"temporal", "temporal-db", "temporal-admin", "temporal-ui", "projection-db", "worker", "api"} <= set(services)
+    assert {"temporal", "temporal-db", "temporal-admin", "temporal-ui", "projection-db", "worker", "api"} <= set(
+        services
+    )
     for name, svc in services.items():
         image = svc.get("image", "")
         if svc.get("build"):
@@ -114,8 +128,13 @@ def test_compose_file_is_valid_and_pins_every_image():
     compose = shutil.which("docker-compose")
     if compose is None:
         pytest.skip("docker-compose is not installed; the YAML checks above ran")
-    res = subprocess.run([compose, "-f", str(path), "config", "-q"], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "OPENAI_API_KEY": ""})
+    res = subprocess.run(
+        [compose, "-f", str(path), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OPENAI_API_KEY": ""},
+    )
     assert res.returncode == 0, res.stderr
 
 

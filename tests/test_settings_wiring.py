@@ -40,10 +40,19 @@ def _env_reads(path: Path) -> list[str]:
             allowed.update(id(v) for k, v in zip(node.keys, node.values, strict=True) if k is None)
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "os" and any(a.name in ("environ", "getenv", "environb") for a in node.names):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(a.name in ("environ", "getenv", "environb") for a in node.names)
+        ):
             found.append(f"{path.name}:{node.lineno}: from os import environ/getenv")
-        if (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb", "putenv")
-                and isinstance(node.value, ast.Name) and node.value.id == "os" and id(node) not in allowed):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "getenv", "environb", "putenv")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and id(node) not in allowed
+        ):
             found.append(f"{path.name}:{node.lineno}: os.{node.attr}")
     return sorted(found, key=lambda h: int(h.split(":")[1]))
 
@@ -60,8 +69,10 @@ def test_no_module_reads_the_environment_outside_settings():
 
 def test_the_env_read_finder_finds_what_it_must(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("import os\nfrom os import getenv\na = os.environ.get('X')\nb = os.getenv('Y')\n"
-                     "c = os.environ['Z']\nd = {**os.environ, 'K': 'v'}\n")
+    probe.write_text(
+        "import os\nfrom os import getenv\na = os.environ.get('X')\nb = os.getenv('Y')\n"
+        "c = os.environ['Z']\nd = {**os.environ, 'K': 'v'}\n"
+    )
     hits = _env_reads(probe)
     assert [h.split(":")[1] for h in hits] == ["2", "3", "4", "5"]
 
@@ -71,8 +82,13 @@ def test_the_env_read_finder_finds_what_it_must(tmp_path):
 
 def test_policy_rule_names_have_one_source_and_each_is_a_real_check():
     assert RULES is POLICY_RULES
-    examples = {"rm-root": "rm -rf /", "mkfs": "mkfs.ext4 /dev/sda1", "dd-device": "dd if=/dev/zero of=/dev/sda",
-                "fork-bomb": ":(){ :|:& };:", "device-redirect": "cat x > /dev/sda"}
+    examples = {
+        "rm-root": "rm -rf /",
+        "mkfs": "mkfs.ext4 /dev/sda1",
+        "dd-device": "dd if=/dev/zero of=/dev/sda",
+        "fork-bomb": ":(){ :|:& };:",
+        "device-redirect": "cat x > /dev/sda",
+    }
     assert set(examples) == set(RULES)
     for rule, command in examples.items():
         denied = check_command(command)
@@ -141,7 +157,7 @@ HOSTILE_DIRECTORIES = [
     "a b; touch /workspace/pwned-4",
     "--help",  # wrangler would read it as an option
     "dist\n touch /workspace/pwned-5",
-    "\"; touch /workspace/pwned-6; \"",
+    '"; touch /workspace/pwned-6; "',
 ]
 
 
@@ -162,10 +178,12 @@ def egress_box(settings):
     name = backend.ensure(task_id, f"task-{task_id}", ws, SandboxOptions(network="egress"), "test-queue")
     # Cloudflare is out of reach in tests: a stand-in `wrangler` first on the login shell's PATH records its argv
     # (NUL-separated) and prints the URL the real one would. It lives in /workspace: Docker's tmpfs is noexec.
-    fake = ("mkdir -p /workspace/.bin && echo 'PATH=/workspace/.bin:$PATH' > ~/.profile && "
-            "printf '%s\\n' '#!/bin/sh' 'printf \"%s\\0\" \"$@\" > /workspace/wrangler-argv' "
-            "'echo \"Deployment complete: https://abc123.bakery.pages.dev\"' > /workspace/.bin/wrangler && "
-            "chmod +x /workspace/.bin/wrangler")
+    fake = (
+        "mkdir -p /workspace/.bin && echo 'PATH=/workspace/.bin:$PATH' > ~/.profile && "
+        "printf '%s\\n' '#!/bin/sh' 'printf \"%s\\0\" \"$@\" > /workspace/wrangler-argv' "
+        "'echo \"Deployment complete: https://abc123.bakery.pages.dev\"' > /workspace/.bin/wrangler && "
+        "chmod +x /workspace/.bin/wrangler"
+    )
     sink = CappedOutput()
     assert backend.exec(name, fake, timeout_s=30, env={}, sink=sink).exit_code == 0, sink.stderr()
     yield backend, name, ws, task_id
@@ -176,13 +194,28 @@ def egress_box(settings):
 @pytest.mark.parametrize("directory", HOSTILE_DIRECTORIES)
 async def test_cloudflare_deploy_passes_a_hostile_directory_as_one_argument(settings, egress_box, directory):
     backend, name, ws, task_id = egress_box
-    settings = settings.model_copy(update={"cloudflare_api_token": "cf-token-secret", "cloudflare_account_id": CF_ACCOUNT})
-    ctx = ToolContext(task_id=task_id, phase=Phase.EXECUTE, settings=settings, backend=backend,
-                      sandbox=SandboxRef(name=name, host_queue="test-queue", backend="docker", network="egress"))
+    settings = settings.model_copy(
+        update={"cloudflare_api_token": "cf-token-secret", "cloudflare_account_id": CF_ACCOUNT}
+    )
+    ctx = ToolContext(
+        task_id=task_id,
+        phase=Phase.EXECUTE,
+        settings=settings,
+        backend=backend,
+        sandbox=SandboxRef(name=name, host_queue="test-queue", backend="docker", network="egress"),
+    )
     spec = REGISTRY["cloudflare_deploy"]
     out: Any = await spec.run(ctx, spec.args(directory=directory, project_name="bakery"))  # type: ignore[misc]
     argv = (ws / "wrangler-argv").read_bytes().split(b"\0")[:-1]
-    assert [a.decode() for a in argv] == ["pages", "deploy", f"./{directory}", "--project-name", "bakery", "--branch", "main"]
+    assert [a.decode() for a in argv] == [
+        "pages",
+        "deploy",
+        f"./{directory}",
+        "--project-name",
+        "bakery",
+        "--branch",
+        "main",
+    ]
     assert sorted(p.name for p in ws.iterdir()) == [".bin", "wrangler-argv"], "a name in the directory ran as a command"
     assert "https://abc123.bakery.pages.dev" in out.content and "cf-token-secret" not in out.content
 

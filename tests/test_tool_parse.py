@@ -8,8 +8,12 @@ from types import SimpleNamespace
 from morgus.activities.llm import reply_calls
 from morgus.tool_parse import normalise_arguments, recover_calls
 
-TOOLS = {"file_write": frozenset({"path", "content"}), "file_read": frozenset({"path"}),
-         "shell_exec": frozenset({"command", "timeout_s"}), "wrap": frozenset({"arguments"})}
+TOOLS = {
+    "file_write": frozenset({"path", "content"}),
+    "file_read": frozenset({"path"}),
+    "shell_exec": frozenset({"command", "timeout_s"}),
+    "wrap": frozenset({"arguments"}),
+}
 
 
 def only(text: str, **kw):
@@ -26,7 +30,9 @@ def test_fenced_json_block():
 
 def test_tool_call_tags_and_bare_object():
     assert only('<tool_call>\n{"name": "file_read", "arguments": {"path": "a.txt"}}\n</tool_call>') == (
-        [("file_read", {"path": "a.txt"})], None)
+        [("file_read", {"path": "a.txt"})],
+        None,
+    )
     assert only('{"name": "file_read", "arguments": {"path": "a.txt"}}') == ([("file_read", {"path": "a.txt"})], None)
 
 
@@ -34,7 +40,8 @@ def test_wrong_wrappers_and_string_arguments():
     assert only('{"name": "file_read", "parameters": {"path": "a"}}')[0] == [("file_read", {"path": "a"})]
     assert only('{"name": "file_read", "arguments": "{\\"path\\": \\"a\\"}"}')[0] == [("file_read", {"path": "a"})]
     assert only('{"type": "function", "function": {"name": "file_read", "arguments": {"path": "a"}}}')[0] == [
-        ("file_read", {"path": "a"})]
+        ("file_read", {"path": "a"})
+    ]
     assert only('{"tool_calls": [{"name": "file_read", "args": {"path": "a"}}]}')[0] == [("file_read", {"path": "a"})]
     assert only('{"name": "file_read", "path": "a"}')[0] == [("file_read", {"path": "a"})]  # arguments beside the name
     assert normalise_arguments('{"arguments": {"path": "a"}}', TOOLS["file_read"]) == '{"path": "a"}'
@@ -55,7 +62,11 @@ def test_prose_with_json_that_is_not_a_call_stays_prose():
 
 def test_code_fences_inside_the_arguments_survive():
     content = "# App\n```bash\npip install app\n```\n"
-    text = "```json\n" + json.dumps({"name": "file_write", "arguments": {"path": "README.md", "content": content}}) + "\n```"
+    text = (
+        "```json\n"
+        + json.dumps({"name": "file_write", "arguments": {"path": "README.md", "content": content}})
+        + "\n```"
+    )
     assert only(text)[0] == [("file_write", {"path": "README.md", "content": content})]
 
 
@@ -75,7 +86,9 @@ def _reply(content=None, tool_calls=None):
 def test_reply_calls_native_and_recovered():
     native = [SimpleNamespace(id="c1", function=SimpleNamespace(name="file_read", arguments='"{\\"path\\": \\"x\\"}"'))]
     content, calls, info = reply_calls(_reply("reading", native), "tool_calls", 3, ["file_read"])
-    assert content == "reading" and calls[0].id == "c1" and json.loads(calls[0].arguments) == {"path": "x"} and info == {}
+    assert (
+        content == "reading" and calls[0].id == "c1" and json.loads(calls[0].arguments) == {"path": "x"} and info == {}
+    )
     text = 'Done with the plan.\n```json\n{"name": "shell_exec", "arguments": {"command": "pytest -q"}}\n```'
     content, calls, info = reply_calls(_reply(text), "stop", 7, ["shell_exec"])
     assert content == "Done with the plan." and [(c.id, c.name) for c in calls] == [("call_7_0", "shell_exec")]
@@ -89,26 +102,44 @@ ORDERED = {"file_write": ("path", "content"), "file_list": ("path",), "shell_exe
 
 def test_calls_written_as_code():
     """What a 1.5B model wrote when nudged (docs/eval.md): a Python call, or the name followed by the arguments."""
+
     def calls(text):
         r = recover_calls(text, ORDERED)
         return [(c.name, json.loads(c.arguments)) for c in r.calls], r.content
 
     assert calls('file_write("hello.txt", "Hello from Morgus")') == (
-        [("file_write", {"path": "hello.txt", "content": "Hello from Morgus"})], None)
+        [("file_write", {"path": "hello.txt", "content": "Hello from Morgus"})],
+        None,
+    )
     assert calls('File written to hello.txt: file_write{"path": "hello.txt", "content": "Hi"}') == (
-        [("file_write", {"path": "hello.txt", "content": "Hi"})], "File written to hello.txt:")
+        [("file_write", {"path": "hello.txt", "content": "Hi"})],
+        "File written to hello.txt:",
+    )
     assert calls("shell_exec(command='ls (x)', timeout_s=5)\nfile_list('src')")[0] == [
-        ("shell_exec", {"command": "ls (x)", "timeout_s": 5}), ("file_list", {"path": "src"})]
-    assert calls('file_write("a.py", """print(")")\n""")')[0] == [("file_write", {"path": "a.py", "content": 'print(")")\n'})]
+        ("shell_exec", {"command": "ls (x)", "timeout_s": 5}),
+        ("file_list", {"path": "src"}),
+    ]
+    assert calls('file_write("a.py", """print(")")\n""")')[0] == [
+        ("file_write", {"path": "a.py", "content": 'print(")")\n'})
+    ]
     assert calls('file_write({"path": "a", "content": "b"})')[0] == [("file_write", {"path": "a", "content": "b"})]
     assert calls("file_list()")[0] == [("file_list", {})]  # the whole reply
 
 
 def test_prose_that_mentions_a_tool_stays_prose():
-    for text in ("I will call file_write(path, content) next.", "Use file_list() to see the files.",
-                 'file_write("a", "b", "c")', 'file_write(**{"path": "a"})', 'file_write(mode="w")',
-                 'xfile_write("a", "b")', 'os.file_write("a", "b")', 'file_write{"mode": 1}',
-                 "file_write(" + "(" * 50_000, 'file_write("' + "x" * 10_000, "file_write(__import__('os'))"):
+    for text in (
+        "I will call file_write(path, content) next.",
+        "Use file_list() to see the files.",
+        'file_write("a", "b", "c")',
+        'file_write(**{"path": "a"})',
+        'file_write(mode="w")',
+        'xfile_write("a", "b")',
+        'os.file_write("a", "b")',
+        'file_write{"mode": 1}',
+        "file_write(" + "(" * 50_000,
+        'file_write("' + "x" * 10_000,
+        "file_write(__import__('os'))",
+    ):
         r = recover_calls(text, ORDERED)
         assert r.calls == [] and r.content == text, text[:60]
 
@@ -116,14 +147,29 @@ def test_prose_that_mentions_a_tool_stays_prose():
 def test_a_reply_that_is_name_colon_values():
     """`file_write: site/index.html, "<!doctype html>…"` was every BUILD call of a 1.5B model in `make demo-local`
     (copied after each retry, so BUILD never wrote a file): the values fill the parameters in order."""
+
     def calls(text):
         r = recover_calls(text, ORDERED)
         return [(c.name, json.loads(c.arguments)) for c in r.calls], r.content
 
-    demo = ('file_write: site/index.html, "<!doctype html>\\n<html lang=\\"en\\">\\n<h1>Crumb & Co.</h1>\\n'
-            '<p>Open Mon-Sat 7:00-18:00</p>\\n</html>"')
-    assert calls(demo) == ([("file_write", {"path": "site/index.html", "content": (
-        '<!doctype html>\n<html lang="en">\n<h1>Crumb & Co.</h1>\n<p>Open Mon-Sat 7:00-18:00</p>\n</html>')})], None)
+    demo = (
+        'file_write: site/index.html, "<!doctype html>\\n<html lang=\\"en\\">\\n<h1>Crumb & Co.</h1>\\n'
+        '<p>Open Mon-Sat 7:00-18:00</p>\\n</html>"'
+    )
+    assert calls(demo) == (
+        [
+            (
+                "file_write",
+                {
+                    "path": "site/index.html",
+                    "content": (
+                        '<!doctype html>\n<html lang="en">\n<h1>Crumb & Co.</h1>\n<p>Open Mon-Sat 7:00-18:00</p>\n</html>'
+                    ),
+                },
+            )
+        ],
+        None,
+    )
     assert calls('file_write: a.txt, "one\ntwo"')[0] == [("file_write", {"path": "a.txt", "content": "one\ntwo"})]
     assert calls('`shell_exec: "ls -la", 30`')[0] == [("shell_exec", {"command": "ls -la", "timeout_s": 30})]
     assert calls('file_write: "a.txt", "hi"')[0] == [("file_write", {"path": "a.txt", "content": "hi"})]
@@ -132,10 +178,18 @@ def test_a_reply_that_is_name_colon_values():
 def test_colon_lines_that_are_not_calls_stay_prose():
     """The one-line report a phase ends with, prose after the values, more values than parameters, an unknown
     name, an unclosed string: all stay text, each read once (a 1 MB unclosed string is not rescanned)."""
-    for text in ("file_write: site/index.html", "file_write: site/index.html, index.css",
-                 'file_write: a.txt, "x" and then I deployed it', 'file_write: "a", "b", "c"',
-                 'Note: "x"', 'deploy_local: "site"', 'file_write: a b, "c"', 'file_write: a, "unclosed',
-                 "file_write: , \"x\"", 'file_write: a, "' + "x" * 1_000_000,
-                 'Plan:\nfile_write: a.txt, "hi"'):
+    for text in (
+        "file_write: site/index.html",
+        "file_write: site/index.html, index.css",
+        'file_write: a.txt, "x" and then I deployed it',
+        'file_write: "a", "b", "c"',
+        'Note: "x"',
+        'deploy_local: "site"',
+        'file_write: a b, "c"',
+        'file_write: a, "unclosed',
+        'file_write: , "x"',
+        'file_write: a, "' + "x" * 1_000_000,
+        'Plan:\nfile_write: a.txt, "hi"',
+    ):
         r = recover_calls(text, ORDERED)
         assert r.calls == [] and r.content == text, text[:60]

@@ -46,20 +46,27 @@ def test_hostile_code_calls_are_prose_and_finish():
 def test_a_call_mentioned_in_a_sentence_is_not_run():
     """Attack: a summary that says how a call was made ("I created it with `file_write(…)`.") ran the call again,
     and the phase never ended on its summary; the leftover prose was cut to "…with ``, and…"."""
-    for text in ('I created the file with `file_write("hello.txt", "Hello")`, and it is done.',
-                 'Then run shell_exec("npm test") to check.', 'file_write("a", "b") is what I ran.'):
+    for text in (
+        'I created the file with `file_write("hello.txt", "Hello")`, and it is done.',
+        'Then run shell_exec("npm test") to check.',
+        'file_write("a", "b") is what I ran.',
+    ):
         assert calls(text) == ([], text)
     # a colon introduces a call, as a small model writes it after prose ("File written to hello.txt: …")
     assert calls('File written to hello.txt: file_write("hello.txt", "Hi")') == (
-        [("file_write", {"path": "hello.txt", "content": "Hi"})], "File written to hello.txt:")
+        [("file_write", {"path": "hello.txt", "content": "Hi"})],
+        "File written to hello.txt:",
+    )
 
 
 def test_a_line_inside_a_refused_calls_string_is_not_a_call():
     """Attack: a refused candidate (a variable argument, prose after it) was skipped only past its name, so a
     line of the script it held, `shell_exec('rm -rf /')`, was then found on a line of its own and run."""
-    for text in ('file_write(path, """\nshell_exec(\'rm -rf /\')\n""")',
-                 'file_write("run.sh", """\nshell_exec(\'rm -rf /\')\n""") is what I would write.',
-                 'I would write file_write("run.sh", """\nshell_exec(\'rm -rf /\')\n""") and stop.'):
+    for text in (
+        'file_write(path, """\nshell_exec(\'rm -rf /\')\n""")',
+        'file_write("run.sh", """\nshell_exec(\'rm -rf /\')\n""") is what I would write.',
+        'I would write file_write("run.sh", """\nshell_exec(\'rm -rf /\')\n""") and stop.',
+    ):
         assert calls(text) == ([], text), text
     # the call after a refused one is still found
     assert calls('file_write(path, content)\nfile_read("a")')[0] == [("file_read", {"path": "a"})]
@@ -69,23 +76,32 @@ def test_calls_on_their_own_lines_and_what_is_left():
     """A call alone on its line (in backticks, a fence, a Python list as some models write them) runs; the prose
     left has no empty fence or `[, ]` behind, and code shown in prose keeps its fences."""
     assert calls('Sure:\n```python\nfile_write("a.txt", "hi")\n```\nDone.') == (
-        [("file_write", {"path": "a.txt", "content": "hi"})], "Sure:\n\nDone.")
+        [("file_write", {"path": "a.txt", "content": "hi"})],
+        "Sure:\n\nDone.",
+    )
     assert calls('```tool_code\nfile_read("a")\n```') == ([("file_read", {"path": "a"})], None)
     assert calls('`file_read("a")`') == ([("file_read", {"path": "a"})], None)
     assert calls('Reading both:\n[file_read(path="a"),\n file_read("b")]\nthen I decide.') == (
-        [("file_read", {"path": "a"}), ("file_read", {"path": "b"})], "Reading both:\n\nthen I decide.")
+        [("file_read", {"path": "a"}), ("file_read", {"path": "b"})],
+        "Reading both:\n\nthen I decide.",
+    )
     text = "Here's how:\n```bash\nls -la\n```\n" + f"```json\n{CALL}\n```"
     assert calls(text) == ([("shell_exec", {"command": "rm -rf /"})], "Here's how:\n```bash\nls -la\n```")
     assert calls('file_read("a")\nSome prose here.\nfile_read("b")') == (
-        [("file_read", {"path": "a"}), ("file_read", {"path": "b"})], "Some prose here.")
+        [("file_read", {"path": "a"}), ("file_read", {"path": "b"})],
+        "Some prose here.",
+    )
     assert calls('file_write("é€😀", "ü")\nnext') == ([("file_write", {"path": "é€😀", "content": "ü"})], "next")
 
 
 def test_json_inside_a_code_calls_strings_is_the_files_text():
     """Attack: a file_write written as code whose content is (or shows, in a fenced example) a JSON tool call ran
     that inner call — `shell_exec("rm -rf /")` — instead of writing the file."""
-    for text in (f"file_write('t.json', '{CALL}')", f'file_write("README.md", """Example:\n```json\n{CALL}\n```\n""")',
-                 f"file_write('t.json', '<tool_call>{CALL}</tool_call>')"):
+    for text in (
+        f"file_write('t.json', '{CALL}')",
+        f'file_write("README.md", """Example:\n```json\n{CALL}\n```\n""")',
+        f"file_write('t.json', '<tool_call>{CALL}</tool_call>')",
+    ):
         found, left = calls(text)
         assert [name for name, _ in found] == ["file_write"] and left is None, text
         assert CALL in found[0][1]["content"]
@@ -95,12 +111,25 @@ def test_values_json_cannot_carry_and_ambiguous_arguments():
     """inf/NaN (`1e999`) used to become `Infinity` in the arguments, which is not JSON; bytes, sets, complex
     numbers, `...` cannot be carried at all; a value given twice (`file_write("a", path="b")`) silently dropped
     the first one. All are prose now. Tuples become lists, as JSON has only lists."""
-    for text in ('file_write("a.txt", 1e999)', 'file_write("a", -1e999)', 'file_write("a", {"k": 1e999})',
-                 'file_write{"path": "a", "content": NaN}', 'file_write("a", b"x")', 'file_write("a", {1, 2})',
-                 'file_write("a", 1j)', 'file_write("a", ...)', 'file_write("a", path="b")',
-                 'file_write("a", x:=1)', 'file_write(*["a", "b"])', 'file_write("a", f"b")',
-                 'file_write("a", content="b", mode="w")', 'file_write({1: "a"})', 'file_write("\ud800", "b")',
-                 'file_write("a", "b")\x00 tail', "file_write('a', 'unterminated)\n')"):
+    for text in (
+        'file_write("a.txt", 1e999)',
+        'file_write("a", -1e999)',
+        'file_write("a", {"k": 1e999})',
+        'file_write{"path": "a", "content": NaN}',
+        'file_write("a", b"x")',
+        'file_write("a", {1, 2})',
+        'file_write("a", 1j)',
+        'file_write("a", ...)',
+        'file_write("a", path="b")',
+        'file_write("a", x:=1)',
+        'file_write(*["a", "b"])',
+        'file_write("a", f"b")',
+        'file_write("a", content="b", mode="w")',
+        'file_write({1: "a"})',
+        'file_write("\ud800", "b")',
+        'file_write("a", "b")\x00 tail',
+        "file_write('a', 'unterminated)\n')",
+    ):
         assert calls(text) == ([], text), text
     assert calls('git_add(("a", ("b", "c")))')[0] == [("git_add", {"paths": ["a", ["b", "c"]]})]
     assert calls("file_write('a', '''it''s''')")[0] == [("file_write", {"path": "a", "content": "it''s"})]
@@ -128,7 +157,8 @@ def test_a_brace_that_cannot_open_an_object_is_skipped():
     """`x{x{…` (code in prose) made every `{` a failed decode, 1.4 s of CPU per MB; an object opens `{"` or `{}`,
     so only those are decoded now, and calls written with blanks after the brace are still found."""
     assert calls("function f(){x{" * 1000 + '{ \n "name": "file_read", "arguments": {"path": "a"}}')[0] == [
-        ("file_read", {"path": "a"})]
+        ("file_read", {"path": "a"})
+    ]
     assert calls('{"name": "file_read", "arguments": {}}')[0] == [("file_read", {})]
 
 
@@ -137,10 +167,15 @@ def test_a_reply_that_is_only_one_tools_arguments_is_that_call():
     tools = _tool_params()
     r = recover_calls('{ "path": "site/index.html", "content": "<h1>Crumb & Co.</h1>" }', tools)
     assert [(c.name, json.loads(c.arguments)) for c in r.calls] == [
-        ("file_write", {"path": "site/index.html", "content": "<h1>Crumb & Co.</h1>"})]
+        ("file_write", {"path": "site/index.html", "content": "<h1>Crumb & Co.</h1>"})
+    ]
     assert recover_calls('```json\n{"command": "cat a.txt"}\n```', tools).calls[0].name == "shell_exec"
-    for not_a_call in ('{"path": "a.txt"}',  # file_read or file_list: ambiguous
-                       '{"path": "a", "colour": "red"}',  # no tool takes `colour`
-                       'Here it is: {"path": "a", "content": "b"}',  # not the whole reply
-                       '{}', '[{"path": "a", "content": "b"}]', '{"path": "a", "content": NaN}'):
+    for not_a_call in (
+        '{"path": "a.txt"}',  # file_read or file_list: ambiguous
+        '{"path": "a", "colour": "red"}',  # no tool takes `colour`
+        'Here it is: {"path": "a", "content": "b"}',  # not the whole reply
+        "{}",
+        '[{"path": "a", "content": "b"}]',
+        '{"path": "a", "content": NaN}',
+    ):
         assert recover_calls(not_a_call, tools).calls == [], not_a_call

@@ -55,7 +55,7 @@ async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon
     assert "initialised" in await call("git_init", ctx)
     assert "already" in await call("git_init", ctx)
     assert "app.py" in await call("git_add", ctx, paths=["."])
-    message = "Add app: it's \"quoted\"\n\nSecond paragraph with $HOME and `backticks`."
+    message = 'Add app: it\'s "quoted"\n\nSecond paragraph with $HOME and `backticks`.'
     assert "committed" in await call("git_commit", ctx, message=message)
     assert "nothing to commit" in await call("git_commit", ctx, message="again")
     out = await call_output("git_push", ctx)
@@ -67,8 +67,19 @@ async def test_git_init_add_commit_push_to_a_bare_repository_and_over_git_daemon
     served = tmp_path / "served"
     git.Repo.init(served / "proj.git", bare=True)
     port = free_port()
-    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", f"--base-path={served}", "--export-all",
-                               "--enable=receive-pack", f"--port={port}", "--listen=127.0.0.1", str(served)])
+    daemon = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            f"--base-path={served}",
+            "--export-all",
+            "--enable=receive-pack",
+            f"--port={port}",
+            "--listen=127.0.0.1",
+            str(served),
+        ]
+    )
     try:
         await asyncio.sleep(0.5)
         ctx.repo_url = f"git://127.0.0.1:{port}/proj.git"
@@ -109,21 +120,34 @@ async def test_push_without_a_remote_is_a_clear_error(settings):
         await call("git_add", ctx_for(settings, task_id="00000000-0000-0000-0000-0000000000b4"))
 
 
-async def test_token_never_reaches_steps_history_or_database_in_a_task(client, store, settings, llm, tmp_path, monkeypatch, worker_for):
+async def test_token_never_reaches_steps_history_or_database_in_a_task(
+    client, store, settings, llm, tmp_path, monkeypatch, worker_for
+):
 
     token = "ghp_NEVERshowTHIS0987654321"
     settings = settings.model_copy(update={"git_token": token})
     bare = tmp_path / "task-remote.git"
     git.Repo.init(bare, bare=True)
-    marker = llm.add("git-task", [
-        {"content": "research done"}, {"content": "plan done"},
-        {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "README.md", "content": "# hi\n"}},
-                                         {"name": "git_init", "arguments": {}}, {"name": "git_add", "arguments": {}},
-                                         {"name": "git_commit", "arguments": {"message": "First 'commit'\n\nbody"}}]},
-        {"content": "build done"}, {"content": "execute done"},
-        {"content": None, "tool_calls": [{"name": "git_push", "arguments": {}}]},
-        {"content": "pushed"},
-    ])
+    marker = llm.add(
+        "git-task",
+        [
+            {"content": "research done"},
+            {"content": "plan done"},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "file_write", "arguments": {"path": "README.md", "content": "# hi\n"}},
+                    {"name": "git_init", "arguments": {}},
+                    {"name": "git_add", "arguments": {}},
+                    {"name": "git_commit", "arguments": {"message": "First 'commit'\n\nbody"}},
+                ],
+            },
+            {"content": "build done"},
+            {"content": "execute done"},
+            {"content": None, "tool_calls": [{"name": "git_push", "arguments": {}}]},
+            {"content": "pushed"},
+        ],
+    )
     async with worker_for(settings):
         handle = await start(client, settings, marker, repo_url=str(bare))
         result: TaskResult = await handle.result()
@@ -132,8 +156,15 @@ async def test_token_never_reaches_steps_history_or_database_in_a_task(client, s
     assert git.Repo(bare).commit("main").message == "First 'commit'\n\nbody"
     artifacts = await store.fetch_artifacts(task_id)
     assert [a["type"] for a in artifacts] == ["repository"] and artifacts[0]["url"] == str(bare)
-    dump = json.dumps([await store.fetch_task(task_id), await store.fetch_steps(task_id), artifacts,
-                       [m.model_dump() for m in await store.load_messages(task_id, 10_000)]], default=str)
+    dump = json.dumps(
+        [
+            await store.fetch_task(task_id),
+            await store.fetch_steps(task_id),
+            artifacts,
+            [m.model_dump() for m in await store.load_messages(task_id, 10_000)],
+        ],
+        default=str,
+    )
     history = (await handle.fetch_history()).to_json()
     assert token not in dump and token not in history
 
@@ -141,11 +172,27 @@ async def test_token_never_reaches_steps_history_or_database_in_a_task(client, s
 # ---------------------------------------------------------------- search
 
 
-SEARXNG = {"query": "bakery", "results": [
-    {"url": "https://example.com/a", "title": "Bakery A", "content": "Fresh bread", "engine": "duckduckgo"},
-    {"url": "https://example.com/b", "title": "Bakery B", "content": "Cakes", "engine": "bing"}]}
-BRAVE = {"type": "search", "query": {"original": "bakery"}, "web": {"type": "search", "results": [
-    {"title": "Brave Bakery", "url": "https://brave.example/bakery", "description": "Best <strong>bakery</strong>"}]}}
+SEARXNG = {
+    "query": "bakery",
+    "results": [
+        {"url": "https://example.com/a", "title": "Bakery A", "content": "Fresh bread", "engine": "duckduckgo"},
+        {"url": "https://example.com/b", "title": "Bakery B", "content": "Cakes", "engine": "bing"},
+    ],
+}
+BRAVE = {
+    "type": "search",
+    "query": {"original": "bakery"},
+    "web": {
+        "type": "search",
+        "results": [
+            {
+                "title": "Brave Bakery",
+                "url": "https://brave.example/bakery",
+                "description": "Best <strong>bakery</strong>",
+            }
+        ],
+    },
+}
 DDG = b"""<html><body><div class="results">
 <div class="result results_links results_links_deep web-result"><div class="links_main links_deep result__body">
 <h2 class="result__title"><a rel="nofollow" class="result__a" href="//duckduckgo.com/l/?uddg=https%3A%2F%2Fddg.example%2Fone&amp;rut=abc">DDG One</a></h2>
@@ -164,12 +211,21 @@ async def test_each_search_provider_speaks_its_real_format(settings, provider):
         "/html/": (200, {"Content-Type": "text/html"}, DDG),
     }
     with http_server(responder(routes, seen)) as base:
-        configured = settings.model_copy(update={"search_provider": provider, "searxng_url": base, "brave_url": base,
-                                                 "brave_api_key": "brave-key", "duckduckgo_url": base})
+        configured = settings.model_copy(
+            update={
+                "search_provider": provider,
+                "searxng_url": base,
+                "brave_url": base,
+                "brave_api_key": "brave-key",
+                "duckduckgo_url": base,
+            }
+        )
         out = await call("search_web", ctx_for(configured), query="bakery", max_results=5)
-    expected = {"searxng": ["Bakery A", "https://example.com/a", "Fresh bread", "Bakery B"],
-                "brave": ["Brave Bakery", "https://brave.example/bakery"],
-                "duckduckgo": ["DDG One", "https://ddg.example/one", "First snippet", "DDG Two", "https://ddg.example/two"]}[provider]
+    expected = {
+        "searxng": ["Bakery A", "https://example.com/a", "Fresh bread", "Bakery B"],
+        "brave": ["Brave Bakery", "https://brave.example/bakery"],
+        "duckduckgo": ["DDG One", "https://ddg.example/one", "First snippet", "DDG Two", "https://ddg.example/two"],
+    }[provider]
     for text in expected:
         assert text in out
     if provider == "brave":
@@ -191,7 +247,9 @@ async def test_fetch_extracts_readable_text_follows_redirects_and_caps_size(sett
     settings = settings.model_copy(update={"fetch_allow": "127.0.0.1/32"})
     routes = {
         "/page": (200, {"Content-Type": "text/html; charset=utf-8"}, PAGE),
-        "/r1": (302, {"Location": "/r2"}, b""), "/r2": (301, {"Location": "/r3"}, b""), "/r3": (307, {"Location": "/page"}, b""),
+        "/r1": (302, {"Location": "/r2"}, b""),
+        "/r2": (301, {"Location": "/r3"}, b""),
+        "/r3": (307, {"Location": "/page"}, b""),
         "/loop": (302, {"Location": "/loop"}, b""),
         "/big": (200, {"Content-Type": "text/plain"}, b"a" * (3 * 1024 * 1024)),
         "/bin": (200, {"Content-Type": "image/png"}, b"\x89PNG" + b"\0" * 100),
@@ -212,11 +270,22 @@ async def test_fetch_extracts_readable_text_follows_redirects_and_caps_size(sett
             await call("fetch_url", ctx, url=f"{base}/private")
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:9/", "http://localhost:9/", "http://10.0.0.1/", "http://192.168.1.1/", "http://172.16.0.5/",
-    "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/",
-    "file:///etc/passwd", "ftp://example.com/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/",
+        "http://localhost:9/",
+        "http://10.0.0.1/",
+        "http://192.168.1.1/",
+        "http://172.16.0.5/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://0.0.0.0/",
+        "http://[::ffff:127.0.0.1]/",
+        "file:///etc/passwd",
+        "ftp://example.com/",
+    ],
+)
 async def test_ssrf_targets_are_refused_by_default(url):
     with pytest.raises(ToolError):
         await check_url(url)
@@ -243,15 +312,32 @@ async def test_a_task_deploys_a_site_locally_and_the_url_serves_it(client, store
     url_base = f"http://127.0.0.1:{server.server_address[1]}"
     settings = settings.model_copy(update={"sites_url": url_base})
     try:
-        marker = llm.add("deploy", [
-            {"content": "research done"}, {"content": "plan done"},
-            {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "dist/index.html", "content": "<h1>Crumb &amp; Co.</h1>"}},
-                                             {"name": "file_write", "arguments": {"path": "dist/css/site.css", "content": "h1{color:navy}"}}]},
-            {"content": "build done"},
-            {"content": None, "tool_calls": [{"name": "deploy_local", "arguments": {"directory": "src"}},
-                                             {"name": "deploy_local", "arguments": {"directory": "dist"}}]},
-            {"content": "deployed"},
-        ])
+        marker = llm.add(
+            "deploy",
+            [
+                {"content": "research done"},
+                {"content": "plan done"},
+                {
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "name": "file_write",
+                            "arguments": {"path": "dist/index.html", "content": "<h1>Crumb &amp; Co.</h1>"},
+                        },
+                        {"name": "file_write", "arguments": {"path": "dist/css/site.css", "content": "h1{color:navy}"}},
+                    ],
+                },
+                {"content": "build done"},
+                {
+                    "content": None,
+                    "tool_calls": [
+                        {"name": "deploy_local", "arguments": {"directory": "src"}},
+                        {"name": "deploy_local", "arguments": {"directory": "dist"}},
+                    ],
+                },
+                {"content": "deployed"},
+            ],
+        )
         async with worker_for(settings):
             handle = await start(client, settings, marker)
             result: TaskResult = await handle.result()
@@ -301,7 +387,10 @@ async def test_notify_webhook_is_retried_and_the_step_written_once(client, store
 
     with http_server(Hook) as base:
         settings = settings.model_copy(update={"notify_webhook": f"{base}/hook"})
-        marker = llm.add("webhook", [{"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "Deployed!"}}]}])
+        marker = llm.add(
+            "webhook",
+            [{"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "Deployed!"}}]}],
+        )
         async with worker_for(settings):
             handle = await start(client, settings, marker)
             assert (await handle.result()).status == "completed"

@@ -118,11 +118,22 @@ def ws(host_dir: Path, env_holder: subprocess.Popen, tmp_path: Path) -> Path:
 
 
 READ_REFUSALS = [
-    ("env.txt", "is a symlink"), ("holder-env.txt", "is a symlink"), ("shadow.txt", "is a symlink"),
-    ("root", "is a symlink"), ("root/etc/passwd", "'root' is a symlink"), ("outside/marker.txt", "'outside' is a symlink"),
-    ("marker.txt", "is a symlink"), ("dangling", "is a symlink"), ("fifo", "is a FIFO, not a regular file"),
-    ("sock", "is a socket, not a regular file"), ("hard.txt", "2 hard links"), ("orig.txt", "2 hard links"),
-    ("site", "is a folder"), ("../etc/passwd", "contains '..'"), ("/etc/passwd", "is absolute"), ("nope", "does not exist"),
+    ("env.txt", "is a symlink"),
+    ("holder-env.txt", "is a symlink"),
+    ("shadow.txt", "is a symlink"),
+    ("root", "is a symlink"),
+    ("root/etc/passwd", "'root' is a symlink"),
+    ("outside/marker.txt", "'outside' is a symlink"),
+    ("marker.txt", "is a symlink"),
+    ("dangling", "is a symlink"),
+    ("fifo", "is a FIFO, not a regular file"),
+    ("sock", "is a socket, not a regular file"),
+    ("hard.txt", "2 hard links"),
+    ("orig.txt", "2 hard links"),
+    ("site", "is a folder"),
+    ("../etc/passwd", "contains '..'"),
+    ("/etc/passwd", "is absolute"),
+    ("nope", "does not exist"),
 ]
 
 
@@ -155,8 +166,12 @@ def test_writes_replace_a_planted_name_and_never_write_through_it(ws: Path, host
         assert stat.S_ISREG(st.st_mode) and (ws / rel).read_bytes() == b"mine"
     assert (host_dir / "marker.txt").read_text() == HOST_SECRET
     probe = f"tmp/morgus-trap-{os.getpid()}-{id(ws)}"  # a name no other process on this machine uses
-    for rel, message in [("outside/new.txt", "'outside' is a symlink"), (f"root/{probe}", "'root' is a symlink"),
-                         ("ok.txt/x", "is a regular file, not a folder"), ("site", "is a folder")]:
+    for rel, message in [
+        ("outside/new.txt", "'outside' is a symlink"),
+        (f"root/{probe}", "'root' is a symlink"),
+        ("ok.txt/x", "is a regular file, not a folder"),
+        ("site", "is a folder"),
+    ]:
         with pytest.raises(ToolError, match=message):
             safe_fs.write_file(ws, rel, b"x")
     assert sorted(os.listdir(host_dir)) == ["index.html", "marker.txt"] and not Path("/", probe).exists()
@@ -185,11 +200,22 @@ def test_a_published_tree_holds_only_regular_files_and_folders(ws: Path, tmp_pat
     os.makedirs(site / "deep" / "/".join(["d"] * 80))
     out = tmp_path / "out"
     out.mkdir()
-    with safe_fs.closing_fd(safe_fs.open_root(ws)) as rfd, safe_fs.closing_fd(safe_fs.open_dir(rfd, ["site"])) as src, \
-            safe_fs.closing_fd(os.open(out, os.O_PATH | os.O_DIRECTORY)) as dst:
+    with (
+        safe_fs.closing_fd(safe_fs.open_root(ws)) as rfd,
+        safe_fs.closing_fd(safe_fs.open_dir(rfd, ["site"])) as src,
+        safe_fs.closing_fd(os.open(out, os.O_PATH | os.O_DIRECTORY)) as dst,
+    ):
         report = safe_fs.copy_regular_tree(src, dst, max_files=100, max_bytes=10**6)
     assert report.files == 1
-    assert {s.split(" (")[0] for s in report.skipped} >= {"env.txt", "shadow.txt", "root", "outside", "fifo", "sock", "hard.txt"}
+    assert {s.split(" (")[0] for s in report.skipped} >= {
+        "env.txt",
+        "shadow.txt",
+        "root",
+        "outside",
+        "fifo",
+        "sock",
+        "hard.txt",
+    }
     assert any("nested deeper than" in s for s in report.skipped)
     for dirpath, dirnames, filenames in os.walk(out):
         for n in dirnames + filenames:
@@ -237,9 +263,20 @@ def test_the_sites_server_serves_no_link_or_special_file_on_its_own(tmp_path: Pa
             assert http.get(f"{base}/t1/sub/").text == "sub"
             moved = http.get(f"{base}/t1/sub")
             assert moved.status_code == 301 and moved.headers["location"] == "/t1/sub/"
-            for path in ("/", "/t1/marker.txt", "/t1/outside/marker.txt", "/t1/outside/", "/t1/env.txt", "/t2/",
-                         "/t2/marker.txt", "/t1/pipe", "/t1/%2e%2e/t1/index.html", "/t1/..%2f..%2fetc/passwd",
-                         "/t1/%00", "/t1/%ff"):
+            for path in (
+                "/",
+                "/t1/marker.txt",
+                "/t1/outside/marker.txt",
+                "/t1/outside/",
+                "/t1/env.txt",
+                "/t2/",
+                "/t2/marker.txt",
+                "/t1/pipe",
+                "/t1/%2e%2e/t1/index.html",
+                "/t1/..%2f..%2fetc/passwd",
+                "/t1/%00",
+                "/t1/%ff",
+            ):
                 r = http.get(base + path)
                 assert r.status_code == 404, path
                 assert_no_secret([r.text], path, _host_env_entries())
@@ -261,70 +298,97 @@ def _backend(kind: str, workspace_root: Path) -> Any:
 
 
 def _plant(host_dir: Path, holder_pid: int) -> str:
-    return "\n".join([
-        "set -e",
-        "mkdir -p site/css && echo '<h1>ok</h1>' > site/index.html && echo 'h1{}' > site/css/s.css",
-        "ln -s /proc/self/environ site/env.txt",
-        f"ln -s /proc/{holder_pid}/environ site/holder-env.txt",
-        "ln -s /etc/shadow site/shadow.txt",
-        "ln -s / site/root",
-        f"ln -s {host_dir} site/outside",
-        f"ln -s {host_dir}/marker.txt site/marker.txt",
-        "ln -s /nonexistent/target site/dangling",
-        "mkfifo site/pipe",
-        "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('site/sock')\"",
-        "echo shared > site/orig.txt && ln site/orig.txt site/hard.txt",
-        "(mknod site/null c 1 3 2>/dev/null && echo MKNOD-DONE) || echo MKNOD-REFUSED",
-        "python3 -c \"import os; p = 'site/deep/' + '/'.join(['d'] * 80); os.makedirs(p); open(p + '/leaf.txt', 'w').write('leaf')\"",
-        "python3 -c \"open('site/evil\\nname\\x1b[31m.txt', 'w').write('fine')\"",
-        # traps for the other tools
-        "ln -s /proc/self/environ env.txt && ln -s / rootlink && mkfifo fifo",
-        f"ln -s {host_dir} linkdir && ln -s {host_dir}/marker.txt w_marker && mkfifo w_fifo",
-        "mkdir bigsite && echo '<h1>big</h1>' > bigsite/index.html && truncate -s 10G bigsite/huge.bin",
-        "mkdir many && echo '<h1>many</h1>' > many/index.html && "
-        "python3 -c \"[open(f'many/f{i}.txt', 'w').close() for i in range(10050)]\"",
-        "mkdir linkidx && ln -s /etc/passwd linkidx/index.html",
-        f"ln -s {host_dir} sitelink",
-        "echo PLANTED",
-    ])
+    return "\n".join(
+        [
+            "set -e",
+            "mkdir -p site/css && echo '<h1>ok</h1>' > site/index.html && echo 'h1{}' > site/css/s.css",
+            "ln -s /proc/self/environ site/env.txt",
+            f"ln -s /proc/{holder_pid}/environ site/holder-env.txt",
+            "ln -s /etc/shadow site/shadow.txt",
+            "ln -s / site/root",
+            f"ln -s {host_dir} site/outside",
+            f"ln -s {host_dir}/marker.txt site/marker.txt",
+            "ln -s /nonexistent/target site/dangling",
+            "mkfifo site/pipe",
+            "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('site/sock')\"",
+            "echo shared > site/orig.txt && ln site/orig.txt site/hard.txt",
+            "(mknod site/null c 1 3 2>/dev/null && echo MKNOD-DONE) || echo MKNOD-REFUSED",
+            "python3 -c \"import os; p = 'site/deep/' + '/'.join(['d'] * 80); os.makedirs(p); open(p + '/leaf.txt', 'w').write('leaf')\"",
+            "python3 -c \"open('site/evil\\nname\\x1b[31m.txt', 'w').write('fine')\"",
+            # traps for the other tools
+            "ln -s /proc/self/environ env.txt && ln -s / rootlink && mkfifo fifo",
+            f"ln -s {host_dir} linkdir && ln -s {host_dir}/marker.txt w_marker && mkfifo w_fifo",
+            "mkdir bigsite && echo '<h1>big</h1>' > bigsite/index.html && truncate -s 10G bigsite/huge.bin",
+            "mkdir many && echo '<h1>many</h1>' > many/index.html && "
+            "python3 -c \"[open(f'many/f{i}.txt', 'w').close() for i in range(10050)]\"",
+            "mkdir linkidx && ln -s /etc/passwd linkidx/index.html",
+            f"ln -s {host_dir} sitelink",
+            "echo PLANTED",
+        ]
+    )
 
 
 def _call(name: str, **args: Any) -> dict[str, Any]:
     return {"name": name, "arguments": args}
 
 
-READS = ["env.txt", "site/holder-env.txt", "site/shadow.txt", "site/marker.txt", "rootlink/etc/passwd", "linkdir/marker.txt",
-         "site/dangling", "fifo", "site/sock", "site/hard.txt", "bigsite/huge.bin", "site/index.html"]
+READS = [
+    "env.txt",
+    "site/holder-env.txt",
+    "site/shadow.txt",
+    "site/marker.txt",
+    "rootlink/etc/passwd",
+    "linkdir/marker.txt",
+    "site/dangling",
+    "fifo",
+    "site/sock",
+    "site/hard.txt",
+    "bigsite/huge.bin",
+    "site/index.html",
+]
 WRITES = [("w_marker", "overwritten"), ("w_fifo", "overwritten"), ("linkdir/new.txt", "x"), ("rootlink/tmp/pwned", "x")]
 LISTS = [".", "site", "linkdir"]
 DEPLOYS = ["site", "bigsite", "many", "linkidx", "sitelink"]
 
 
 @pytest.mark.parametrize("kind", ["docker", "bwrap"])
-async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, store, llm, temporal_server, postgres,
-                                                                tmp_path, host_dir, env_holder, monkeypatch, worker_for):
+async def test_traps_planted_in_the_sandbox_never_reach_the_host(
+    kind, client, store, llm, temporal_server, postgres, tmp_path, host_dir, env_holder, monkeypatch, worker_for
+):
     from morgus.app.sites import serve_sites
 
     root = Path(tempfile.mkdtemp(prefix="morgus-traps-"))  # under /tmp, reachable by the sandbox user
     root.chmod(0o755)
     monkeypatch.setenv("MORGUS_GIT_TOKEN", TOKEN_SECRET)  # bait in the worker's own environment too
-    settings = make_settings(temporal_server, postgres, llm, root, OPENAI_API_KEY=ENV_SECRET, MORGUS_GIT_TOKEN=TOKEN_SECRET)
+    settings = make_settings(
+        temporal_server, postgres, llm, root, OPENAI_API_KEY=ENV_SECRET, MORGUS_GIT_TOKEN=TOKEN_SECRET
+    )
     backend = _backend(kind, settings.workspace_root)
     server = serve_sites(settings.home.resolve() / "sites", f"http://127.0.0.1:{free_port()}")
     sites_base = f"http://127.0.0.1:{server.server_address[1]}"
     settings = settings.model_copy(update={"sites_url": sites_base})
     shadow_before = os.stat("/etc/shadow")
-    marker = llm.add(f"traps-{kind}", [
-        {"content": "research done"}, {"content": "plan done"},
-        {"content": None, "tool_calls": [_call("shell_exec", command=_plant(host_dir, env_holder.pid), timeout_s=120)]},
-        {"content": None, "tool_calls": [_call("file_read", path=p) for p in READS]},
-        {"content": None, "tool_calls": [_call("file_write", path=p, content=c) for p, c in WRITES]},
-        {"content": None, "tool_calls": [_call("file_list", path=p) for p in LISTS]},
-        {"content": None, "tool_calls": [_call("shell_exec", command="ls -la w_marker w_fifo; cat w_marker", timeout_s=30)]},
-        {"content": "build done"},
-        {"content": None, "tool_calls": [_call("deploy_local", directory=d) for d in DEPLOYS]},
-        {"content": "deployed"},
-    ])
+    marker = llm.add(
+        f"traps-{kind}",
+        [
+            {"content": "research done"},
+            {"content": "plan done"},
+            {
+                "content": None,
+                "tool_calls": [_call("shell_exec", command=_plant(host_dir, env_holder.pid), timeout_s=120)],
+            },
+            {"content": None, "tool_calls": [_call("file_read", path=p) for p in READS]},
+            {"content": None, "tool_calls": [_call("file_write", path=p, content=c) for p, c in WRITES]},
+            {"content": None, "tool_calls": [_call("file_list", path=p) for p in LISTS]},
+            {
+                "content": None,
+                "tool_calls": [_call("shell_exec", command="ls -la w_marker w_fifo; cat w_marker", timeout_s=30)],
+            },
+            {"content": "build done"},
+            {"content": None, "tool_calls": [_call("deploy_local", directory=d) for d in DEPLOYS]},
+            {"content": "deployed"},
+        ],
+    )
     try:
         async with worker_for(settings, backend=backend):
             handle = await start(client, settings, marker)
@@ -337,11 +401,11 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, s
     assert result.status == "completed"
     messages = llm.requests_for(f"traps-{kind}")[-1].body["messages"]
     tool_msgs = [m["content"] for m in messages if m["role"] == "tool"]
-    planted, reads = tool_msgs[0], tool_msgs[1:1 + len(READS)]
-    writes = tool_msgs[1 + len(READS):1 + len(READS) + len(WRITES)]
-    lists = tool_msgs[1 + len(READS) + len(WRITES):1 + len(READS) + len(WRITES) + len(LISTS)]
+    planted, reads = tool_msgs[0], tool_msgs[1 : 1 + len(READS)]
+    writes = tool_msgs[1 + len(READS) : 1 + len(READS) + len(WRITES)]
+    lists = tool_msgs[1 + len(READS) + len(WRITES) : 1 + len(READS) + len(WRITES) + len(LISTS)]
     after = tool_msgs[1 + len(READS) + len(WRITES) + len(LISTS)]
-    deploys = tool_msgs[-len(DEPLOYS):]
+    deploys = tool_msgs[-len(DEPLOYS) :]
     assert "PLANTED" in planted, planted
     assert "MKNOD-REFUSED" in planted  # no capability to make a device node in either sandbox (host side: unit test)
 
@@ -357,7 +421,9 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, s
     assert "'linkdir' is a symlink" in writes[2] and "'rootlink' is a symlink" in writes[3]
     assert "-rw" in after and "overwritten" in after  # the sandbox sees plain files where its traps were
     assert sorted(os.listdir(host_dir)) == ["index.html", "marker.txt"] and not Path("/tmp/pwned").exists()
-    assert (host_dir / "marker.txt").read_text() == HOST_SECRET and os.stat(host_dir / "marker.txt").st_uid == os.geteuid()
+    assert (host_dir / "marker.txt").read_text() == HOST_SECRET and os.stat(
+        host_dir / "marker.txt"
+    ).st_uid == os.geteuid()
     after_shadow = os.stat("/etc/shadow")
     assert (after_shadow.st_mtime_ns, after_shadow.st_uid) == (shadow_before.st_mtime_ns, shadow_before.st_uid)
     # listings show links and specials without following them, names escaped
@@ -369,8 +435,17 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, s
     assert "'linkdir' is a symlink" in lists[2]
     # deploy: regular files only, skipped things named; oversize and linked sites refused with a sentence
     assert deploys[0].startswith(f"deployed 3 file(s) from site to {sites_base}/{task_id}/"), deploys[0]
-    for name in ("env.txt (symlink)", "shadow.txt (symlink)", "root (symlink)", "outside (symlink)", "pipe (FIFO)",
-                 "sock (socket)", "hard.txt (2 hard links)", "orig.txt (2 hard links)", "dangling (symlink)"):
+    for name in (
+        "env.txt (symlink)",
+        "shadow.txt (symlink)",
+        "root (symlink)",
+        "outside (symlink)",
+        "pipe (FIFO)",
+        "sock (socket)",
+        "hard.txt (2 hard links)",
+        "orig.txt (2 hard links)",
+        "dangling (symlink)",
+    ):
         assert name in deploys[0], name
     assert "nested deeper than" in deploys[0]
     assert "more than 200 MB" in deploys[1] and "more than 10000 files" in deploys[2]
@@ -393,8 +468,17 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(kind, client, s
     async with httpx.AsyncClient(timeout=10) as http:
         page = await http.get(f"{sites_base}/{task_id}/")
         assert page.status_code == 200 and page.text == "<h1>ok</h1>\n"
-        for name in ("env.txt", "holder-env.txt", "shadow.txt", "root/etc/passwd", "outside/marker.txt", "marker.txt",
-                     "pipe", "sock", "hard.txt"):
+        for name in (
+            "env.txt",
+            "holder-env.txt",
+            "shadow.txt",
+            "root/etc/passwd",
+            "outside/marker.txt",
+            "marker.txt",
+            "pipe",
+            "sock",
+            "hard.txt",
+        ):
             r = await http.get(f"{sites_base}/{task_id}/{name}")
             assert r.status_code == 404, name
             assert_no_secret([r.text], name, host_env)
@@ -447,9 +531,13 @@ async def test_a_name_swapped_between_file_and_link_while_the_host_works(kind, s
     texts: list[str] = []
     try:
         while not done.is_set():
-            for tool_name, args in (("file_read", {"path": "race"}), ("file_read", {"path": "dir/f"}),
-                                    ("file_write", {"path": "dir/w.txt", "content": "w"}), ("file_list", {"path": "."}),
-                                    ("deploy_local", {"directory": "site"})):
+            for tool_name, args in (
+                ("file_read", {"path": "race"}),
+                ("file_read", {"path": "dir/f"}),
+                ("file_write", {"path": "dir/w.txt", "content": "w"}),
+                ("file_list", {"path": "."}),
+                ("deploy_local", {"directory": "site"}),
+            ):
                 spec = REGISTRY[tool_name]
                 try:
                     out = await spec.run(ctx, spec.args(**args))  # type: ignore[misc]

@@ -20,6 +20,7 @@ from morgus.scripted_llm import ProtocolError, validate_messages
 
 # ---------------------------------------------------------------- workspace guard
 
+
 @pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd", "~/x", "", "a\x00b"])
 def test_paths_that_leave_the_workspace_are_refused(tmp_path: Path, bad: str):
     with pytest.raises(ToolError):
@@ -42,6 +43,7 @@ def test_symlinks_out_are_refused_and_in_are_allowed(tmp_path: Path):
 
 
 # ---------------------------------------------------------------- LLM errors
+
 
 def _status_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
     request = httpx.Request("POST", "http://x/v1/chat/completions")
@@ -74,11 +76,16 @@ def test_connection_errors_and_timeouts_are_retryable():
 
 # ---------------------------------------------------------------- protocol
 
+
 def test_conversation_that_dropped_the_assistant_tool_calls_is_rejected():
     ok = [
         {"role": "system", "content": "s"},
         {"role": "user", "content": "u"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "r"},
     ]
     validate_messages(ok)
@@ -90,14 +97,24 @@ def test_conversation_that_dropped_the_assistant_tool_calls_is_rejected():
 
 # ---------------------------------------------------------------- registry and contracts
 
+
 def test_registry_exposes_the_public_tool_contract():
     params = {name: set(spec.args.model_json_schema()["properties"]) for name, spec in REGISTRY.items()}
     assert params == {
-        "file_read": {"path"}, "file_write": {"path", "content"}, "file_list": {"path"},
-        "notify_user": {"message"}, "ask_user": {"question"}, "shell_exec": {"command", "timeout_s"},
-        "git_init": set(), "git_add": {"paths"}, "git_commit": {"message"}, "git_push": {"remote", "branch"},
-        "search_web": {"query", "max_results"}, "fetch_url": {"url"},
-        "deploy_local": {"directory"}, "cloudflare_deploy": {"directory", "project_name"},
+        "file_read": {"path"},
+        "file_write": {"path", "content"},
+        "file_list": {"path"},
+        "notify_user": {"message"},
+        "ask_user": {"question"},
+        "shell_exec": {"command", "timeout_s"},
+        "git_init": set(),
+        "git_add": {"paths"},
+        "git_commit": {"message"},
+        "git_push": {"remote", "branch"},
+        "search_web": {"query", "max_results"},
+        "fetch_url": {"url"},
+        "deploy_local": {"directory"},
+        "cloudflare_deploy": {"directory", "project_name"},
     }
     from morgus.phases import SANDBOX_TOOLS
 
@@ -116,6 +133,7 @@ def test_task_input_accepts_the_documented_json():
 
 # ---------------------------------------------------------------- no repeated side effect
 
+
 async def test_a_tool_whose_result_is_stored_is_not_run_again(settings, store, client, llm, tmp_path):
     """A retried tool activity (worker died after storing its result) returns the stored result unchanged."""
     from tests.conftest import start, task_id_of
@@ -125,10 +143,18 @@ async def test_a_tool_whose_result_is_stored_is_not_run_again(settings, store, c
     task_id = task_id_of(handle)
     from morgus.contracts import ProjectionBatch
 
-    await store.apply_projection(ProjectionBatch(task_id=task_id, workflow_id=handle.id, title="t", description="d", model=None))
+    await store.apply_projection(
+        ProjectionBatch(task_id=task_id, workflow_id=handle.id, title="t", description="d", model=None)
+    )
     tools = ToolActivities(store, settings)
-    req = ToolRequest(task_id=task_id, phase=Phase.BUILD, assistant_seq=2, result_seq=3, step_seq=5,
-                      call=ToolCall(id="call_1", name="file_write", arguments='{"path": "n.txt", "content": "first"}'))
+    req = ToolRequest(
+        task_id=task_id,
+        phase=Phase.BUILD,
+        assistant_seq=2,
+        result_seq=3,
+        step_seq=5,
+        call=ToolCall(id="call_1", name="file_write", arguments='{"path": "n.txt", "content": "first"}'),
+    )
     env = ActivityEnvironment()
     first = await env.run(tools.execute, REGISTRY["file_write"], req)
     target = settings.workspace_for(task_id) / "n.txt"

@@ -26,6 +26,14 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
     projection = ProjectionActivities(store, settings)
     tools = ToolActivities(store, settings, backend=sandbox.backend)
     return ActivitySets(
-        shared=[llm.llm_call, llm.condense, projection.project, CapabilityActivities(settings).task_capabilities, sandbox.create, sandbox.destroy, *tools.activities(sandbox=False)],
+        shared=[
+            llm.llm_call,
+            llm.condense,
+            projection.project,
+            CapabilityActivities(settings).task_capabilities,
+            sandbox.create,
+            sandbox.destroy,
+            *tools.activities(sandbox=False),
+        ],
         host=[sandbox.supervise, sandbox.destroy, *tools.activities(sandbox=True)],
     )

@@ -76,7 +76,9 @@ def _provider_message(err: openai.APIStatusError) -> str:
 
 
 # llama.cpp's server says "exceeds the available context size"
-_OVERFLOW = re.compile(r"context[ _]length|maximum context|context window|context size|too many tokens|prompt is too long", re.I)
+_OVERFLOW = re.compile(
+    r"context[ _]length|maximum context|context window|context size|too many tokens|prompt is too long", re.I
+)
 
 
 def classify_error(err: Exception) -> ApplicationError:
@@ -119,7 +121,9 @@ class LlmActivities:
             seq=msg.seq,
             content=msg.content,
             tool_calls=[
-                c if c.arguments is None or len(c.arguments) <= INLINE_ARGUMENTS_MAX else c.model_copy(update={"arguments": None})
+                c
+                if c.arguments is None or len(c.arguments) <= INLINE_ARGUMENTS_MAX
+                else c.model_copy(update={"arguments": None})
                 for c in msg.tool_calls
             ],
             usage=TokenUsage.model_validate(msg.meta.get("usage", {})),
@@ -132,8 +136,9 @@ class LlmActivities:
         """The reply's text and calls (recovered from the text where the model wrote them there), without text it
         wrote as Morgus for another phase. Off the event loop: the reply is the model's bytes, and parsing them
         must not hold up other heartbeats."""
-        content, calls, info = await asyncio.to_thread(reply_calls, resp.choices[0].message,
-                                                       resp.choices[0].finish_reason, seq, req.tools)
+        content, calls, info = await asyncio.to_thread(
+            reply_calls, resp.choices[0].message, resp.choices[0].finish_reason, seq, req.tools
+        )
         content, dropped = drop_other_phase_text(content, req.phase)
         return content, calls, {**info, "dropped_phase_text": dropped} if dropped else info
 
@@ -173,8 +178,15 @@ class LlmActivities:
         # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone
         # surrogate: clean it here, with the store's own sanitiser, so the workflow sees what the store holds.
         content = clean_text(content) if content is not None else None
-        calls = [ToolCall(id=clean_text(c.id or ""), name=clean_text(c.name or ""), arguments=clean_text(c.arguments or ""),
-                          digest=digest(clean_text(c.arguments or ""))) for c in calls]
+        calls = [
+            ToolCall(
+                id=clean_text(c.id or ""),
+                name=clean_text(c.name or ""),
+                arguments=clean_text(c.arguments or ""),
+                digest=digest(clean_text(c.arguments or "")),
+            )
+            for c in calls
+        ]
         usage = usage_of(resp, info)
         steps = [
             *req.pending_steps,
@@ -183,8 +195,13 @@ class LlmActivities:
                 phase=req.phase,
                 type=StepType.LLM_RESPONSE,
                 content=_clip(content),
-                metadata={"model": resp.model or model, "usage": usage.model_dump(), "tool_calls": len(calls),
-                          "request_tokens_estimate": estimate_tokens(messages, tools), **recovered},
+                metadata={
+                    "model": resp.model or model,
+                    "usage": usage.model_dump(),
+                    "tool_calls": len(calls),
+                    "request_tokens_estimate": estimate_tokens(messages, tools),
+                    **recovered,
+                },
             ),
             *(
                 StepRecord(
@@ -202,15 +219,22 @@ class LlmActivities:
             role="assistant",
             content=content,
             tool_calls=calls,
-            meta={"usage": usage.model_dump(), "model": resp.model or model, "steps_written": len(steps) - len(req.pending_steps),
-                  "phase": req.phase.value, "plan": req.phase == Phase.PLAN and not calls},
+            meta={
+                "usage": usage.model_dump(),
+                "model": resp.model or model,
+                "steps_written": len(steps) - len(req.pending_steps),
+                "phase": req.phase.value,
+                "plan": req.phase == Phase.PLAN and not calls,
+            },
         )
         total = req.usage_before.plus(usage)
         await self.store.save_llm_turn(req.task_id, [*req.append, assistant], steps, total)
         log.info("llm reply", seq=seq, tool_calls=[c.name for c in calls], tokens=usage.total_tokens)
         return self._turn_from(assistant)
 
-    async def _complete(self, log: FilteringBoundLogger, model: str, messages: list[dict], extra: dict) -> ChatCompletion:
+    async def _complete(
+        self, log: FilteringBoundLogger, model: str, messages: list[dict], extra: dict
+    ) -> ChatCompletion:
         try:
             # build_request's dicts are the wire format's messages; the SDK's TypedDicts describe the same shape
             wire = cast("list[ChatCompletionMessageParam]", messages)
@@ -234,7 +258,9 @@ class LlmActivities:
         by_seq = {m.seq: m for m in stored} | {m.seq: m for m in append}
         if sorted(by_seq) != list(range(message_count)):
             missing = sorted(set(range(message_count)) - set(by_seq))
-            raise ApplicationError(f"conversation of task {task_id} is missing messages {missing[:10]}", type="ConversationGap")
+            raise ApplicationError(
+                f"conversation of task {task_id} is missing messages {missing[:10]}", type="ConversationGap"
+            )
         return [by_seq[i] for i in range(message_count)]
 
     def _fit(self, messages: list[ChatMessage], cond: Condensation | None, tools: list, info: ModelInfo) -> list[dict]:
@@ -250,7 +276,9 @@ class LlmActivities:
             return request
         raise ApplicationError(
             f"the conversation (~{size} tokens) exceeds {limit} tokens ({self.settings.context_threshold:.0%} of the "
-            f"{info.context_window}-token window)", type=CONTEXT_OVERFLOW_TYPE, non_retryable=True,
+            f"{info.context_window}-token window)",
+            type=CONTEXT_OVERFLOW_TYPE,
+            non_retryable=True,
         )
 
     @activity.defn(name="condense_conversation")
@@ -262,8 +290,12 @@ class LlmActivities:
         floor = previous.upto_seq if previous else 0
         cut = next((c for keep in (4, 2, 1) if (c := turn_start(messages, keep)) is not None and c > floor), None)
         if cut is None:
-            raise ApplicationError("the conversation cannot be condensed further: its latest turn alone is too large "
-                                   "for the model's context window", type="ContextExhausted", non_retryable=True)
+            raise ApplicationError(
+                "the conversation cannot be condensed further: its latest turn alone is too large "
+                "for the model's context window",
+                type="ContextExhausted",
+                non_retryable=True,
+            )
         older = [m for m in messages if floor <= m.seq < cut and not is_protected(m)]
         turns = sum(1 for m in older if m.role == "assistant") + (previous.turns if previous else 0)
         model, info = self._route(req.phase, req.model)
@@ -271,7 +303,8 @@ class LlmActivities:
         async with heartbeating():
             try:
                 resp = await self.client.chat.completions.create(
-                    model=model, messages=[{"role": "system", "content": CONDENSE_PROMPT}, {"role": "user", "content": text}]
+                    model=model,
+                    messages=[{"role": "system", "content": CONDENSE_PROMPT}, {"role": "user", "content": text}],
                 )
             except Exception as e:  # noqa: BLE001
                 raise classify_error(e) from e
@@ -290,7 +323,9 @@ def _tool_params() -> dict[str, tuple[str, ...]]:
     return {name: tuple(spec.args.model_fields) for name, spec in REGISTRY.items()}
 
 
-def reply_calls(reply: object, finish_reason: str | None, seq: int, offered: list[str]) -> tuple[str | None, list[ToolCall], dict]:
+def reply_calls(
+    reply: object, finish_reason: str | None, seq: int, offered: list[str]
+) -> tuple[str | None, list[ToolCall], dict]:
     """The reply's text and tool calls, whichever way the model wrote them: native `tool_calls` (arguments
     normalised), else calls written into the text (fenced JSON, <tool_call> tags, a bare object). The dict says
     what was recovered, for the step's metadata and the log ({} when the reply needed no help)."""
@@ -309,8 +344,10 @@ def reply_calls(reply: object, finish_reason: str | None, seq: int, offered: lis
     found = recover_calls(content, params, cut_off=finish_reason == "length")
     if not found.calls:
         return content, [], {}
-    calls = [ToolCall(id=f"call_{seq}_{i}", name=c.name, arguments=c.arguments, digest=digest(c.arguments))
-             for i, c in enumerate(found.calls)]
+    calls = [
+        ToolCall(id=f"call_{seq}_{i}", name=c.name, arguments=c.arguments, digest=digest(c.arguments))
+        for i, c in enumerate(found.calls)
+    ]
     info = {"recovered_calls": len(calls), **({"dropped_calls": found.dropped} if found.dropped else {})}
     if offered and not any(c.name in offered for c in calls):
         info["not_offered"] = True

@@ -25,7 +25,9 @@ from morgus.sandbox.base import SandboxBackend
 
 
 class SandboxActivities:
-    def __init__(self, settings: Settings, backend: SandboxBackend | None, host_queue: str, unavailable: str = "") -> None:
+    def __init__(
+        self, settings: Settings, backend: SandboxBackend | None, host_queue: str, unavailable: str = ""
+    ) -> None:
         self.settings = settings
         self.backend = backend
         self.host_queue = host_queue
@@ -46,10 +48,15 @@ class SandboxActivities:
         others = [sb for sb in await asyncio.to_thread(backend.list_managed) if sb.workflow_id != req.workflow_id]
         if len(others) >= self.settings.max_sandboxes:
             # Retryable: Temporal tries again later, and another worker with room may take it first.
-            raise ApplicationError(f"this host already runs {len(others)} sandboxes (MORGUS_MAX_SANDBOXES)",
-                                   type="SandboxHostFull")
-        name = await asyncio.to_thread(backend.ensure, req.task_id, req.workflow_id, workspace, req.options, self.host_queue)
-        activity_logger(req.task_id).info("sandbox ready", sandbox=name, backend=backend.name, host_queue=self.host_queue)
+            raise ApplicationError(
+                f"this host already runs {len(others)} sandboxes (MORGUS_MAX_SANDBOXES)", type="SandboxHostFull"
+            )
+        name = await asyncio.to_thread(
+            backend.ensure, req.task_id, req.workflow_id, workspace, req.options, self.host_queue
+        )
+        activity_logger(req.task_id).info(
+            "sandbox ready", sandbox=name, backend=backend.name, host_queue=self.host_queue
+        )
         return SandboxRef(name=name, host_queue=self.host_queue, backend=backend.name, network=req.options.network)
 
     @activity.defn(name="sandbox_supervise")

@@ -41,7 +41,9 @@ def parse_arguments(spec: ToolSpec, raw: str) -> Any:
     try:
         data = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as e:
-        raise ToolError(f"arguments for {spec.name} are not valid JSON ({e.msg} at position {e.pos}); send a JSON object") from None
+        raise ToolError(
+            f"arguments for {spec.name} are not valid JSON ({e.msg} at position {e.pos}); send a JSON object"
+        ) from None
     except RecursionError:  # `[[[[…` from the model: an answer, not a crashed activity retried until the task fails
         raise ToolError(f"arguments for {spec.name} are nested too deeply; send a flat JSON object") from None
     if not isinstance(data, dict):
@@ -64,7 +66,9 @@ class ToolActivities:
 
     def activities(self, *, sandbox: bool) -> list[Callable[..., Any]]:
         """One activity per registered tool (ask_user is the workflow's own); sandbox tools or the others."""
-        return [self._activity_for(spec) for spec in REGISTRY.values() if spec.run is not None and spec.sandbox == sandbox]
+        return [
+            self._activity_for(spec) for spec in REGISTRY.values() if spec.run is not None and spec.sandbox == sandbox
+        ]
 
     def _activity_for(self, spec: ToolSpec) -> Callable[..., Any]:
         async def run_tool(req: ToolRequest) -> ToolOutcome:
@@ -79,18 +83,30 @@ class ToolActivities:
         done = await self.store.get_message(req.task_id, req.result_seq)
         if done is not None and done.tool_call_id == req.call.id:
             log.info("tool result already stored; not running the tool again")
-            return ToolOutcome(ok=bool(done.meta.get("ok", True)), preview=(done.content or "")[:PREVIEW_MAX],
-                               steps_written=int(done.meta.get("steps_written", 1)), digest=digest(done.content or ""),
-                               changed=bool(done.meta.get("changed", False)), ran=bool(done.meta.get("ran", False)))
+            return ToolOutcome(
+                ok=bool(done.meta.get("ok", True)),
+                preview=(done.content or "")[:PREVIEW_MAX],
+                steps_written=int(done.meta.get("steps_written", 1)),
+                digest=digest(done.content or ""),
+                changed=bool(done.meta.get("changed", False)),
+                ran=bool(done.meta.get("ran", False)),
+            )
 
         raw = req.call.arguments
         if raw is None:
             holder = await self.store.get_message(req.task_id, req.assistant_seq)
             raw = holder.full_arguments(req.call.id) if holder else ""
 
-        ctx = ToolContext(task_id=req.task_id, phase=req.phase, settings=self.settings, call_id=req.call.id,
-                          heartbeat=activity.heartbeat, sandbox=req.sandbox, backend=self.backend,
-                          repo_url=req.repo_url)
+        ctx = ToolContext(
+            task_id=req.task_id,
+            phase=req.phase,
+            settings=self.settings,
+            call_id=req.call.id,
+            heartbeat=activity.heartbeat,
+            sandbox=req.sandbox,
+            backend=self.backend,
+            repo_url=req.repo_url,
+        )
         root = self.settings.workspace_for(req.task_id)
         before: str | None = None
         ran = False
@@ -119,10 +135,17 @@ class ToolActivities:
                 phase=req.phase,
                 type=StepType.TOOL_RESULT,
                 content=output.content[:RESULT_STEP_MAX],
-                metadata={"tool": spec.name, "tool_call_id": req.call.id, "ok": output.ok, "chars": len(output.content)},
+                metadata={
+                    "tool": spec.name,
+                    "tool_call_id": req.call.id,
+                    "ok": output.ok,
+                    "chars": len(output.content),
+                },
             ),
             *(
-                StepRecord(seq=req.step_seq + 1 + i, phase=req.phase, type=s.type, content=s.content, metadata=s.metadata)
+                StepRecord(
+                    seq=req.step_seq + 1 + i, phase=req.phase, type=s.type, content=s.content, metadata=s.metadata
+                )
                 for i, s in enumerate(output.steps)
             ),
         ]
@@ -134,5 +157,11 @@ class ToolActivities:
             meta={"ok": output.ok, "steps_written": len(steps), "tool": spec.name, "changed": changed, "ran": ran},
         )
         await self.store.save_tool_result(req.task_id, message, steps, output.artifacts)
-        return ToolOutcome(ok=output.ok, preview=output.content[:PREVIEW_MAX], steps_written=len(steps),
-                           digest=digest(output.content), changed=changed, ran=ran)
+        return ToolOutcome(
+            ok=output.ok,
+            preview=output.content[:PREVIEW_MAX],
+            steps_written=len(steps),
+            digest=digest(output.content),
+            changed=changed,
+            ran=ran,
+        )

@@ -33,11 +33,12 @@ from morgus.config import Settings, load_settings, normalize_host
 
 log = structlog.get_logger()
 
-DESCRIPTION = "Start, watch, answer and cancel Morgus tasks. Every error is {\"error\": \"<sentence>\"}."
+DESCRIPTION = 'Start, watch, answer and cancel Morgus tasks. Every error is {"error": "<sentence>"}.'
 
 
-def create_app(settings: Settings | None = None, *, client: Any = None, store: Any = None,
-               bind_host: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, client: Any = None, store: Any = None, bind_host: str | None = None
+) -> FastAPI:
     """The API. `client` (Temporal) and `store` are opened by the app's lifespan when not given; a given store is
     the caller's to close. `bind_host` is added to the allowed Host names (unless it is a wildcard address)."""
     settings = settings or load_settings()
@@ -96,6 +97,9 @@ def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
-        log.warning("serving on a non-loopback address without MORGUS_API_TOKEN: anyone who "
-                    "reaches it can start and cancel tasks", host=host)
+        log.warning(
+            "serving on a non-loopback address without MORGUS_API_TOKEN: anyone who "
+            "reaches it can start and cancel tasks",
+            host=host,
+        )
     uvicorn.run(create_app(settings, bind_host=host), host=host, port=port, log_level="warning")

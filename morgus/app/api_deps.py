@@ -73,8 +73,9 @@ EventsDep = Annotated[Broadcaster, Depends(get_events)]
 bearer = HTTPBearer(auto_error=False, description="MORGUS_API_TOKEN, when the server sets one")
 
 
-async def authorized(settings: SettingsDep,
-                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+async def authorized(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
     """The /api router's dependency (morgus/app/api_routes/__init__.py): every route under it needs the token."""
     token = settings.api_token
     if not token:
@@ -82,8 +83,9 @@ async def authorized(settings: SettingsDep,
     given = credentials.credentials if credentials is not None else ""
     # Constant time, on bytes (compare_digest refuses non-ASCII str; a header may carry any latin-1 byte).
     if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
-        raise HTTPException(401, "this endpoint needs Authorization: Bearer <MORGUS_API_TOKEN>",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "this endpoint needs Authorization: Bearer <MORGUS_API_TOKEN>", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 # ---------------------------------------------------------------- helpers for handlers

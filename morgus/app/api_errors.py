@@ -24,9 +24,13 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """For a route whose success is not JSON (the event stream): its errors still are."""
-    return {code: {"description": HTTPStatus(code).phrase,
-                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorView"}}}}
-            for code in codes}
+    return {
+        code: {
+            "description": HTTPStatus(code).phrase,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorView"}}},
+        }
+        for code in codes
+    }
 
 
 READ_ERRORS = errors(400, 401, 404, 422)

@@ -32,8 +32,13 @@ def host_name(host_header: str) -> str:
 
 async def send_error(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -49,14 +54,18 @@ class GuardMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
         if host_name(host) not in self.allowed_hosts:
-            await send_error(send, 400, "this server does not answer to that Host name "
-                                        "(add it to MORGUS_API_ALLOWED_HOSTS if it is yours)")
+            await send_error(
+                send,
+                400,
+                "this server does not answer to that Host name (add it to MORGUS_API_ALLOWED_HOSTS if it is yours)",
+            )
             return
         if scope["method"] not in SAFE_METHODS:
             content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if content_type != "application/json":
-                await send_error(send, 415, "requests that change something must be sent with "
-                                            "Content-Type: application/json")
+                await send_error(
+                    send, 415, "requests that change something must be sent with Content-Type: application/json"
+                )
                 return
             origin = headers.get("origin")
             if origin is not None and not _same_origin(origin, host):

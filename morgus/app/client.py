@@ -44,8 +44,9 @@ async def connect_temporal(settings: Settings, *, metrics: bool = False) -> Clie
     if settings.temporal_namespace != "default" or not config.get("namespace"):
         config["namespace"] = settings.temporal_namespace
     try:
-        return await Client.connect(**config, data_converter=pydantic_data_converter,
-                                    runtime=_runtime(settings) if metrics else None)
+        return await Client.connect(
+            **config, data_converter=pydantic_data_converter, runtime=_runtime(settings) if metrics else None
+        )
     except Exception:  # noqa: BLE001 - the SDK raises RuntimeError for connection problems
         raise Unavailable(
             f"cannot reach Temporal at {settings.temporal_address}; "

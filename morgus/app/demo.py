@@ -22,9 +22,11 @@ DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "demo.json"
 DEMO_QUEUE = "morgus-demo"
 DEMO_ANSWER = "Blue and cream, please."
 DEMO_SITES_URL = "http://127.0.0.1:8091"
-LOCAL_DEMO_TASK = ("A one-page website for my bakery, Crumb & Co. Write it as the file site/index.html: a heading "
-                   "with the name, one sentence about our sourdough, and the opening hours (Mon-Sat 7:00-18:00). "
-                   "Then deploy the site folder locally and tell me its URL.")
+LOCAL_DEMO_TASK = (
+    "A one-page website for my bakery, Crumb & Co. Write it as the file site/index.html: a heading "
+    "with the name, one sentence about our sourdough, and the opening hours (Mon-Sat 7:00-18:00). "
+    "Then deploy the site folder locally and tell me its URL."
+)
 LOCAL_DEMO_ANSWER = "Use your best judgement and carry on."
 
 
@@ -41,12 +43,19 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
             stack.local_model = start_local_model(settings, progress=lambda m: console.print(m, markup=False))
             from morgus.app.network import offline_env
 
-            env = {**worker_env(settings, stack.local_model), "OPENAI_API_KEY": "local", **offline_env(settings, console)}
-            task = TaskInput(title="Bakery page (local model)", description=LOCAL_DEMO_TASK,
-                             model=stack.local_model.alias)
+            env = {
+                **worker_env(settings, stack.local_model),
+                "OPENAI_API_KEY": "local",
+                **offline_env(settings, console),
+            }
+            task = TaskInput(
+                title="Bakery page (local model)", description=LOCAL_DEMO_TASK, model=stack.local_model.alias
+            )
             answer_text = LOCAL_DEMO_ANSWER
-            console.print(f"Local model {stack.local_model.alias} at {stack.local_model.url}: a real model, slow on a "
-                          "CPU (a turn takes seconds); every step prints as it happens.")
+            console.print(
+                f"Local model {stack.local_model.alias} at {stack.local_model.url}: a real model, slow on a "
+                "CPU (a turn takes seconds); every step prints as it happens."
+            )
         else:
             llm = ScriptedLLM()
             llm.load_file(DEMO_SCRIPT)
@@ -63,8 +72,10 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 
         sites = serve_sites(settings.home.resolve() / "sites", DEMO_SITES_URL)
         # Its own queue, so a `morgus up` worker with a real model never picks up the demo (and vice versa).
-        stack.start_worker({**env, "MORGUS_TASK_QUEUE": DEMO_QUEUE, "MORGUS_SITES_URL": DEMO_SITES_URL},
-                           log_file=settings.home.resolve() / "demo-worker.log")
+        stack.start_worker(
+            {**env, "MORGUS_TASK_QUEUE": DEMO_QUEUE, "MORGUS_SITES_URL": DEMO_SITES_URL},
+            log_file=settings.home.resolve() / "demo-worker.log",
+        )
         code = asyncio.run(_run(settings, console, task, answer_text))
         if keep:
             console.print(f"The site stays up at {DEMO_SITES_URL}/ while this runs; Ctrl-C stops.")
@@ -90,14 +101,20 @@ async def _run(settings: Settings, console: Console, task: TaskInput, answer_tex
     client = await connect_temporal(settings)
     handle = await start_task(client, task, task_queue=DEMO_QUEUE)
     task_id = handle.id.removeprefix("task-")
-    console.print(f"Task {task_id} started; watch it in the Temporal UI: "
-                  f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}")
+    console.print(
+        f"Task {task_id} started; watch it in the Temporal UI: "
+        f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
+    )
 
     async def answer(tid: str, step: dict) -> None:
         reply = answer_for(step, answer_text)
-        console.print(f"[yellow]The agent asks:[/yellow] {term_safe(step['content'] or '', newlines=True, markup=True)}")
-        console.print(f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] "
-                      f"{term_safe(reply, markup=True)}")
+        console.print(
+            f"[yellow]The agent asks:[/yellow] {term_safe(step['content'] or '', newlines=True, markup=True)}"
+        )
+        console.print(
+            f"[yellow]Answering (as you would with `morgus task answer {tid} …`):[/yellow] "
+            f"{term_safe(reply, markup=True)}"
+        )
         await answer_task(client, tid, reply)
 
     code = await follow(settings, client, task_id, console, on_question=answer)
@@ -106,8 +123,10 @@ async def _run(settings: Settings, console: Console, task: TaskInput, answer_tex
     store = await open_store(settings)
     try:
         for a in await store.fetch_artifacts(task_id):
-            console.print(f"[green]{term_safe(a['type'], markup=True)}:[/green] "
-                          f"{term_safe(a['url'] or a['path'], markup=True)}", highlight=False)
+            console.print(
+                f"[green]{term_safe(a['type'], markup=True)}:[/green] {term_safe(a['url'] or a['path'], markup=True)}",
+                highlight=False,
+            )
     finally:
         await store.close()
     from morgus.activities.tools.safe_fs import walk

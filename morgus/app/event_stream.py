@@ -36,8 +36,18 @@ class TooManyStreams(Exception):
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if k in ("id", "task_id") else
-                float(v) if k == "cost_usd" else v) for k, v in row.items()}
+    return {
+        k: (
+            v.isoformat()
+            if isinstance(v, datetime)
+            else str(v)
+            if k in ("id", "task_id")
+            else float(v)
+            if k == "cost_usd"
+            else v
+        )
+        for k, v in row.items()
+    }
 
 
 def render(ev: dict[str, Any]) -> str:
@@ -54,8 +64,9 @@ class Subscriber:
 
 
 class Broadcaster:
-    def __init__(self, dsn: str, store: Any, *, max_streams: int, keepalive_s: float = 15.0,
-                 queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self, dsn: str, store: Any, *, max_streams: int, keepalive_s: float = 15.0, queue_size: int = QUEUE_SIZE
+    ) -> None:
         self.dsn = dsn
         self.queue_size = queue_size
         self.store = store
@@ -87,8 +98,9 @@ class Broadcaster:
         delay = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True,
-                                                                application_name=APPLICATION_NAME) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self.dsn, autocommit=True, application_name=APPLICATION_NAME
+                ) as conn:
                     await conn.execute("listen morgus_events")
                     delay = 0.5
                     await self._broadcast()  # whatever committed while (re)connecting

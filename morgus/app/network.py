@@ -26,6 +26,9 @@ def offline_env(settings: Settings, console: Console) -> dict[str, str]:
     """{"MORGUS_OFFLINE": "1"} for the worker when the web cannot be reached (said once), else {}."""
     if settings.offline or internet_reachable():
         return {}
-    console.print("No internet route from this machine: search_web and fetch_url are not offered to the model "
-                  "(MORGUS_OFFLINE=1 for this worker).", markup=False)
+    console.print(
+        "No internet route from this machine: search_web and fetch_url are not offered to the model "
+        "(MORGUS_OFFLINE=1 for this worker).",
+        markup=False,
+    )
     return {"MORGUS_OFFLINE": "1"}

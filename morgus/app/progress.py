@@ -13,8 +13,16 @@ from morgus.app.terminal import term_safe
 from morgus.config import Settings
 
 ICONS = {
-    "TASK_START": "▶", "PHASE_START": "■", "LLM_RESPONSE": "💬", "TOOL_CALL": "→", "TOOL_RESULT": "←",
-    "NOTIFICATION": "🔔", "QUESTION": "?", "ANSWER": "✎", "ERROR": "✗", "TASK_END": "✓",
+    "TASK_START": "▶",
+    "PHASE_START": "■",
+    "LLM_RESPONSE": "💬",
+    "TOOL_CALL": "→",
+    "TOOL_RESULT": "←",
+    "NOTIFICATION": "🔔",
+    "QUESTION": "?",
+    "ANSWER": "✎",
+    "ERROR": "✗",
+    "TASK_END": "✓",
 }
 
 
@@ -32,8 +40,14 @@ def render_step(step: dict[str, Any], width: int = 160) -> str:
 OnQuestion = Callable[[str, dict], Awaitable[None]]  # (task id, the QUESTION step)
 
 
-async def follow(settings: Settings, client: Client, task_id: str, console: Console,
-                 on_question: OnQuestion | None = None, poll_s: float = 0.3) -> int:
+async def follow(
+    settings: Settings,
+    client: Client,
+    task_id: str,
+    console: Console,
+    on_question: OnQuestion | None = None,
+    poll_s: float = 0.3,
+) -> int:
     """Print steps until the task ends. Returns 0 if it completed, 1 otherwise."""
     from morgus.app.client import open_store
 
@@ -54,8 +68,11 @@ async def follow(settings: Settings, client: Client, task_id: str, console: Cons
                 for step in await store.fetch_steps(task_id, after=last_seq):
                     console.print(render_step(step), markup=False)
                 row = await store.fetch_task(task_id) or {}
-                console.print(f"task {task_id}: {term_safe(row.get('status', desc.status.name.lower() if desc.status else 'unknown'))}"
-                              f"  ({row.get('total_tokens', 0)} tokens, {row.get('step_count', 0)} steps)", markup=False)
+                console.print(
+                    f"task {task_id}: {term_safe(row.get('status', desc.status.name.lower() if desc.status else 'unknown'))}"
+                    f"  ({row.get('total_tokens', 0)} tokens, {row.get('step_count', 0)} steps)",
+                    markup=False,
+                )
                 return 0 if row.get("status") == "completed" else 1
             await asyncio.sleep(poll_s)
     finally:

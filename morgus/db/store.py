@@ -86,7 +86,10 @@ _COST_MAX = 99_999_999.0  # numeric(14, 6)
 def _usage_values(u: TokenUsage) -> list[Any]:
     """Token counts and cost as the columns can hold them: a provider reporting absurd usage must not make the
     write fail forever."""
-    counts = [max(0, min(int(n), _BIGINT_MAX)) for n in (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens)]
+    counts = [
+        max(0, min(int(n), _BIGINT_MAX))
+        for n in (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens)
+    ]
     cost = u.cost_usd if math.isfinite(u.cost_usd) else _COST_MAX
     return [*counts, max(0.0, min(cost, _COST_MAX))]
 
@@ -161,10 +164,7 @@ class Store:
         await cur.executemany(
             "insert into task_steps (id, task_id, seq, phase, type, content, metadata) "
             "values (%s, %s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
-            [
-                (step_id(task_id, s.seq), task_id, s.seq, s.phase, s.type, s.content, Jsonb(s.metadata))
-                for s in steps
-            ],
+            [(step_id(task_id, s.seq), task_id, s.seq, s.phase, s.type, s.content, Jsonb(s.metadata)) for s in steps],
         )
         await cur.execute(
             "update tasks set step_count = greatest(step_count, %s), updated_at = now() where id = %s",
@@ -254,14 +254,22 @@ class Store:
         elif u.clear_question:
             sets.append("pending_question = null")
         if u.usage is not None:
-            sets += ["prompt_tokens = %s", "completion_tokens = %s", "total_tokens = %s", "cached_tokens = %s", "cost_usd = %s"]
+            sets += [
+                "prompt_tokens = %s",
+                "completion_tokens = %s",
+                "total_tokens = %s",
+                "cached_tokens = %s",
+                "cost_usd = %s",
+            ]
             args += _usage_values(u.usage)
         if u.completed:
             sets.append("completed_at = coalesce(completed_at, now())")
         await cur.execute(f"update tasks set {', '.join(sets)} where id = %s", (*args, task_id))
 
     @retried
-    async def insert_pending(self, task_id: str, workflow_id: str, title: str, description: str, model: str | None) -> None:
+    async def insert_pending(
+        self, task_id: str, workflow_id: str, title: str, description: str, model: str | None
+    ) -> None:
         """The API shows a task the moment it is submitted, before a worker picks it up."""
         async with self.pool.connection() as conn:
             await conn.execute(
@@ -282,18 +290,26 @@ class Store:
     # ------------------------------------------------------------------ reads (CLI, API, tests)
 
     @retried
-    async def search_tasks(self, *, status: str | None, phase: str | None, q: str | None, limit: int,
-                           cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def search_tasks(
+        self, *, status: str | None, phase: str | None, q: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; `cursor` is the opaque `next_cursor` of the previous page (created_at|id)."""
-        after_ts, after_id = (cursor.split("|", 1) if cursor and "|" in cursor else (None, None))
+        after_ts, after_id = cursor.split("|", 1) if cursor and "|" in cursor else (None, None)
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "select * from tasks where (%(s)s::text is null or status = %(s)s) and (%(p)s::text is null or phase = %(p)s) "
                 "and (%(q)s::text is null or title ilike %(like)s or description ilike %(like)s) "
                 "and (%(ts)s::timestamptz is null or (created_at, id) < (%(ts)s::timestamptz, %(id)s::uuid)) "
                 "order by created_at desc, id desc limit %(l)s",
-                {"s": status, "p": phase, "q": q, "like": f"%{like_escape(q)}%" if q else None, "ts": after_ts, "id": after_id,
-                 "l": limit + 1},
+                {
+                    "s": status,
+                    "p": phase,
+                    "q": q,
+                    "like": f"%{like_escape(q)}%" if q else None,
+                    "ts": after_ts,
+                    "id": after_id,
+                    "l": limit + 1,
+                },
             )
             rows = await cur.fetchall()
         more = len(rows) > limit
@@ -321,7 +337,6 @@ class Store:
                 (after, task_id, task_id, limit),
             )
             return await cur.fetchall()
-
 
     @retried
     async def fetch_task(self, task_id: str) -> dict[str, Any] | None:

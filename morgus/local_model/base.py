@@ -29,8 +29,13 @@ class Bar:
             from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
-            self._rich = RichProgress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                                      TimeRemainingColumn(), transient=True)
+            self._rich = RichProgress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self._rich.start()
             self._task = self._rich.add_task(what, total=total)
 

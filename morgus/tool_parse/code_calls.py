@@ -39,7 +39,9 @@ _CALL_GAP = re.compile(r"[ \t\f\r\n`;,]*")
 _LEAD_LOOKBACK = 80  # how far back the lead is looked for: a 1 MB line of mentions costs no scan per mention
 
 
-def named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[int]) -> list[tuple[int, int, ParsedCall]]:
+def named_calls(
+    text: str, tools: Mapping[str, Collection[str]], budget: list[int]
+) -> list[tuple[int, int, ParsedCall]]:
     """Calls written as `name(…)` in Python syntax or as `name{…}` (the arguments object right after the name).
     Only literal arguments count (`file_write(path, content)` in prose names variables: not a call), and a call
     with no argument only when it is the whole reply, so a sentence mentioning `file_list()` stays a sentence.
@@ -50,8 +52,9 @@ def named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[in
     (a script that a refused call holds) is never taken for a call."""
     if not tools:
         return []
-    name_re = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(tools, key=len, reverse=True)))
-                         + r")[ \t]*([({])")
+    name_re = re.compile(
+        r"(?<![\w.])(" + "|".join(map(re.escape, sorted(tools, key=len, reverse=True))) + r")[ \t]*([({])"
+    )
     found: list[tuple[int, int, ParsedCall]] = []
     pos = 0
     for _ in range(MAX_NAMED_CANDIDATES):
@@ -79,7 +82,7 @@ def named_calls(text: str, tools: Mapping[str, Collection[str]], budget: list[in
             elif lead is not None:  # and so do the backticks and the bracket before the call
                 start -= len(lead.group().lstrip("\n\r:"))
         pos = max(pos, end)
-        if args is None or (not args and text.strip() != text[m.start():end].strip()):
+        if args is None or (not args and text.strip() != text[m.start() : end].strip()):
             continue
         try:  # allow_nan=False: `1e999` is inf, NaN is NaN, neither of which JSON can carry
             call = ParsedCall(name, json.dumps(args, ensure_ascii=False, allow_nan=False))
@@ -119,8 +122,9 @@ def _param_order(params: Collection[str]) -> list[str]:
     return list(params) if not isinstance(params, (set, frozenset)) else sorted(params) if len(params) == 1 else []
 
 
-def _python_call(text: str, start: int, paren: int, params: Collection[str],
-                 budget: list[int]) -> tuple[int, dict | None]:
+def _python_call(
+    text: str, start: int, paren: int, params: Collection[str], budget: list[int]
+) -> tuple[int, dict | None]:
     """(end, arguments) of the Python call `name(…)` at `start`; arguments None when it is not a literal call.
     _call_end only finds where the call may end; ast.parse decides whether it is one."""
     end, read = _call_end(text, paren)
@@ -148,6 +152,7 @@ def _python_call(text: str, start: int, paren: int, params: Collection[str],
     if not all(isinstance(k, str) and k in params for k in args):
         return end, None
     return end, args
+
 
 _COLON_LEAD = re.compile(r"[ \t`*]*(\w+)[ \t]*:[ \t]*")
 # a value written without quotes: one word of a path or a number (no blank, comma or quote), as in `site/index.html`

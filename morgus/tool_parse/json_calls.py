@@ -75,7 +75,7 @@ def _wrapped(value: dict, params: Collection[str] | None) -> bool:
     """{"arguments": {...}} around the real arguments, where the tool has no argument of that name."""
     if len(value) != 1:
         return False
-    (key, inner), = value.items()
+    ((key, inner),) = value.items()
     return key in ARGUMENT_KEYS and isinstance(inner, dict) and (params is None or key not in params)
 
 
@@ -96,7 +96,9 @@ def call_from(obj: Any, tools: Mapping[str, Collection[str]], depth: int = 0) ->
         return []
     args_key = next((k for k in ARGUMENT_KEYS if k in obj), None)
     # {"name": "file_read", "path": "x"}: the arguments were written beside the name
-    raw = obj[args_key] if args_key is not None else {k: v for k, v in obj.items() if k not in NAME_KEYS and k != "type"}
+    raw = (
+        obj[args_key] if args_key is not None else {k: v for k, v in obj.items() if k not in NAME_KEYS and k != "type"}
+    )
     try:
         return [ParsedCall(name, normalise_arguments(raw, tools[name]))]
     except RecursionError:  # arguments nested too deeply to encode again: not a call we can run
@@ -117,7 +119,7 @@ def decode_at(decoder: json.JSONDecoder, text: str, start: int) -> tuple[Any, in
     """(value, end, cost) of the JSON value at `start`; raises ValueError (cost in args[1]) if there is none."""
     size, cost = DECODE_WINDOW, 0  # cost: characters parsed (a window that was too small counts whole)
     while True:
-        chunk = text[start:start + size]
+        chunk = text[start : start + size]
         try:
             value, end = decoder.raw_decode(chunk)
             return value, start + end, cost + end
@@ -154,7 +156,6 @@ def json_values(text: str, budget: list[int]) -> list[tuple[int, int, Any]]:
         found.append((start, end, value))
         i = end
     return found
-
 
 
 def lone_arguments(content: str, tools: Mapping[str, Collection[str]]) -> ParsedCall | None:

@@ -53,7 +53,9 @@ class BudgetPolicy:
         a limit of 0, which only `model_construct` can build (inputs and signals are validated), raises."""
         b = self.budget
         return Budget(
-            max_tokens_total=b.max_tokens_total * 2 if b.max_tokens_total and self.tokens_reached() else b.max_tokens_total,
+            max_tokens_total=b.max_tokens_total * 2
+            if b.max_tokens_total and self.tokens_reached()
+            else b.max_tokens_total,
             max_cost_usd=b.max_cost_usd * 2 if b.max_cost_usd and self.cost_reached() else b.max_cost_usd,
             max_steps=b.max_steps * 2 if b.max_steps and self.steps_reached() else b.max_steps,
         )

@@ -52,7 +52,7 @@ def decode_input(raw: RawValue | None) -> TaskInput:
     lone surrogate, not an object, a 1 MB description, `max_iterations_per_phase: 0`) raises InvalidInput
     instead of failing every workflow task forever."""
     if raw is None:
-        raise InvalidInput("no input was given; start the task with a JSON object such as {\"description\": \"...\"}")
+        raise InvalidInput('no input was given; start the task with a JSON object such as {"description": "..."}')
     try:
         value = workflow.payload_converter().from_payload(raw.payload, TaskInput)
     except ValidationError as e:
@@ -63,7 +63,7 @@ def decode_input(raw: RawValue | None) -> TaskInput:
     except Exception as e:  # noqa: BLE001 - any decoding failure (unknown encoding, bad bytes) is the same verdict
         raise InvalidInput(f"the task input could not be decoded: {clean_text(str(e))[:300]}") from None
     if not isinstance(value, TaskInput):  # e.g. a binary/null payload decodes to None
-        raise InvalidInput("the task input must be a JSON object such as {\"description\": \"...\"}")
+        raise InvalidInput('the task input must be a JSON object such as {"description": "..."}')
     return value
 
 

@@ -82,9 +82,13 @@ class Ledger:
 
     # ------------------------------------------------------------------ steps
 
-    def defer_step(self, phase: Phase | None, type_: StepType, content: str, metadata: dict[str, Any] | None = None) -> None:
+    def defer_step(
+        self, phase: Phase | None, type_: StepType, content: str, metadata: dict[str, Any] | None = None
+    ) -> None:
         """A step written with the next LLM turn (or at the end); numbered when the next number is handed out."""
-        self._deferred.append(StepRecord(seq=UNNUMBERED, phase=phase, type=type_, content=content, metadata=metadata or {}))
+        self._deferred.append(
+            StepRecord(seq=UNNUMBERED, phase=phase, type=type_, content=content, metadata=metadata or {})
+        )
 
     def number_deferred(self) -> int:
         """Number the deferred steps that have no number yet; returns the next free step number."""
@@ -94,7 +98,9 @@ class Ledger:
                 self._state.step_seq += 1
         return self._state.step_seq
 
-    def step(self, phase: Phase | None, type_: StepType, content: str, metadata: dict[str, Any] | None = None) -> StepRecord:
+    def step(
+        self, phase: Phase | None, type_: StepType, content: str, metadata: dict[str, Any] | None = None
+    ) -> StepRecord:
         """A step the workflow writes itself, numbered now (after any deferred ones)."""
         seq = self.number_deferred()
         self._state.step_seq = seq + 1
@@ -116,8 +122,12 @@ class Ledger:
 
     def llm_slots(self) -> LlmSlots:
         step_seq = self.number_deferred()
-        return LlmSlots(message_count=self._state.message_count, append=list(self._state.pending_messages),
-                        step_seq=step_seq, pending_steps=list(self._deferred))
+        return LlmSlots(
+            message_count=self._state.message_count,
+            append=list(self._state.pending_messages),
+            step_seq=step_seq,
+            pending_steps=list(self._deferred),
+        )
 
     def llm_turn_stored(self, slots: LlmSlots, reply_seq: int, steps_written: int) -> None:
         """The LLM activity stored the queued messages, the deferred steps and its reply (in `reply_seq`) with

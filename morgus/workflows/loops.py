@@ -85,7 +85,7 @@ class LoopDetector:
             return None
         reps = self._reps
         for p in range(2, MAX_CYCLE + 1):
-            if len(history) >= reps * p and history[-reps * p:] == history[-p:] * reps and len(set(history[-p:])) > 1:
+            if len(history) >= reps * p and history[-reps * p :] == history[-p:] * reps and len(set(history[-p:])) > 1:
                 return Loop(kind, p, reps)
         return None
 

@@ -99,23 +99,31 @@ LLM_RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=["LlmRequestRejected"],
 )
-TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+TOOL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+)
 # A command is never re-run behind the model's back: if the sandbox's worker dies, the workflow recreates the
 # sandbox and runs the call once more itself.
 SANDBOX_TOOL_RETRY = RetryPolicy(maximum_attempts=1)
-SANDBOX_CREATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+SANDBOX_CREATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=10
+)
 HOST_QUEUE_PICKUP = timedelta(seconds=30)  # how long a host queue may go unanswered before its worker counts as gone
 # Projection must never give up: a database outage delays the mirror, it does not fail the task.
-PROJECTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+PROJECTION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=0
+)
 
 
 # ask_user arguments are cleaned (NUL, lone surrogates) before validation
 ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
 # EXECUTE whose last command failed, with nothing deployed since, is told so once before it may end.
 EXECUTE_FAILED_RUN_PATCH = "execute-failed-run-v1"
-FAILED_RUN_NUDGE = ("Your last command failed and nothing is deployed. Run a command that works, or deploy the result "
-                    "with a deploy tool; if the failure cannot be fixed in this phase, reply without a tool call and "
-                    "say why.")
+FAILED_RUN_NUDGE = (
+    "Your last command failed and nothing is deployed. Run a command that works, or deploy the result "
+    "with a deploy tool; if the failure cannot be fixed in this phase, reply without a tool call and "
+    "say why."
+)
 # A completed task's summary ends with what the tools reported (files, runs, deployments, commits).
 CHECKED_SUMMARY_PATCH = "checked-summary-v1"
 # The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
@@ -242,8 +250,9 @@ class TaskWorkflow:
         self._work = workflow.patched(PHASE_WORK_PATCH)
         try:
             if task_input.resume is None:
-                await self._set_status(TaskStatus.running,
-                                       steps=[self._step(None, StepType.TASK_START, task_input.display_title())])
+                await self._set_status(
+                    TaskStatus.running, steps=[self._step(None, StepType.TASK_START, task_input.display_title())]
+                )
             if self._work and self._state.unavailable_tools is None:
                 await self._learn_capabilities()
             elif self._lease.ref is not None:
@@ -257,13 +266,16 @@ class TaskWorkflow:
                 self._state.phase_started = False
                 self._state.iteration = 0
             if self._work and self._input.limits.require_work and not (self._state.built or self._state.work_waived):
-                raise ApplicationError("The task built nothing: no file was written or changed.", type="NothingBuilt",
-                                       non_retryable=True)
+                raise ApplicationError(
+                    "The task built nothing: no file was written or changed.", type="NothingBuilt", non_retryable=True
+                )
             summary = self._last_reply or "Task completed."
             if self._work and workflow.patched(CHECKED_SUMMARY_PATCH):
                 # the model's last words may claim a deployment or a commit no tool made: the summary ends with
                 # what the tools reported
-                summary = self._last_reply = f"{summary}\n\n{checked_facts(self._state.built, self._state.succeeded_tools)}"
+                summary = self._last_reply = (
+                    f"{summary}\n\n{checked_facts(self._state.built, self._state.succeeded_tools)}"
+                )
             await self._finish(TaskStatus.completed, summary)
             return self._result()
         except _Cancelled:
@@ -283,8 +295,9 @@ class TaskWorkflow:
     async def _reject_input(self, message: str) -> None:
         """Fail at once, non-retryable, after an `error` row for the task (its id comes from the workflow id)."""
         self._error = message
-        await self._set_status(TaskStatus.error, [self._step(None, StepType.ERROR, message)], completed=True,
-                               error_message=message)
+        await self._set_status(
+            TaskStatus.error, [self._step(None, StepType.ERROR, message)], completed=True, error_message=message
+        )
         raise ApplicationError(message, type="TaskInputInvalid", non_retryable=True)
 
     async def _start_phase(self, spec: PhaseSpec) -> None:
@@ -394,8 +407,13 @@ class TaskWorkflow:
             return f"ask_user:{call.digest}" if self._work else f"ask_user:{call.id}"
         slots = self._ledger.tool_slots()
         req = ToolRequest(
-            task_id=self._task_id, phase=spec.phase, call=call, assistant_seq=assistant_seq,
-            result_seq=slots.result_seq, step_seq=slots.step_seq, repo_url=self._input.repo_url,
+            task_id=self._task_id,
+            phase=spec.phase,
+            call=call,
+            assistant_seq=assistant_seq,
+            result_seq=slots.result_seq,
+            step_seq=slots.step_seq,
+            repo_url=self._input.repo_url,
         )
         try:
             if call.name in SANDBOX_TOOLS:
@@ -433,8 +451,9 @@ class TaskWorkflow:
             st.succeeded_tools = sorted({*st.succeeded_tools, call.name})
         if phase is Phase.BUILD and outcome.changed:
             st.phase_worked = True
-        if phase is Phase.EXECUTE and ((call.name == "shell_exec" and outcome.ran)
-                                       or (call.name in DEPLOY_TOOLS and outcome.ok)):
+        if phase is Phase.EXECUTE and (
+            (call.name == "shell_exec" and outcome.ran) or (call.name in DEPLOY_TOOLS and outcome.ok)
+        ):
             st.phase_worked = True
         if phase is Phase.EXECUTE and call.name == "shell_exec" and outcome.ran:
             st.last_run_failed = not outcome.ok
@@ -445,8 +464,14 @@ class TaskWorkflow:
         """A reply without a tool call ends the phase once its work is shown. Otherwise the model is told once;
         if it still has nothing, the user decides: move on anyway, retry (their words reach the model), or stop."""
         st = self._state
-        if (st.phase_worked and st.last_run_failed and not st.failure_nudged and self._input.limits.require_work
-                and spec.phase is Phase.EXECUTE and workflow.patched(EXECUTE_FAILED_RUN_PATCH)):
+        if (
+            st.phase_worked
+            and st.last_run_failed
+            and not st.failure_nudged
+            and self._input.limits.require_work
+            and spec.phase is Phase.EXECUTE
+            and workflow.patched(EXECUTE_FAILED_RUN_PATCH)
+        ):
             # a failing run is EXECUTE's work, but ending on it leaves the task undeployed: said once (a 1.5B model
             # ran a missing script, exit 1, then wrote "Deploy 'site' with deploy_local" as text and stopped)
             st.failure_nudged = True
@@ -460,15 +485,17 @@ class TaskWorkflow:
             return False
         phase = spec.phase.value
         answer = await self._wait_for_human(
-            spec.phase, f"{phase} produced no {spec.needs_work}. Continue anyway, retry, or stop? "
-                        "Answer 'continue' to go to the next phase, 'stop' to end the task, or anything else to "
-                        "retry (your words are passed to the agent).",
+            spec.phase,
+            f"{phase} produced no {spec.needs_work}. Continue anyway, retry, or stop? "
+            "Answer 'continue' to go to the next phase, 'stop' to end the task, or anything else to "
+            "retry (your words are passed to the agent).",
             {"kind": "no_work"},
         )
         assert answer is not None
         if starts_with(answer, STOP_WORDS):
-            raise ApplicationError(f"Stopped by the user: {phase} produced no {spec.needs_work}.", type="NoWork",
-                                   non_retryable=True)
+            raise ApplicationError(
+                f"Stopped by the user: {phase} produced no {spec.needs_work}.", type="NoWork", non_retryable=True
+            )
         if starts_with(answer, ("continue", "yes", *MOVE_ON_WORDS)):
             st.work_waived = True
             return True
@@ -482,20 +509,25 @@ class TaskWorkflow:
         phase = spec.phase.value
         if spec.needs_work is None:
             self._ledger.defer_step(
-                spec.phase, StepType.NOTIFICATION,
+                spec.phase,
+                StepType.NOTIFICATION,
                 f"Phase {phase} reached its iteration cap ({limit} LLM calls); moving on with what it has.",
                 {"kind": "iteration_cap"},
             )
             return True
         answer = await self._wait_for_human(
-            spec.phase, f"Phase {phase} reached its iteration cap ({limit} LLM calls) without finishing. Answer "
-                        f"'continue' for {limit} more calls, 'move on' to go to the next phase, or 'stop'.",
+            spec.phase,
+            f"Phase {phase} reached its iteration cap ({limit} LLM calls) without finishing. Answer "
+            f"'continue' for {limit} more calls, 'move on' to go to the next phase, or 'stop'.",
             {"kind": "iteration_cap"},
         )
         assert answer is not None
         if starts_with(answer, STOP_WORDS):
-            raise ApplicationError(f"Stopped by the user: phase {phase} reached its iteration cap ({limit} LLM calls).",
-                                   type="IterationCapReached", non_retryable=True)
+            raise ApplicationError(
+                f"Stopped by the user: phase {phase} reached its iteration cap ({limit} LLM calls).",
+                type="IterationCapReached",
+                non_retryable=True,
+            )
         if starts_with(answer, MOVE_ON_WORDS):
             self._state.work_waived = self._state.work_waived or not self._state.phase_worked
             return True
@@ -504,8 +536,9 @@ class TaskWorkflow:
             self._queue_message("user", f"The user says how to proceed: {answer}")
         return False
 
-    def _start_tool(self, req: ToolRequest, retry: RetryPolicy,
-                    queue: str | None = None) -> workflow.ActivityHandle[ToolOutcome]:
+    def _start_tool(
+        self, req: ToolRequest, retry: RetryPolicy, queue: str | None = None
+    ) -> workflow.ActivityHandle[ToolOutcome]:
         """Tools are registered one activity per tool, named `tool:<name>` (morgus/activities/tool_runner.py), so they are
         started by that name; the result type is given here so callers get a ToolOutcome."""
         timeouts = self._input.timeouts
@@ -552,15 +585,17 @@ class TaskWorkflow:
         return ref
 
     def _supervise(self, ref: SandboxRef) -> None:
-        self._lease.supervised_by(workflow.start_activity_method(
-            SandboxActivities.supervise,
-            ref,
-            task_queue=ref.host_queue,
-            start_to_close_timeout=timedelta(days=30),
-            schedule_to_start_timeout=HOST_QUEUE_PICKUP,
-            heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
-            retry_policy=RetryPolicy(maximum_attempts=1),
-        ))
+        self._lease.supervised_by(
+            workflow.start_activity_method(
+                SandboxActivities.supervise,
+                ref,
+                task_queue=ref.host_queue,
+                start_to_close_timeout=timedelta(days=30),
+                schedule_to_start_timeout=HOST_QUEUE_PICKUP,
+                heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        )
 
     async def _release_sandbox(self) -> None:
         """Remove the task's sandbox: through its own worker, else through any worker on the same Docker host
@@ -572,8 +607,12 @@ class TaskWorkflow:
         for queue in queues:
             try:
                 await workflow.execute_activity_method(
-                    SandboxActivities.destroy, ref, task_queue=queue, start_to_close_timeout=timedelta(seconds=60),
-                    schedule_to_start_timeout=HOST_QUEUE_PICKUP, retry_policy=RetryPolicy(maximum_attempts=3),
+                    SandboxActivities.destroy,
+                    ref,
+                    task_queue=queue,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_start_timeout=HOST_QUEUE_PICKUP,
+                    retry_policy=RetryPolicy(maximum_attempts=3),
                 )
                 return
             except ActivityError as e:
@@ -588,17 +627,21 @@ class TaskWorkflow:
                 args = clean_json(args)
             question = AskUserArgs.model_validate(args).question
         except (ValueError, ValidationError, RecursionError) as e:  # RecursionError: `[[[[…` arguments
-            return self._queue_tool_error(phase, call, f"ask_user needs {{\"question\": \"...\"}}: {e}")
+            return self._queue_tool_error(phase, call, f'ask_user needs {{"question": "..."}}: {e}')
         answer = await self._wait_for_human(phase, question, {"tool_call_id": call.id})
         assert answer is not None
         self._queue_message("tool", answer, tool_call_id=call.id)
 
-    async def _wait_for_human(self, phase: Phase, question: str, metadata: dict,
-                              unblock: Callable[[], bool] | None = None) -> str | None:
+    async def _wait_for_human(
+        self, phase: Phase, question: str, metadata: dict, unblock: Callable[[], bool] | None = None
+    ) -> str | None:
         """Ask and wait, durably. Returns the answer, or None if `unblock` released the wait instead."""
         self._question, self._answer = question, None
-        await self._set_status(TaskStatus.waiting_for_input, [self._step(phase, StepType.QUESTION, question, metadata)],
-                               pending_question=question)
+        await self._set_status(
+            TaskStatus.waiting_for_input,
+            [self._step(phase, StepType.QUESTION, question, metadata)],
+            pending_question=question,
+        )
         await workflow.wait_condition(
             lambda: self._answer is not None or self._cancel is not None or bool(unblock and unblock())
         )
@@ -619,8 +662,10 @@ class TaskWorkflow:
         `raise_budget` signal sets new limits directly."""
         self._budget_raised = False
         answer = await self._wait_for_human(
-            phase, f"Budget reached ({reason}) — raise it or stop? Answer 'stop', or anything else to double it.",
-            {"kind": "budget"}, unblock=lambda: self._budget_raised,
+            phase,
+            f"Budget reached ({reason}) — raise it or stop? Answer 'stop', or anything else to double it.",
+            {"kind": "budget"},
+            unblock=lambda: self._budget_raised,
         )
         if answer is None:
             return
@@ -645,20 +690,30 @@ class TaskWorkflow:
         if not detector.should_ask_user():
             # the way out is named first: a model that has done the phase's work often repeats its last call
             # because it does not see that a reply without a tool call ends the phase
-            self._queue_message("user", f"Loop detected: you have {what} {n} times in a row. Stop repeating it. If "
-                                        "this phase's work is done, reply without a tool call to end the phase; "
-                                        "otherwise try a different approach, or ask the user.")
+            self._queue_message(
+                "user",
+                f"Loop detected: you have {what} {n} times in a row. Stop repeating it. If "
+                "this phase's work is done, reply without a tool call to end the phase; "
+                "otherwise try a different approach, or ask the user.",
+            )
             return False
         choices = workflow.patched(LOOP_CHOICES_PATCH)
-        question = f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?"
+        question = (
+            f"The agent seems stuck: it has {what} {n} times in a row, even after being told. How should it proceed?"
+        )
         if choices:  # the same choices as the other questions a stuck phase asks, so a user can get it unstuck
-            question += (" Answer 'move on' to go to the next phase, 'stop' to end the task, or anything else to "
-                         "tell the agent what to do.")
+            question += (
+                " Answer 'move on' to go to the next phase, 'stop' to end the task, or anything else to "
+                "tell the agent what to do."
+            )
         answer = await self._wait_for_human(phase, question, {"kind": "loop"})
         assert answer is not None
         if choices and starts_with(answer, STOP_WORDS):
-            raise ApplicationError(f"Stopped by the user: the agent was stuck in phase {phase.value} ({what}).",
-                                   type="LoopStopped", non_retryable=True)
+            raise ApplicationError(
+                f"Stopped by the user: the agent was stuck in phase {phase.value} ({what}).",
+                type="LoopStopped",
+                non_retryable=True,
+            )
         if choices and starts_with(answer, MOVE_ON_WORDS):
             self._state.work_waived = self._state.work_waived or not self._state.phase_worked
             return True
@@ -670,8 +725,13 @@ class TaskWorkflow:
         result = await self._cancellable(
             workflow.start_activity_method(
                 LlmActivities.condense,
-                CondenseRequest(task_id=self._task_id, phase=spec.phase, model=self._input.model,
-                                message_count=req.message_count, append=req.append),
+                CondenseRequest(
+                    task_id=self._task_id,
+                    phase=spec.phase,
+                    model=self._input.model,
+                    message_count=req.message_count,
+                    append=req.append,
+                ),
                 start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
                 heartbeat_timeout=timedelta(seconds=t.heartbeat),
                 retry_policy=LLM_RETRY,
@@ -709,8 +769,9 @@ class TaskWorkflow:
     def _queue_tool_error(self, phase: Phase, call: ToolCall, error: str, seq: int | None = None) -> None:
         """A call the workflow rejects: its error result and step are written by the next LLM activity."""
         self._queue_message("tool", f"Error: {error}", tool_call_id=call.id, seq=seq)
-        self._ledger.defer_step(phase, StepType.TOOL_RESULT, f"Error: {error}",
-                                {"tool": call.name, "tool_call_id": call.id, "ok": False})
+        self._ledger.defer_step(
+            phase, StepType.TOOL_RESULT, f"Error: {error}", {"tool": call.name, "tool_call_id": call.id, "ok": False}
+        )
 
     def _step(self, phase: Phase | None, type_: StepType, content: str, metadata: dict | None = None) -> StepRecord:
         return self._ledger.step(phase, type_, content, metadata)

@@ -18,8 +18,15 @@ from tests.conftest import free_port
 async def served(settings: Any, client: Any, store: Any, **app_kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The app on its own port (generous connection limits, for the tests that open many streams)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, client=client, store=store, **app_kwargs),
-                                           host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, client=client, store=store, **app_kwargs),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)
@@ -36,5 +43,5 @@ def is_error(resp: httpx.Response, status: int) -> str:
     assert resp.status_code == status, (resp.status_code, resp.text)
     body = resp.json()
     assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
-    assert "Traceback" not in resp.text and "File \"" not in resp.text
+    assert "Traceback" not in resp.text and 'File "' not in resp.text
     return body["error"]

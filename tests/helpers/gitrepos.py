@@ -32,7 +32,11 @@ def trap_repo(path: Path, mark: Path) -> None:
     bare_repo(path)
     plumb = ["git", "--git-dir", str(path), "-c", "user.name=a", "-c", "user.email=a@b"]
     tree = subprocess.run([*plumb, "mktree"], input=b"", capture_output=True, check=True).stdout.decode().strip()
-    commit = subprocess.run([*plumb, "commit-tree", tree, "-m", "c"], capture_output=True, check=True).stdout.decode().strip()
+    commit = (
+        subprocess.run([*plumb, "commit-tree", tree, "-m", "c"], capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
     subprocess.run([*plumb, "update-ref", "HEAD", commit], check=True)
     for hook in ("pre-commit", "post-commit", "pre-receive", "post-receive", "update", "post-index-change"):
         h = path / "hooks" / hook

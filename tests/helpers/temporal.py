@@ -9,5 +9,6 @@ from morgus.app.stack import temporal_binary
 
 
 def temporal_cli(settings: Any, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([temporal_binary(), *args, "--address", settings.temporal_address],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [temporal_binary(), *args, "--address", settings.temporal_address], capture_output=True, text=True, timeout=60
+    )

@@ -71,8 +71,9 @@ def _publish(workspace: Path, directory: str, sites: Path, task_id: str) -> tupl
         staging.mkdir(mode=0o755)
         try:
             with safe_fs.closing_fd(os.open(staging, safe_fs.PATH_DIR)) as dst:
-                report = safe_fs.copy_regular_tree(src, dst, max_files=MAX_SITE_FILES, max_bytes=MAX_SITE_BYTES,
-                                                   skip_dirs=frozenset({".git"}))
+                report = safe_fs.copy_regular_tree(
+                    src, dst, max_files=MAX_SITE_FILES, max_bytes=MAX_SITE_BYTES, skip_dirs=frozenset({".git"})
+                )
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -90,7 +91,7 @@ def _skipped(report: safe_fs.CopyReport) -> str:
         return ""
     shown = ", ".join(report.skipped[:SHOW_SKIPPED])
     more = f", and {len(report.skipped) - SHOW_SKIPPED} more" if len(report.skipped) > SHOW_SKIPPED else ""
-    return (f"; skipped {len(report.skipped)} (only regular files and folders are published): {shown}{more}")
+    return f"; skipped {len(report.skipped)} (only regular files and folders are published): {shown}{more}"
 
 
 @tool("deploy_local", DeployLocalArgs, "Publish a built static site on this Morgus server; returns its URL.")
@@ -103,30 +104,58 @@ async def deploy_local(ctx: ToolContext, args: DeployLocalArgs) -> ToolOutput:
     directory = safe_fs.show(args.directory)
     return ToolOutput(
         content=f"deployed {report.files} file(s) from {directory} to {url}{_skipped(report)}",
-        artifacts=[ArtifactRecord(type="deployment", name=f"local: {directory}", url=url, path=str(target),
-                                  metadata={"target": "local", "files": report.files, "bytes": report.bytes,
-                                            "skipped": len(report.skipped)})],
+        artifacts=[
+            ArtifactRecord(
+                type="deployment",
+                name=f"local: {directory}",
+                url=url,
+                path=str(target),
+                metadata={
+                    "target": "local",
+                    "files": report.files,
+                    "bytes": report.bytes,
+                    "skipped": len(report.skipped),
+                },
+            )
+        ],
     )
 
 
-@tool("cloudflare_deploy", CloudflareDeployArgs, "Deploy a built static site to Cloudflare Pages (needs credentials and network).", sandbox=True)
+@tool(
+    "cloudflare_deploy",
+    CloudflareDeployArgs,
+    "Deploy a built static site to Cloudflare Pages (needs credentials and network).",
+    sandbox=True,
+)
 async def cloudflare_deploy(ctx: ToolContext, args: CloudflareDeployArgs) -> ToolOutput:
     token, account = ctx.settings.cloudflare_api_token, ctx.settings.cloudflare_account_id
     if not token or not account:
-        raise ToolError("Cloudflare credentials are not configured (CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID); "
-                        "use deploy_local(directory) to publish the site on this Morgus server instead")
+        raise ToolError(
+            "Cloudflare credentials are not configured (CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID); "
+            "use deploy_local(directory) to publish the site on this Morgus server instead"
+        )
     # A lexical check only: wrangler runs inside the sandbox, so the folder (links included) is resolved there and
     # can reach nothing the sandbox cannot; the host's copy of the workspace is never touched here.
     directory = "./" + "/".join(safe_fs.split_rel(args.directory))  # "./": a name starting with '-' is no option
     if ctx.sandbox is None or ctx.backend is None:
         raise ToolError("no sandbox is available for this task; the deploy was not run")
     if ctx.sandbox.network != "egress":
-        raise ToolError("deploying to Cloudflare needs network: start the task with sandbox.network = 'egress', "
-                        "or use deploy_local(directory)")
+        raise ToolError(
+            "deploying to Cloudflare needs network: start the task with sandbox.network = 'egress', "
+            "or use deploy_local(directory)"
+        )
     sink = CappedOutput()
-    command = shlex.join(["wrangler", "pages", "deploy", directory, "--project-name", args.project_name, "--branch", "main"])
-    result = await asyncio.to_thread(ctx.backend.exec, ctx.sandbox.name, command, timeout_s=600,
-                                     env={"CLOUDFLARE_API_TOKEN": token, "CLOUDFLARE_ACCOUNT_ID": account}, sink=sink)
+    command = shlex.join(
+        ["wrangler", "pages", "deploy", directory, "--project-name", args.project_name, "--branch", "main"]
+    )
+    result = await asyncio.to_thread(
+        ctx.backend.exec,
+        ctx.sandbox.name,
+        command,
+        timeout_s=600,
+        env={"CLOUDFLARE_API_TOKEN": token, "CLOUDFLARE_ACCOUNT_ID": account},
+        sink=sink,
+    )
     output = (sink.stdout() + "\n" + sink.stderr()).replace(token, "***").replace(account, "***")
     if result.exit_code != 0:
         raise ToolError(f"wrangler pages deploy failed (exit {result.exit_code}):\n{output[-4000:]}")
@@ -134,6 +163,12 @@ async def cloudflare_deploy(ctx: ToolContext, args: CloudflareDeployArgs) -> Too
     url = match.group(0) if match else f"https://{args.project_name}.pages.dev"
     return ToolOutput(
         content=f"deployed {safe_fs.show(args.directory)} to {url}",
-        artifacts=[ArtifactRecord(type="deployment", name=f"cloudflare: {args.project_name}", url=url,
-                                  metadata={"target": "cloudflare", "project": args.project_name})],
+        artifacts=[
+            ArtifactRecord(
+                type="deployment",
+                name=f"cloudflare: {args.project_name}",
+                url=url,
+                metadata={"target": "cloudflare", "project": args.project_name},
+            )
+        ],
     )

@@ -48,8 +48,10 @@ async def file_read(ctx: ToolContext, args: FileReadArgs) -> str:
     # A few NULs in a text file are shown as U+FFFD (the store would replace them anyway); a file that is
     # mostly NULs (a sparse or binary blob) is refused rather than fed to the model as 200 KB of noise.
     if len(data) >= 1024 and data.count(b"\x00") * 8 > len(data):
-        raise ToolError(f"{safe_fs.show(args.path)!r} is a binary file (it holds NUL bytes); file_read reads text, "
-                        "inspect it with shell_exec (e.g. `file`, `xxd | head`)")
+        raise ToolError(
+            f"{safe_fs.show(args.path)!r} is a binary file (it holds NUL bytes); file_read reads text, "
+            "inspect it with shell_exec (e.g. `file`, `xxd | head`)"
+        )
     return _text(data)
 
 
@@ -57,8 +59,10 @@ async def file_read(ctx: ToolContext, args: FileReadArgs) -> str:
 async def file_write(ctx: ToolContext, args: FileWriteArgs) -> str:
     data = args.content.encode("utf-8", errors="replace")
     if len(data) > MAX_WRITE_BYTES:
-        raise ToolError(f"content is {len(data)} bytes; file_write takes at most {MAX_WRITE_BYTES} bytes "
-                        "(write a large file in parts with shell_exec, or generate it there)")
+        raise ToolError(
+            f"content is {len(data)} bytes; file_write takes at most {MAX_WRITE_BYTES} bytes "
+            "(write a large file in parts with shell_exec, or generate it there)"
+        )
     root = ctx.settings.workspace_for(ctx.task_id)
     # the written file and the folders made for it go to the sandbox user (when the worker is root), each by
     # descriptor or (folder fd, name): never through a name the sandbox could have turned into a link
@@ -80,8 +84,9 @@ def _line(e: safe_fs.Entry) -> str:
 @tool("file_list", FileListArgs, "List files and folders (recursively) in the task workspace.")
 async def file_list(ctx: ToolContext, args: FileListArgs) -> str:
     root = ctx.settings.workspace_for(ctx.task_id)
-    entries, cut = await asyncio.to_thread(safe_fs.walk, root, args.path, max_entries=MAX_LIST_ENTRIES,
-                                           skip_dirs=SKIP_DIRS)
+    entries, cut = await asyncio.to_thread(
+        safe_fs.walk, root, args.path, max_entries=MAX_LIST_ENTRIES, skip_dirs=SKIP_DIRS
+    )
     if not entries:
         return "(empty)"
     more = f"\n[... more entries not shown: the listing stops at {MAX_LIST_ENTRIES}]" if cut else ""

@@ -98,15 +98,31 @@ def base_env(settings: Settings) -> dict[str, str]:
     """An environment from scratch: no worker secret, no system/global config, no prompt, literal pathspecs."""
     home = str(_empty_home(settings))
     return {
-        "PATH": PATH, "HOME": home, "XDG_CONFIG_HOME": home, "LANG": "C", "LC_ALL": "C",
-        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0",
-        "GIT_LITERAL_PATHSPECS": "1", "GIT_NO_REPLACE_OBJECTS": "1", "GIT_OPTIONAL_LOCKS": "0",
+        "PATH": PATH,
+        "HOME": home,
+        "XDG_CONFIG_HOME": home,
+        "LANG": "C",
+        "LC_ALL": "C",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_LITERAL_PATHSPECS": "1",
+        "GIT_NO_REPLACE_OBJECTS": "1",
+        "GIT_OPTIONAL_LOCKS": "0",
     }
 
 
-async def run_git(settings: Settings, git_dir: Path, work_tree: Path, *args: str, env: dict[str, str] | None = None,
-                  stdin: bytes | None = None, timeout_s: float | None = None, what: str = "git",
-                  repository: bool = True) -> GitResult:
+async def run_git(
+    settings: Settings,
+    git_dir: Path,
+    work_tree: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout_s: float | None = None,
+    what: str = "git",
+    repository: bool = True,
+) -> GitResult:
     """Run one git command on the task's repository (`repository=False`: a command that names its own, such as
     `init`); a deadline kills it and its children (a ToolError)."""
     exe = shutil.which("git", path=PATH)
@@ -117,9 +133,13 @@ async def run_git(settings: Settings, git_dir: Path, work_tree: Path, *args: str
     argv = [exe, *where, *config, *args]
     timeout = timeout_s or settings.git_timeout_s
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=work_tree if repository else git_dir.parent, env={**base_env(settings), **(env or {})}, start_new_session=True,
+        *argv,
+        cwd=work_tree if repository else git_dir.parent,
+        env={**base_env(settings), **(env or {})},
+        start_new_session=True,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
@@ -154,8 +174,10 @@ def check_push_url(url: str, settings: Settings) -> str:
     if not url or url != url.strip() or any(c in url for c in "\x00\r\n") or url.startswith("-"):
         raise ToolError("the remote URL is empty or malformed")
     if re.match(r"^[A-Za-z0-9+.-]+::", url):
-        raise ToolError("the remote uses a git transport helper (such as ext:: or fd::), which Morgus refuses; "
-                        "use an http(s), git:// or local path remote")
+        raise ToolError(
+            "the remote uses a git transport helper (such as ext:: or fd::), which Morgus refuses; "
+            "use an http(s), git:// or local path remote"
+        )
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https", "git"):
@@ -169,8 +191,10 @@ def check_push_url(url: str, settings: Settings) -> str:
     elif not scheme and url.startswith("/"):
         local = url
     else:
-        raise ToolError("only http(s), git:// and absolute local path remotes are supported "
-                        "(ssh and scp-style remotes are not); push over https with MORGUS_GIT_TOKEN")
+        raise ToolError(
+            "only http(s), git:// and absolute local path remotes are supported "
+            "(ssh and scp-style remotes are not); push over https with MORGUS_GIT_TOKEN"
+        )
     raw = Path(os.path.normpath(local))
     real = Path(os.path.realpath(local))
     # realpath trusts readlink, and /proc's magic links lie across namespaces: /proc/<sandbox pid>/cwd reads
@@ -185,12 +209,15 @@ def check_push_url(url: str, settings: Settings) -> str:
     except OSError:
         named = None
     if named is None or (named.st_dev, named.st_ino) != (target.st_dev, target.st_ino) or _inside(real, Path("/proc")):
-        raise ToolError("the local remote goes through a /proc link into another process's files; "
-                        "give the repository's real path")
+        raise ToolError(
+            "the local remote goes through a /proc link into another process's files; give the repository's real path"
+        )
     for forbidden in (settings.workspace_root, settings.home.resolve()):
         if _inside(raw, forbidden) or _inside(real, forbidden):
-            raise ToolError("the remote is a folder inside Morgus's own state or a task workspace, which sandboxed "
-                            "code can write; push to a repository outside them")
+            raise ToolError(
+                "the remote is a folder inside Morgus's own state or a task workspace, which sandboxed "
+                "code can write; push to a repository outside them"
+            )
     return str(real)
 
 
@@ -199,5 +226,8 @@ def auth_env(url: str, token: str | None) -> dict[str, str]:
     if not token or not url.lower().startswith(("http://", "https://")):
         return {}
     header = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {header}"}
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {header}",
+    }

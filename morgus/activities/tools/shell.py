@@ -20,8 +20,12 @@ GRACE_S = 10
 
 
 class ShellExecArgs(ToolArgs):
-    command: str = Field(min_length=1, max_length=100_000, description="A bash command; runs as `bash -lc` in /workspace.")
-    timeout_s: float = Field(default=120, gt=0, le=3600, description="Seconds before the command and all its processes are killed.")
+    command: str = Field(
+        min_length=1, max_length=100_000, description="A bash command; runs as `bash -lc` in /workspace."
+    )
+    timeout_s: float = Field(
+        default=120, gt=0, le=3600, description="Seconds before the command and all its processes are killed."
+    )
 
 
 def log_name(call_id: str) -> str:
@@ -40,7 +44,12 @@ def _describe(code: int, timed_out: bool, timeout_s: float, memory_mb: int) -> s
     return f"exit code {code}"
 
 
-@tool("shell_exec", ShellExecArgs, "Run a bash command in the task's sandbox (cwd /workspace) and wait for it to finish. Returns the exit code, stdout and stderr. Do not start a server that keeps running: deploy_local serves a site.", sandbox=True)
+@tool(
+    "shell_exec",
+    ShellExecArgs,
+    "Run a bash command in the task's sandbox (cwd /workspace) and wait for it to finish. Returns the exit code, stdout and stderr. Do not start a server that keeps running: deploy_local serves a site.",
+    sandbox=True,
+)
 async def shell_exec(ctx: ToolContext, args: ShellExecArgs) -> ToolOutput:
     denied = check_command(args.command, ctx.settings.policy_allowed)
     if denied:
@@ -50,7 +59,9 @@ async def shell_exec(ctx: ToolContext, args: ShellExecArgs) -> ToolOutput:
     log_path = ctx.settings.home.resolve() / "logs" / ctx.task_id / log_name(ctx.call_id)
     sink = await asyncio.to_thread(CappedOutput, log_path=log_path)  # makes the folder and opens the file
     backend, name = ctx.backend, ctx.sandbox.name
-    job = asyncio.ensure_future(asyncio.to_thread(backend.exec, name, args.command, timeout_s=args.timeout_s, env={}, sink=sink))
+    job = asyncio.ensure_future(
+        asyncio.to_thread(backend.exec, name, args.command, timeout_s=args.timeout_s, env={}, sink=sink)
+    )
     try:
         try:
             result = await asyncio.wait_for(asyncio.shield(job), args.timeout_s + GRACE_S)
@@ -64,8 +75,16 @@ async def shell_exec(ctx: ToolContext, args: ShellExecArgs) -> ToolOutput:
         if job.done():
             sink.close()
     status = _describe(result.exit_code, result.timed_out, args.timeout_s, ctx.memory_mb)
-    note = f"\n[output capped at 16 KB of {sink.total_bytes} bytes; the full log is artifact {log_path.name}]" if sink.truncated else ""
+    note = (
+        f"\n[output capped at 16 KB of {sink.total_bytes} bytes; the full log is artifact {log_path.name}]"
+        if sink.truncated
+        else ""
+    )
     content = f"{status}\n--- stdout ---\n{sink.stdout()}\n--- stderr ---\n{sink.stderr()}{note}"
-    artifact = ArtifactRecord(type="log", name=f"shell_exec {ctx.call_id}", path=str(log_path),
-                              metadata={"exit_code": result.exit_code, "bytes": sink.total_bytes, "timed_out": result.timed_out})
+    artifact = ArtifactRecord(
+        type="log",
+        name=f"shell_exec {ctx.call_id}",
+        path=str(log_path),
+        metadata={"exit_code": result.exit_code, "bytes": sink.total_bytes, "timed_out": result.timed_out},
+    )
     return ToolOutput(content=content, ok=result.exit_code == 0, artifacts=[artifact])

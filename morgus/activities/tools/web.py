@@ -71,8 +71,9 @@ async def check_url(url: str, fetch_allow: str | None = None) -> None:
     if host in hosts:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
-                                                             type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
     except socket.gaierror:
         raise ToolError(f"cannot resolve host {host!r}") from None
     for info in infos:
@@ -114,7 +115,9 @@ async def fetch(url: str, *, fetch_allow: str | None = None, max_bytes: int = MA
                         del body[max_bytes:]
                         truncated = True
                         break
-                return Page(str(resp.url), resp.status_code, resp.headers.get("content-type", ""), bytes(body), truncated)
+                return Page(
+                    str(resp.url), resp.status_code, resp.headers.get("content-type", ""), bytes(body), truncated
+                )
     raise ToolError(f"too many redirects (more than {MAX_REDIRECTS})")
 
 
@@ -132,7 +135,7 @@ def html_to_text(html: str, base_url: str) -> dict[str, Any]:
     text = main.text(separator="\n", strip=True) if main else ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     links = []
-    for a in (main.css("a[href]") if main else []):
+    for a in main.css("a[href]") if main else []:
         href = a.attributes.get("href") or ""
         label = _squash(a.text())
         if href and not href.startswith(("#", "javascript:", "mailto:")) and label:
@@ -192,7 +195,9 @@ async def search_searxng(settings: Settings, query: str, n: int) -> list[SearchR
     if not base:
         raise ToolError("MORGUS_SEARCH_PROVIDER=searxng needs MORGUS_SEARXNG_URL (your SearXNG instance)")
     data = (await _get(f"{base.rstrip('/')}/search", params={"q": query, "format": "json"})).json()
-    return [SearchResult(r.get("title", ""), r.get("url", ""), r.get("content", "")) for r in data.get("results", [])[:n]]
+    return [
+        SearchResult(r.get("title", ""), r.get("url", ""), r.get("content", "")) for r in data.get("results", [])[:n]
+    ]
 
 
 async def search_brave(settings: Settings, query: str, n: int) -> list[SearchResult]:
@@ -200,8 +205,11 @@ async def search_brave(settings: Settings, query: str, n: int) -> list[SearchRes
     if not key:
         raise ToolError("MORGUS_SEARCH_PROVIDER=brave needs BRAVE_API_KEY")
     base = settings.brave_url or DEFAULT_BRAVE_URL
-    resp = await _get(f"{base.rstrip('/')}/res/v1/web/search", params={"q": query, "count": n},
-                      headers={"X-Subscription-Token": key, "Accept": "application/json"})
+    resp = await _get(
+        f"{base.rstrip('/')}/res/v1/web/search",
+        params={"q": query, "count": n},
+        headers={"X-Subscription-Token": key, "Accept": "application/json"},
+    )
     results = resp.json().get("web", {}).get("results", [])
     return [SearchResult(r.get("title", ""), r.get("url", ""), r.get("description", "")) for r in results[:n]]
 
@@ -216,8 +224,13 @@ async def search_duckduckgo(settings: Settings, query: str, n: int) -> list[Sear
         if link is None:
             continue
         snippet = node.css_first(".result__snippet")
-        results.append(SearchResult(_squash(link.text()), _ddg_target(link.attributes.get("href") or ""),
-                                    _squash(snippet.text()) if snippet else ""))
+        results.append(
+            SearchResult(
+                _squash(link.text()),
+                _ddg_target(link.attributes.get("href") or ""),
+                _squash(snippet.text()) if snippet else "",
+            )
+        )
         if len(results) >= n:
             break
     return results

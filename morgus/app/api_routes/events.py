@@ -25,8 +25,9 @@ class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
 
     def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None]) -> None:
-        super().__init__(content, media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        super().__init__(
+            content, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
         self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,15 +48,25 @@ class EventStreamResponse(StreamingResponse):
             self.on_close()
 
 
-@router.get("/events", status_code=200, response_class=EventStreamResponse, responses={
-    200: {"description": "`text/event-stream`: events `task`, `step`, `artifact`; `data` is the changed row "
-                         "as JSON, `id` the event id to resume after",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-    **json_errors(400, 401, 404, 422, 503)})
-async def events(broadcaster: EventsDep,
-                 task_id: str | None = Query(default=None, max_length=100),
-                 after: int | None = Query(default=None, ge=0, le=PG_BIGINT_MAX),
-                 last_event_id: str | None = Header(default=None, max_length=19, pattern=r"^[0-9]+$")) -> EventStreamResponse:
+@router.get(
+    "/events",
+    status_code=200,
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "description": "`text/event-stream`: events `task`, `step`, `artifact`; `data` is the changed row "
+            "as JSON, `id` the event id to resume after",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **json_errors(400, 401, 404, 422, 503),
+    },
+)
+async def events(
+    broadcaster: EventsDep,
+    task_id: str | None = Query(default=None, max_length=100),
+    after: int | None = Query(default=None, ge=0, le=PG_BIGINT_MAX),
+    last_event_id: str | None = Header(default=None, max_length=19, pattern=r"^[0-9]+$"),
+) -> EventStreamResponse:
     """Server-Sent Events of projection changes, each with its id. Reconnect with the `Last-Event-ID` header or
     `?after=<id>` to resume with no gap and no duplicate. Beyond MORGUS_API_MAX_STREAMS open streams: 503."""
     tid = task_id_of(task_id) if task_id else None
@@ -65,6 +76,9 @@ async def events(broadcaster: EventsDep,
     try:
         sub: Subscriber = broadcaster.subscribe(tid)
     except TooManyStreams:
-        raise HTTPException(503, f"the server already has {broadcaster.max_streams} open event streams "
-                                 "(MORGUS_API_MAX_STREAMS); try again later") from None
+        raise HTTPException(
+            503,
+            f"the server already has {broadcaster.max_streams} open event streams "
+            "(MORGUS_API_MAX_STREAMS); try again later",
+        ) from None
     return EventStreamResponse(broadcaster.frames(sub, start), on_close=lambda: broadcaster.unsubscribe(sub))

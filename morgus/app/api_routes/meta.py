@@ -14,5 +14,10 @@ router = APIRouter()
 @router.get("/config", response_model=ConfigView, responses=errors(400, 401))
 async def config(settings: SettingsDep) -> ConfigView:
     models = [m for m in dict.fromkeys([settings.model, settings.code_model]) if m]
-    return ConfigView(models=models, default_model=settings.model, temporal_ui_url=settings.temporal_ui_url,
-                      namespace=settings.temporal_namespace, auth=bool(settings.api_token))
+    return ConfigView(
+        models=models,
+        default_model=settings.model,
+        temporal_ui_url=settings.temporal_ui_url,
+        namespace=settings.temporal_namespace,
+        auth=bool(settings.api_token),
+    )

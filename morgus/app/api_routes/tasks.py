@@ -56,9 +56,14 @@ async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, 
     from morgus.app.tasks import start_task
     from morgus.ids import new_task_id, workflow_id_for
 
-    task = TaskInput(title=body.title, description=body.description, model=body.model,
-                     repo_url=body.repo_url, budget=Budget(**body.budget.model_dump()),
-                     limits=TaskLimits(require_work=settings.require_work))
+    task = TaskInput(
+        title=body.title,
+        description=body.description,
+        model=body.model,
+        repo_url=body.repo_url,
+        budget=Budget(**body.budget.model_dump()),
+        limits=TaskLimits(require_work=settings.require_work),
+    )
     task_id = new_task_id()
     await store.insert_pending(task_id, workflow_id_for(task_id), task.display_title(), task.description, task.model)
     try:
@@ -71,10 +76,14 @@ async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, 
 
 
 @router.get("/tasks", response_model=TaskPage, responses=READ_ERRORS)
-async def list_tasks(store: StoreDep, status: TaskStatus | None = None, phase: Phase | None = None,
-                     q: str | None = Query(default=None, max_length=200, description="words in the title or description (no wildcards)"),
-                     limit: int = Query(default=50, ge=1, le=MAX_PAGE),
-                     cursor: str | None = Query(default=None, max_length=200, description="next_cursor of the previous page")) -> TaskPage:
+async def list_tasks(
+    store: StoreDep,
+    status: TaskStatus | None = None,
+    phase: Phase | None = None,
+    q: str | None = Query(default=None, max_length=200, description="words in the title or description (no wildcards)"),
+    limit: int = Query(default=50, ge=1, le=MAX_PAGE),
+    cursor: str | None = Query(default=None, max_length=200, description="next_cursor of the previous page"),
+) -> TaskPage:
     try:
         check_line(q, "q")
         parse_cursor(cursor)
@@ -88,8 +97,11 @@ async def list_tasks(store: StoreDep, status: TaskStatus | None = None, phase: P
 @router.get("/tasks/{task_id}", response_model=TaskDetail, responses=READ_ERRORS)
 async def get_task(task_id: str, settings: SettingsDep, store: StoreDep) -> TaskDetail:
     tid = task_id_of(task_id)
-    return view(TaskDetail, await row_or_404(store, tid) | {
-        "temporal_url": f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/task-{tid}"})
+    return view(
+        TaskDetail,
+        await row_or_404(store, tid)
+        | {"temporal_url": f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/task-{tid}"},
+    )
 
 
 @router.get("/tasks/{task_id}/steps", response_model=StepsView, responses=READ_ERRORS)

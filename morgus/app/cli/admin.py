@@ -24,8 +24,10 @@ def db_migrate() -> None:
 
 
 @sandbox_app.command("build")
-def sandbox_build(force: bool = typer.Option(False, help="Rebuild even if the recipe's image exists."),
-                  mirror: str | None = typer.Option(None, help="Debian mirror (default: MORGUS_DEBIAN_MIRROR or deb.debian.org).")) -> None:
+def sandbox_build(
+    force: bool = typer.Option(False, help="Rebuild even if the recipe's image exists."),
+    mirror: str | None = typer.Option(None, help="Debian mirror (default: MORGUS_DEBIAN_MIRROR or deb.debian.org)."),
+) -> None:
     """Build the sandbox image offline from Debian packages (debootstrap + docker import); needs root and dockerd."""
     from morgus.sandbox.image import build_offline, image_exists, image_tag
 
@@ -69,7 +71,9 @@ def local_serve() -> None:
     from morgus.local_model import start_local_model
 
     server = start_local_model(settings(), progress=say)
-    out.print(f"serving {server.alias} at {server.url}  (OPENAI_BASE_URL={server.url} MORGUS_MODEL={server.alias}; Ctrl-C stops)")
+    out.print(
+        f"serving {server.alias} at {server.url}  (OPENAI_BASE_URL={server.url} MORGUS_MODEL={server.alias}; Ctrl-C stops)"
+    )
     try:
         while server.proc is not None and server.proc.poll() is None:
             time.sleep(0.5)

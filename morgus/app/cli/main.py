@@ -18,7 +18,9 @@ from morgus.config import ConfigError
 if TYPE_CHECKING:
     from typer._click.exceptions import UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Morgus: durable autonomous software tasks on Temporal.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Morgus: durable autonomous software tasks on Temporal."
+)
 app.command()(services.up)
 app.command()(services.api)
 app.command("worker")(services.worker_cmd)

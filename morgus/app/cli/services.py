@@ -14,9 +14,15 @@ from morgus.app.cli.common import settings as load
 from morgus.config import ConfigError
 
 
-def up(worker: bool = typer.Option(True, help="Also run a worker in this process group."),
-       local_model: bool = typer.Option(False, "--local-model", help="Serve a local model (MORGUS_LOCAL_MODEL or the "
-                                        "pinned one of morgus\\[local-model]) with llama-server and point the worker at it.")) -> None:
+def up(
+    worker: bool = typer.Option(True, help="Also run a worker in this process group."),
+    local_model: bool = typer.Option(
+        False,
+        "--local-model",
+        help="Serve a local model (MORGUS_LOCAL_MODEL or the "
+        "pinned one of morgus\\[local-model]) with llama-server and point the worker at it.",
+    ),
+) -> None:
     """Start the embedded stack (Temporal dev server + Web UI, Postgres, a worker) and keep it running."""
     from morgus.app.stack import Stack
 
@@ -39,7 +45,9 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         try:
             serve_sites(settings.home.resolve() / "sites", sites_url(settings))
         except OSError as e:
-            raise ConfigError(f"cannot serve deployed sites at {sites_url(settings)} ({e.strerror}); set MORGUS_SITES_URL") from None
+            raise ConfigError(
+                f"cannot serve deployed sites at {sites_url(settings)} ({e.strerror}); set MORGUS_SITES_URL"
+            ) from None
         if local_model:
             from morgus.local_model import start_local_model
             from morgus.local_model import worker_env as local_env
@@ -54,7 +62,9 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         for note in stack.notes:
             out.print(f"[dim]{note}[/dim]")
         out.print(f"Temporal      {settings.temporal_address}  (namespace {settings.temporal_namespace})")
-        out.print(f"Console/API   http://127.0.0.1:{stack.api_port}  (build the console once: cd console && npm ci && npm run build)")
+        out.print(
+            f"Console/API   http://127.0.0.1:{stack.api_port}  (build the console once: cd console && npm ci && npm run build)"
+        )
         out.print(f"Temporal UI   {settings.temporal_ui_url}")
         from morgus.app.client import redact_dsn
 
@@ -65,8 +75,10 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         if stack.local_model is not None:
             out.print(f"Local model   {stack.local_model.alias} at {stack.local_model.url}")
         elif not settings.openai_api_key and not settings.openai_base_url:
-            out.print("[yellow]OPENAI_API_KEY is not set: tasks will fail at their first LLM call. "
-                      "Set it (or OPENAI_BASE_URL), or try `morgus demo`.[/yellow]")
+            out.print(
+                "[yellow]OPENAI_API_KEY is not set: tasks will fail at their first LLM call. "
+                "Set it (or OPENAI_BASE_URL), or try `morgus demo`.[/yellow]"
+            )
         out.print('Ready. Start a task:  morgus task start "a landing page for my bakery" --wait   (Ctrl-C stops)')
         restarts = 0
         while not stopping:
@@ -90,8 +102,9 @@ def up(worker: bool = typer.Option(True, help="Also run a worker in this process
         stack.stop()
 
 
-def api(host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
-        port: int = typer.Option(8080)) -> None:
+def api(
+    host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."), port: int = typer.Option(8080)
+) -> None:
     """Serve the HTTP API (and the console, when built) on one port."""
     from morgus.app.api import serve
 
@@ -105,10 +118,16 @@ def worker_cmd() -> None:
     worker_module.main()
 
 
-def demo(keep: bool = typer.Option(False, help="Leave the services running afterwards."),
-         local_model: bool = typer.Option(False, "--local-model", help="Run a real task driven by the local model "
-                                          "(MORGUS_LOCAL_MODEL or the pinned one of morgus\\[local-model]) instead of "
-                                          "the recorded replies.")) -> None:
+def demo(
+    keep: bool = typer.Option(False, help="Leave the services running afterwards."),
+    local_model: bool = typer.Option(
+        False,
+        "--local-model",
+        help="Run a real task driven by the local model "
+        "(MORGUS_LOCAL_MODEL or the pinned one of morgus\\[local-model]) instead of "
+        "the recorded replies.",
+    ),
+) -> None:
     """Run one bundled, recorded task through the real stack: no API key needed (or a real one with --local-model)."""
     from morgus.app.demo import run_demo
 

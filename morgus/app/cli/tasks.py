@@ -26,8 +26,9 @@ def task_start(
 ) -> None:
     """Start a task; prints its id."""
     try:
-        task = TaskInput(title=title, description=description, model=model,
-                         limits=TaskLimits(require_work=settings().require_work))
+        task = TaskInput(
+            title=title, description=description, model=model, limits=TaskLimits(require_work=settings().require_work)
+        )
     except ValidationError as e:
         raise ConfigError(f"invalid task: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
 
@@ -51,8 +52,10 @@ def task_start(
 
 
 @task_app.command("list")
-def task_list(status: TaskStatus | None = typer.Option(None, help="Only tasks with this status."),
-              limit: int = typer.Option(20, min=1, max=1000)) -> None:
+def task_list(
+    status: TaskStatus | None = typer.Option(None, help="Only tasks with this status."),
+    limit: int = typer.Option(20, min=1, max=1000),
+) -> None:
     """List recent tasks from the database."""
 
     async def go(settings: Settings) -> list[dict[str, Any]]:
@@ -70,9 +73,15 @@ def task_list(status: TaskStatus | None = typer.Option(None, help="Only tasks wi
         return
     table = Table("id", "status", "phase", "title", "steps", "tokens", "created")
     for r in rows:
-        table.add_row(str(r["id"]), term_safe(r["status"], markup=True), term_safe(r["phase"] or "", markup=True),
-                      term_safe(r["title"][:50], markup=True), str(r["step_count"]),
-                      str(r["total_tokens"]), r["created_at"].strftime("%Y-%m-%d %H:%M:%S"))
+        table.add_row(
+            str(r["id"]),
+            term_safe(r["status"], markup=True),
+            term_safe(r["phase"] or "", markup=True),
+            term_safe(r["title"][:50], markup=True),
+            str(r["step_count"]),
+            str(r["total_tokens"]),
+            r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+        )
     out.print(table)
 
 
@@ -99,18 +108,25 @@ def task_show(task: str = typer.Argument(..., help="Task id (or task-<id>).")) -
     from morgus.app.progress import render_step
 
     out.print(f"[bold]{term_safe(row['title'], markup=True)}[/bold]  ({row['id']})")
-    out.print(f"status {term_safe(row['status'])}   phase {term_safe(row['phase'] or '-')}   steps {row['step_count']}   "
-              f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, cached {row['cached_tokens']}, "
-              f"completion {row['completion_tokens']})   cost ${float(row['cost_usd']):.4f}", markup=False)
+    out.print(
+        f"status {term_safe(row['status'])}   phase {term_safe(row['phase'] or '-')}   steps {row['step_count']}   "
+        f"tokens {row['total_tokens']} (prompt {row['prompt_tokens']}, cached {row['cached_tokens']}, "
+        f"completion {row['completion_tokens']})   cost ${float(row['cost_usd']):.4f}",
+        markup=False,
+    )
     if row["pending_question"]:
-        out.print(f"[yellow]waiting for an answer:[/yellow] {term_safe(row['pending_question'], newlines=True, markup=True)}")
+        out.print(
+            f"[yellow]waiting for an answer:[/yellow] {term_safe(row['pending_question'], newlines=True, markup=True)}"
+        )
     if row["error_message"]:
         out.print(f"[red]error:[/red] {term_safe(row['error_message'], newlines=True, markup=True)}")
     for s in steps:
         out.print(render_step(s), markup=False)
     for a in artifacts:
-        out.print(f"artifact {term_safe(a['type'])}: {term_safe(a['name'])} {term_safe(a['url'] or a['path'] or '')}",
-                  markup=False)
+        out.print(
+            f"artifact {term_safe(a['type'])}: {term_safe(a['name'])} {term_safe(a['url'] or a['path'] or '')}",
+            markup=False,
+        )
 
 
 @task_app.command("answer")

@@ -70,8 +70,9 @@ def _child_dir(dir_fd: int, name: str, shown: str, *, missing_ok: bool) -> int |
         raise
 
 
-def open_dir(root_fd: int, parts: Sequence[str], *, create: bool = False,
-             on_create: Callable[[int, str], None] | None = None) -> int:
+def open_dir(
+    root_fd: int, parts: Sequence[str], *, create: bool = False, on_create: Callable[[int, str], None] | None = None
+) -> int:
     """An O_PATH descriptor of the folder `parts` beneath `root_fd`, no component followed if it is a link.
     With `create`, missing folders are made (mkdirat) and `on_create(parent_fd, name)` is called for each."""
     fd = os.dup(root_fd)
@@ -98,8 +99,9 @@ def open_dir(root_fd: int, parts: Sequence[str], *, create: bool = False,
         raise
 
 
-def open_folder(root: Path, parts: Sequence[str], *, create: bool = False,
-                on_create: Callable[[int, str], None] | None = None) -> int:
+def open_folder(
+    root: Path, parts: Sequence[str], *, create: bool = False, on_create: Callable[[int, str], None] | None = None
+) -> int:
     """`open_dir` beneath the workspace folder `root` (the caller closes the descriptor)."""
     with closing_fd(open_root(root)) as rfd:
         return open_dir(rfd, parts, create=create, on_create=on_create)
@@ -126,8 +128,10 @@ def open_regular_at(dir_fd: int, name: str, shown: str, *, single_link: bool = T
         if not stat.S_ISREG(st.st_mode):
             raise wrong_kind(st.st_mode, shown, "a regular file")
         if single_link and st.st_nlink > 1:
-            raise ToolError(f"{shown!r} has {st.st_nlink} hard links; a hard-linked file may be another name of a file "
-                            "outside the workspace, so it is refused (copy it with cp to make a file of its own)")
+            raise ToolError(
+                f"{shown!r} has {st.st_nlink} hard links; a hard-linked file may be another name of a file "
+                "outside the workspace, so it is refused (copy it with cp to make a file of its own)"
+            )
         # reopen the very inode just checked (not the name, which the sandbox may have swapped meanwhile)
         fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
     return fd, st
@@ -161,11 +165,17 @@ def read_file(root: Path, rel: str, limit: int) -> bytes:
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view[:COPY_CHUNK]):]
+        view = view[os.write(fd, view[:COPY_CHUNK]) :]
 
 
-def write_file(root: Path, rel: str, data: bytes, *, chown_at: Callable[[int, str], None] | None = None,
-               chown_fd: Callable[[int], None] | None = None) -> None:
+def write_file(
+    root: Path,
+    rel: str,
+    data: bytes,
+    *,
+    chown_at: Callable[[int, str], None] | None = None,
+    chown_fd: Callable[[int], None] | None = None,
+) -> None:
     """Write `data` to `rel` beneath `root`: parents made with mkdirat (a planted link to a folder outside is
     refused, not followed), content written to a temp file in the parent folder and renamed over the name in that
     same folder, so a link or FIFO planted at the name is replaced, never written through."""

@@ -35,7 +35,9 @@ class Entry:
     nlink: int
 
 
-def walk(root: Path, rel: str, *, max_entries: int, skip_dirs: frozenset[str] = frozenset()) -> tuple[list[Entry], bool]:
+def walk(
+    root: Path, rel: str, *, max_entries: int, skip_dirs: frozenset[str] = frozenset()
+) -> tuple[list[Entry], bool]:
     """Every entry beneath `rel` (lstat only, links never descended), at most `max_entries`; True if cut short."""
     parts = split_rel(rel) if rel.strip() not in ("", ".") else []
     out: list[Entry] = []
@@ -88,8 +90,9 @@ class CopyReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def copy_regular_tree(src_dir: int, dst_dir: int, *, max_files: int, max_bytes: int,
-                      skip_dirs: frozenset[str] = frozenset()) -> CopyReport:
+def copy_regular_tree(
+    src_dir: int, dst_dir: int, *, max_files: int, max_bytes: int, skip_dirs: frozenset[str] = frozenset()
+) -> CopyReport:
     """Copy the regular files and folders under `src_dir` (an O_PATH descriptor) into `dst_dir` (a folder the host
     owns); everything else (links, FIFOs, sockets, devices, hard-linked files, folders nested deeper than
     MAX_DEPTH) is skipped and named in the report. Raises TooLarge beyond `max_files` or `max_bytes`.
@@ -110,8 +113,9 @@ class _Budget:
     scanned: int = 0
 
 
-def _copy_dir(sfd: int, dfd: int, shown_dir: str, depth: int, report: CopyReport, budget: _Budget,
-              skip_dirs: frozenset[str]) -> None:
+def _copy_dir(
+    sfd: int, dfd: int, shown_dir: str, depth: int, report: CopyReport, budget: _Budget, skip_dirs: frozenset[str]
+) -> None:
     entries = []
     with os.scandir(sfd) as it:
         for entry in it:
@@ -153,8 +157,10 @@ def _copy_dir(sfd: int, dfd: int, shown_dir: str, depth: int, report: CopyReport
             if report.files + 1 > budget.max_files:
                 raise TooLarge(f"the folder has more than {budget.max_files} files; publish a smaller folder")
             if report.bytes + st.st_size > budget.max_bytes:
-                raise TooLarge(f"the folder holds more than {budget.max_bytes // 1_000_000} MB (at {shown}, "
-                               f"{st.st_size} bytes); publish a smaller folder")
+                raise TooLarge(
+                    f"the folder holds more than {budget.max_bytes // 1_000_000} MB (at {shown}, "
+                    f"{st.st_size} bytes); publish a smaller folder"
+                )
             report.bytes += _copy_file(fd, dfd, entry.name, budget.max_bytes - report.bytes, shown, budget.max_bytes)
             report.files += 1
 
@@ -177,5 +183,7 @@ def _copy_file(src: int, dst_dir: int, name: str, budget: int, shown: str, max_b
                 return copied
             copied += len(chunk)
             if copied > budget:  # the file grew while it was copied
-                raise TooLarge(f"the folder holds more than {max_bytes // 1_000_000} MB (at {shown}); publish a smaller folder")
+                raise TooLarge(
+                    f"the folder holds more than {max_bytes // 1_000_000} MB (at {shown}); publish a smaller folder"
+                )
             write_all(out, chunk)
