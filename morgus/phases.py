@@ -73,9 +73,13 @@ PHASES: dict[Phase, PhaseSpec] = {
         finish="When it has run (and been deployed, if the task asks for it), end this phase: reply without a tool "
         "call, in one line saying what ran and any URL a tool returned.",
         needs_work="test run or deployment",
-        nudge="Your last reply called no tool, so nothing was done: nothing has run yet, and a command runs only "
-        "once shell_exec is called. Reply now with a shell_exec call (the command that runs the tests or the "
-        "program) or a deploy tool call, not with text.",
+        # a 1.5B model answers EXECUTE's opening with a made-up run and URL ("Deploying the site... URL:
+        # http://localhost:8080"); told only "nothing has run yet … a shell_exec call", it ran made-up test scripts
+        # (0/4 deploy_local calls); this wording, which says the URL is not real and names deploy_local with its
+        # argument: 3/4 deploy_local("site"), 4/4 tool calls (docs/eval.md)
+        nudge="Nothing ran and nothing was deployed: your reply called no tool, so any result or URL in it is not "
+        "real. Reply now with only a tool call: deploy_local with the folder that holds the site (for a website), "
+        "or shell_exec with the command that runs the tests or the program.",
     ),
     Phase.FINALIZE: PhaseSpec(
         Phase.FINALIZE,

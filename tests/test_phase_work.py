@@ -141,7 +141,7 @@ async def test_execute_needs_a_run_or_a_deployment(client, store, settings, work
     handle = await start(client, settings, marker, limits=WORK)
     assert (await handle.result()).status == "completed"
     said = said_to_model(llm, marker)
-    assert sum("nothing has run yet" in m for m in said) == 1
+    assert sum(m.startswith("Nothing ran and nothing was deployed") for m in said) == 1
     # the failed run is work, but it is pointed out once (execute-failed-run-v1); the second reply ends the phase
     assert sum(m.startswith("Your last command failed and nothing is deployed") for m in said) == 1
 
