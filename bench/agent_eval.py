@@ -11,7 +11,7 @@ OpenAI-compatible endpoint, grades each RESULT automatically, and appends a tabl
 
 Per task: pass/fail, the failure reason, LLM calls, tokens (prompt, cached, completion), cost and wall time.
 Questions the agent asks are answered with the task's answer; the workflow's own questions as a user who wants the
-work done (morgus/app/auto_answer.py: a phase with no work "retry", a loop or an iteration cap "move on", a budget
+work done (morgus/app/auto_answer.py: a phase with no work "retry" (twice, then "continue"), a loop or an iteration cap "move on", a budget
 "stop").
 """
 
@@ -112,7 +112,7 @@ async def run_task(
     sites: str,
     transcripts: Path | None = None,
 ) -> Outcome:
-    from morgus.app.auto_answer import answer_for
+    from morgus.app.auto_answer import UnattendedUser
     from morgus.app.tasks import answer_task, cancel_task, start_task
     from morgus.contracts import Budget, TaskInput
     from morgus.ids import new_task_id
@@ -131,12 +131,13 @@ async def run_task(
         task_id=task_id,
     )
     asked: set[int] = set()
+    user = UnattendedUser(task.answer)
     timed_out = False
     while True:
         for step in await store.fetch_steps(task_id):
             if step["type"] == "QUESTION" and step["seq"] not in asked:
                 asked.add(step["seq"])
-                reply = answer_for(step, task.answer)
+                reply = user.answer(step)
                 # the task may have moved on; the next poll sees it
                 with contextlib.suppress(Exception):
                     await answer_task(client, task_id, reply)

@@ -51,10 +51,11 @@ OWN_QUESTION_ANSWER = "No: do only what the task says; nothing else is needed."
 
 
 async def _go_on_when_asked(client, store, task_id: str) -> None:
-    from morgus.app.auto_answer import answer_for
+    from morgus.app.auto_answer import UnattendedUser
     from morgus.app.tasks import answer_task
 
     answered: set[str] = set()
+    user = UnattendedUser(OWN_QUESTION_ANSWER)
     while True:
         await asyncio.sleep(2)
         for step in await store.fetch_steps(task_id):
@@ -62,7 +63,7 @@ async def _go_on_when_asked(client, store, task_id: str) -> None:
                 answered.add(str(step["seq"]))
                 # the task may have moved on; the next poll sees it
                 with contextlib.suppress(Exception):
-                    await answer_task(client, task_id, answer_for(step, OWN_QUESTION_ANSWER))
+                    await answer_task(client, task_id, user.answer(step))
 
 
 def test_the_pinned_weights_are_the_checked_ones():

@@ -310,3 +310,41 @@ def test_checked_facts_names_each_tool_report():
         "committed to git; pushed."
     )
     assert "file_read" not in checked_facts(True, ["file_read"])  # a read is not a fact worth the summary
+
+
+async def test_finalize_that_calls_no_tool_is_told_once(client, store, settings, worker, llm):
+    """finalize-nudge-v1: "Committed everything." with no tool called is pointed out once; a FINALIZE that told
+    the user (notify_user) or committed ends on its reply."""
+    notify = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "built a.txt"}}]}
+    told = llm.add(
+        "fin-told",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt"),
+            {"content": "built"},
+            shell("cat a.txt"),
+            {"content": "ran"},
+            notify,
+            {"content": "done"},
+        ],
+    )
+    silent = llm.add(
+        "fin-silent",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt"),
+            {"content": "built"},
+            shell("cat a.txt"),
+            {"content": "ran"},
+            {"content": "Committed everything."},
+            notify,
+            {"content": "done"},
+        ],
+    )
+    for marker, nudges in ((told, 0), (silent, 1)):
+        handle = await start(client, settings, marker, limits=WORK)
+        assert (await handle.result()).status == "completed"
+        said = said_to_model(llm, marker)
+        assert sum(m.startswith("Nothing was committed and the user was not told") for m in said) == nudges, marker

@@ -171,6 +171,35 @@ async def test_fresh_failed_run_history_replays(client, store, settings, worker,
     await replay_every_run(client, handle, record_as="task-failed-run-v8")
 
 
+async def test_fresh_finalize_nudge_history_replays(client, store, settings, worker, llm):
+    """finalize-nudge-v1: a FINALIZE reply with no tool called, having neither committed nor told the user, is
+    pointed out once."""
+    from morgus.contracts import TaskLimits
+
+    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
+    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    init = {"content": None, "tool_calls": [{"name": "git_init", "arguments": {}}]}
+    marker = llm.add(
+        "replay-finalize",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write,
+            {"content": "b"},
+            run,
+            {"content": "ran"},
+            {"content": "Committed."},
+            init,
+            {"content": "done"},
+        ],
+    )
+    handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
+    assert (await handle.result()).status == "completed"
+    said = " ".join(str(m["content"]) for m in llm.requests_for("replay-finalize")[-1].body["messages"])
+    assert "Nothing was committed and the user was not told" in said  # the patched branch
+    await replay_every_run(client, handle, record_as="task-finalize-v9")
+
+
 async def test_fresh_history_replays(client, store, settings, worker, llm):
     marker = llm.add("replay", rich_script())
     handle = await start(client, settings, marker)

@@ -173,6 +173,8 @@ def test_a_reply_that_is_name_colon_values():
     assert calls('file_write: a.txt, "one\ntwo"')[0] == [("file_write", {"path": "a.txt", "content": "one\ntwo"})]
     assert calls('`shell_exec: "ls -la", 30`')[0] == [("shell_exec", {"command": "ls -la", "timeout_s": 30})]
     assert calls('file_write: "a.txt", "hi"')[0] == [("file_write", {"path": "a.txt", "content": "hi"})]
+    assert calls("file_list, dist")[0] == [("file_list", {"path": "dist"})]  # "deploy_local, dist", every retry
+    assert calls("shell_exec, ls, 30")[0] == [("shell_exec", {"command": "ls", "timeout_s": 30})]
 
 
 def test_colon_lines_that_are_not_calls_stay_prose():

@@ -93,7 +93,7 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 
 
 async def _run(settings: Settings, console: Console, task: TaskInput, answer_text: str) -> int:
-    from morgus.app.auto_answer import answer_for
+    from morgus.app.auto_answer import UnattendedUser
     from morgus.app.client import connect_temporal
     from morgus.app.progress import follow
     from morgus.app.tasks import answer_task, start_task
@@ -106,8 +106,10 @@ async def _run(settings: Settings, console: Console, task: TaskInput, answer_tex
         f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{handle.id}"
     )
 
+    user = UnattendedUser(answer_text)
+
     async def answer(tid: str, step: dict) -> None:
-        reply = answer_for(step, answer_text)
+        reply = user.answer(step)
         console.print(
             f"[yellow]The agent asks:[/yellow] {term_safe(step['content'] or '', newlines=True, markup=True)}"
         )

@@ -154,7 +154,7 @@ def _python_call(
     return end, args
 
 
-_COLON_LEAD = re.compile(r"[ \t`*]*(\w+)[ \t]*:[ \t]*")
+_COLON_LEAD = re.compile(r"[ \t`*]*(\w+)[ \t]*([:,])[ \t]*")
 # a value written without quotes: one word of a path or a number (no blank, comma or quote), as in `site/index.html`
 _BARE_VALUE = re.compile(r"""[^\s,"'`]+""")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,15})(?:\.\d{1,15})?")
@@ -166,7 +166,8 @@ def colon_call(content: str, tools: Mapping[str, Collection[str]], budget: list[
     BUILD call as `file_write: site/index.html, "<!doctype html>…"` and copied it after each retry (docs/eval.md).
     A value is a JSON string (raw newlines allowed) or one bare word (a path, a number); at least one value must be
     quoted, so a one-line report such as "file_write: site/index.html" (how a phase is asked to end) stays prose,
-    and the values must run to the end of the reply."""
+    and the values must run to the end of the reply. `name, value` (a comma after the name, one line) is a call even
+    unquoted: the same model answered every EXECUTE retry with "deploy_local, dist", and no report is written so."""
     text = content.strip().strip("`").strip()
     lead = _COLON_LEAD.match(text)
     if lead is None or lead.group(1) not in tools:
@@ -198,7 +199,7 @@ def colon_call(content: str, tools: Mapping[str, Collection[str]], budget: list[
         if text[pos] != ",":
             return None
         pos = _VALUE_GAP.match(text, pos + 1).end()  # type: ignore[union-attr]
-    if pos != len(text) or not quoted:
+    if pos != len(text) or not (quoted or (lead.group(2) == "," and "\n" not in text)):
         return None
     try:
         return ParsedCall(name, json.dumps(dict(zip(order, values, strict=False)), ensure_ascii=False))

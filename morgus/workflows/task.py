@@ -124,6 +124,14 @@ FAILED_RUN_NUDGE = (
     "with a deploy tool; if the failure cannot be fixed in this phase, reply without a tool call and "
     "say why."
 )
+# FINALIZE that ends having neither committed nor told the user anything is told so once (a 1.5B model answered
+# FINALIZE's opening with "Initialized repository. Committed changes…" and called no tool).
+FINALIZE_NUDGE_PATCH = "finalize-nudge-v1"
+FINALIZE_NUDGE = (
+    "Nothing was committed and the user was not told anything: your reply called no tool, so what it says was "
+    "not done. Reply now with only a tool call: git_init, then git_add and git_commit; then notify_user."
+)
+FINALIZE_WORK = frozenset({"git_commit", "notify_user"})
 # A completed task's summary ends with what the tools reported (files, runs, deployments, commits).
 CHECKED_SUMMARY_PATCH = "checked-summary-v1"
 # The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
@@ -476,6 +484,16 @@ class TaskWorkflow:
             # ran a missing script, exit 1, then wrote "Deploy 'site' with deploy_local" as text and stopped)
             st.failure_nudged = True
             self._queue_message("user", FAILED_RUN_NUDGE)
+            return False
+        if (
+            spec.phase is Phase.FINALIZE
+            and not st.work_nudged
+            and not FINALIZE_WORK & set(st.succeeded_tools)
+            and self._input.limits.require_work
+            and workflow.patched(FINALIZE_NUDGE_PATCH)
+        ):
+            st.work_nudged = True
+            self._queue_message("user", FINALIZE_NUDGE)
             return False
         if spec.needs_work is None or not self._input.limits.require_work or st.phase_worked:
             return True
