@@ -192,6 +192,8 @@ def test_colon_lines_that_are_not_calls_stay_prose():
         'file_write: , "x"',
         'file_write: a, "' + "x" * 1_000_000,
         'Plan:\nfile_write: a.txt, "hi"',
+        "file_list, dist\nfile_list, src",  # unquoted values after a comma: one line only
+        "file_list, the dist folder",
     ):
         r = recover_calls(text, ORDERED)
         assert r.calls == [] and r.content == text, text[:60]
