@@ -283,6 +283,8 @@ async def test_the_summary_says_what_the_tools_did_whatever_the_model_claims(cli
             shell("cat a.txt"),
             {"content": "ran"},
             {"content": "Committed the file. Deployed the site at https://example.com."},
+            # told once that no tool was called (finalize-nudge-v1), it claims the same again
+            {"content": "Committed the file. Deployed the site at https://example.com."},
         ],
     )
     handle = await start(client, settings, marker, limits=WORK)
