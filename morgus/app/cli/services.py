@@ -131,4 +131,10 @@ def demo(
     """Run one bundled, recorded task through the real stack: no API key needed (or a real one with --local-model)."""
     from morgus.app.demo import run_demo
 
+    def _terminated(*_: Any) -> None:
+        # SIGTERM (`timeout`, `kill`, a CI runner) unwinds like Ctrl-C, so the demo stops what it started; killed
+        # without unwinding, it left its worker polling the demo queue with the old code and its model server
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, _terminated)
     run_demo(load(), keep=keep, console=out, local_model=local_model)
