@@ -171,8 +171,23 @@ def test_a_reply_that_is_name_colon_values():
         None,
     )
     assert calls('file_write: a.txt, "one\ntwo"')[0] == [("file_write", {"path": "a.txt", "content": "one\ntwo"})]
-    assert calls('`shell_exec: "ls -la", 30`')[0] == [("shell_exec", {"command": "ls -la", "timeout_s": 30})]
+    # a bare word stays the text written; the tool's arguments model makes "30" the number its schema says
+    assert calls('`shell_exec: "ls -la", 30`')[0] == [("shell_exec", {"command": "ls -la", "timeout_s": "30"})]
     assert calls('file_write: "a.txt", "hi"')[0] == [("file_write", {"path": "a.txt", "content": "hi"})]
+
+
+def test_a_bare_colon_value_is_not_made_a_number():
+    """Found by red-teaming: a bare word that looked like a number became a JSON number, so `file_write: 2024, …`
+    was refused ("path: Input should be a valid string") and `-0`, `1.50` lost characters. The arguments model
+    (pydantic, lax) still makes a numeric parameter a number."""
+    from morgus.activities.tools.files import FileWriteArgs
+    from morgus.activities.tools.shell import ShellExecArgs
+
+    for path in ("2024", "-0", "1.50", "007"):
+        (call,) = recover_calls(f'file_write: {path}, "x"', ORDERED).calls
+        assert FileWriteArgs.model_validate_json(call.arguments).path == path
+    (call,) = recover_calls('shell_exec: "ls", 30', ORDERED).calls
+    assert ShellExecArgs.model_validate_json(call.arguments).timeout_s == 30
 
 
 def test_colon_lines_that_are_not_calls_stay_prose():

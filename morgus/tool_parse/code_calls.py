@@ -155,9 +155,11 @@ def _python_call(
 
 
 _COLON_LEAD = re.compile(r"[ \t`*]*(\w+)[ \t]*:[ \t]*")
-# a value written without quotes: one word of a path or a number (no blank, comma or quote), as in `site/index.html`
+# a value written without quotes: one word of a path or a number (no blank, comma or quote), as in `site/index.html`;
+# kept as the text written: only the tool's schema knows a number from a name (`file_write: 2024, "…"` is the file
+# 2024, which a JSON number made a type error, and `-0` or `1.50` lost characters), and its arguments model turns
+# "30" into 30 where the parameter is a number
 _BARE_VALUE = re.compile(r"""[^\s,"'`]+""")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,15})(?:\.\d{1,15})?")
 _VALUE_GAP = re.compile(r"[ \t]*")
 
 
@@ -187,8 +189,6 @@ def colon_call(content: str, tools: Mapping[str, Collection[str]], budget: list[
             quoted = True
         elif (bare := _BARE_VALUE.match(text, pos)) is not None:
             value, pos = bare.group(), bare.end()
-            if _NUMBER.fullmatch(value):
-                value = json.loads(value)
         else:
             return None
         values.append(value)
