@@ -66,3 +66,12 @@ def drop_other_phase_text(content: str | None, phase: Phase) -> tuple[str | None
             kept = content[: m.start()].rstrip()
             return kept or None, len(content) - len(kept)
     return content, 0
+
+
+def after_leading_header(content: str | None) -> str | None:
+    """The reply after a phase header on its first line, None when it has none: a call written under a copied
+    header ("**Phase: BUILD**\nfile_write: a.txt, \"hi\"") is read from there, since the forms that must be
+    the whole reply (`name: values`, a lone arguments object) never are with the header in front."""
+    text = (content or "").lstrip()
+    m = _PHASE_HEADER.match(text)
+    return text[m.end() :] if m is not None else None

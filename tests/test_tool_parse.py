@@ -6,6 +6,8 @@ import json
 from types import SimpleNamespace
 
 from morgus.activities.llm import reply_calls
+from morgus.contracts import Phase
+from morgus.reply_text import drop_other_phase_text
 from morgus.tool_parse import normalise_arguments, recover_calls
 
 TOOLS = {
@@ -95,6 +97,24 @@ def test_reply_calls_native_and_recovered():
     assert calls[0].digest and info == {"recovered_calls": 1}
     content, calls, info = reply_calls(_reply("All done, nothing more to do."), "stop", 8, ["shell_exec"])
     assert calls == [] and content == "All done, nothing more to do." and info == {}
+
+
+def test_a_call_under_a_copied_phase_header_is_still_a_call():
+    """Found by red-teaming: a model that copies its opening's header before its call ("**Phase: BUILD**" then
+    `file_write: …`) lost the call in the forms that must be the whole reply (`name: values`, a lone arguments
+    object), while the Python and JSON forms were recovered; the header alone was then dropped and asked again."""
+    for text in (
+        '**Phase: BUILD**\nfile_write: site/index.html, "<h1>Hi</h1>"',
+        'Phase: BUILD\n{"path": "site/index.html", "content": "<h1>Hi</h1>"}',
+        'Phase: BUILD\nfile_write("site/index.html", "<h1>Hi</h1>")',
+    ):
+        content, calls, info = reply_calls(_reply(text), "stop", 4, ["file_write"])
+        assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+            ("file_write", {"path": "site/index.html", "content": "<h1>Hi</h1>"})
+        ], text
+        assert drop_other_phase_text(content, Phase.BUILD)[0] is None  # the header is not kept as the model's words
+    # prose under a header stays prose (and is dropped by drop_other_phase_text, then asked again)
+    assert reply_calls(_reply("**Phase: BUILD**\nfile_write: site/index.html"), "stop", 5, ["file_write"])[1] == []
 
 
 ORDERED = {"file_write": ("path", "content"), "file_list": ("path",), "shell_exec": ("command", "timeout_s")}

@@ -46,7 +46,7 @@ from morgus.db.store import Store
 from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info
-from morgus.reply_text import drop_other_phase_text
+from morgus.reply_text import after_leading_header, drop_other_phase_text
 from morgus.text import clean_text
 from morgus.tool_parse import normalise_arguments, recover_calls
 
@@ -342,6 +342,9 @@ def reply_calls(
     # only names of real tools count, so JSON in prose (a config file shown to the user) stays prose; a tool
     # of another phase is still taken, so the workflow can tell the model it is not available here
     found = recover_calls(content, params, cut_off=finish_reason == "length")
+    if not found.calls and (after := after_leading_header(content)) is not None:
+        # the header is dropped with the reply's other Morgus-voice text anyway (drop_other_phase_text)
+        found = recover_calls(after, params, cut_off=finish_reason == "length")
     if not found.calls:
         return content, [], {}
     calls = [
