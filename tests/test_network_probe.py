@@ -43,3 +43,12 @@ def test_a_lookup_that_never_answers_is_offline_and_a_bad_name_is_not_an_error()
     finally:
         release.set()
     assert not internet_reachable(("a" * 300 + ".example", 443), timeout_s=2)  # IDNA refuses it: UnicodeError
+
+
+def test_an_explicit_morgus_offline_0_is_kept(tmp_path):
+    """Found by red-teaming: MORGUS_OFFLINE=0 was overridden by the probe (a direct connection), so a machine that
+    reaches the web only through an HTTPS proxy could not keep search_web and fetch_url for its local model."""
+    out = io.StringIO()
+    settings = Settings(MORGUS_OFFLINE="0", MORGUS_HOME=str(tmp_path))
+    assert offline_env(settings, Console(file=out)) == {}
+    assert out.getvalue() == ""

@@ -42,12 +42,14 @@ def internet_reachable(
 
 
 def offline_env(settings: Settings, console: Console) -> dict[str, str]:
-    """{"MORGUS_OFFLINE": "1"} for the worker when the web cannot be reached (said once), else {}."""
-    if settings.offline or internet_reachable():
+    """{"MORGUS_OFFLINE": "1"} for the worker when the web cannot be reached (said once), else {}. MORGUS_OFFLINE set
+    either way is the user's word and is kept: the probe is a direct connection, and a machine whose only way out
+    is an HTTPS proxy (which the web tools' client follows) has no other way to keep search_web and fetch_url."""
+    if settings.offline or "offline" in settings.model_fields_set or internet_reachable():
         return {}
     console.print(
         "No internet route from this machine: search_web and fetch_url are not offered to the model "
-        "(MORGUS_OFFLINE=1 for this worker).",
+        "(MORGUS_OFFLINE=1 for this worker; set MORGUS_OFFLINE=0 to offer them anyway, e.g. behind a proxy).",
         markup=False,
     )
     return {"MORGUS_OFFLINE": "1"}
