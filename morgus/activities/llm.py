@@ -172,7 +172,10 @@ class LlmActivities:
                 log.warning("llm returned an empty reply; asking once more", **recovered)
                 again = await self._complete(log, model, messages, extra)
                 resp = _with_usage_of(again, resp)
+                first = recovered
                 content, calls, recovered = await self._read_reply(resp, seq, req)
+                # the step says the reply is a second answer, and what the first one lost
+                recovered = {**recovered, "asked_again": True, **({"first_reply": first} if first else {})}
         if recovered:
             log.info("the reply needed help", calls=[c.name for c in calls], **recovered)
         # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone
