@@ -11,6 +11,7 @@ import asyncio
 import uuid
 
 import psycopg
+import psycopg_pool
 import pytest
 
 from morgus.activities.common import activity_store
@@ -107,3 +108,23 @@ async def test_a_tool_turn_is_one_transaction(store):
     assert [s["seq"] for s in await store.fetch_steps(task_id)] == [3]
     assert [a["name"] for a in await store.fetch_artifacts(task_id)] == ["a.txt"]
     assert (await store.fetch_task(task_id))["step_count"] == 4
+
+
+def _no_retry(what: str) -> None:
+    raise AssertionError(f"{what} was retried: the error is not an outage")
+
+
+async def test_a_closed_pool_and_a_statement_over_a_postgres_limit_are_not_retried(store):
+    """Found by red-teaming: both are OperationalErrors, so each was retried for db_retry_s (600 s), heartbeating
+    (a worker's activities outliving its pool; a statement that fails the same way every time)."""
+    retry = DbRetry(give_up_after_s=600, on_wait=_no_retry)
+    closed = Store(store.pool.conninfo, max_size=1, db_retry=retry)  # never opened: its pool is closed
+    with pytest.raises(psycopg_pool.PoolClosed):
+        await closed.fetch_task(str(uuid.uuid4()))
+
+    async def too_long_for_tsvector() -> None:
+        async with store.pool.connection() as conn:
+            await conn.execute("select repeat('x', 1100000)::tsvector")
+
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+        await retry.run(too_long_for_tsvector, what="a statement over a limit")

@@ -151,4 +151,13 @@ async def test_text_written_for_another_phase_is_dropped_and_an_echo_is_asked_ag
     assert replies[0]["content"] == "Research done: one page."
     assert replies[0]["metadata"]["dropped_phase_text"] == len(research) - len("Research done: one page.")
     assert replies[1]["content"] == plan and "dropped_phase_text" not in replies[1]["metadata"]
+
+    async def echo_step():  # the echo, asked again, is echoed again: the step says both were dropped
+        steps = await store.fetch_steps(task_id_of(handle))
+        return [s for s in steps if s["type"] == "LLM_RESPONSE"][2:] or None
+
+    (echoed,) = (await wait_for(echo_step, what="the echo's step"))[:1]
+    assert echoed["metadata"]["asked_again"] is True
+    assert echoed["metadata"]["first_reply"] == {"dropped_phase_text": len(echo)}
+    assert echoed["metadata"]["dropped_phase_text"] == len(echo)
     await _stop(handle)

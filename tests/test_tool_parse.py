@@ -6,6 +6,8 @@ import json
 from types import SimpleNamespace
 
 from morgus.activities.llm import reply_calls
+from morgus.contracts import Phase
+from morgus.reply_text import drop_other_phase_text
 from morgus.tool_parse import normalise_arguments, recover_calls
 
 TOOLS = {
@@ -97,6 +99,24 @@ def test_reply_calls_native_and_recovered():
     assert calls == [] and content == "All done, nothing more to do." and info == {}
 
 
+def test_a_call_under_a_copied_phase_header_is_still_a_call():
+    """Found by red-teaming: a model that copies its opening's header before its call ("**Phase: BUILD**" then
+    `file_write: …`) lost the call in the forms that must be the whole reply (`name: values`, a lone arguments
+    object), while the Python and JSON forms were recovered; the header alone was then dropped and asked again."""
+    for text in (
+        '**Phase: BUILD**\nfile_write: site/index.html, "<h1>Hi</h1>"',
+        'Phase: BUILD\n{"path": "site/index.html", "content": "<h1>Hi</h1>"}',
+        'Phase: BUILD\nfile_write("site/index.html", "<h1>Hi</h1>")',
+    ):
+        content, calls, info = reply_calls(_reply(text), "stop", 4, ["file_write"])
+        assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+            ("file_write", {"path": "site/index.html", "content": "<h1>Hi</h1>"})
+        ], text
+        assert drop_other_phase_text(content, Phase.BUILD)[0] is None  # the header is not kept as the model's words
+    # prose under a header stays prose (and is dropped by drop_other_phase_text, then asked again)
+    assert reply_calls(_reply("**Phase: BUILD**\nfile_write: site/index.html"), "stop", 5, ["file_write"])[1] == []
+
+
 ORDERED = {"file_write": ("path", "content"), "file_list": ("path",), "shell_exec": ("command", "timeout_s")}
 
 
@@ -171,10 +191,25 @@ def test_a_reply_that_is_name_colon_values():
         None,
     )
     assert calls('file_write: a.txt, "one\ntwo"')[0] == [("file_write", {"path": "a.txt", "content": "one\ntwo"})]
-    assert calls('`shell_exec: "ls -la", 30`')[0] == [("shell_exec", {"command": "ls -la", "timeout_s": 30})]
+    # a bare word stays the text written; the tool's arguments model makes "30" the number its schema says
+    assert calls('`shell_exec: "ls -la", 30`')[0] == [("shell_exec", {"command": "ls -la", "timeout_s": "30"})]
     assert calls('file_write: "a.txt", "hi"')[0] == [("file_write", {"path": "a.txt", "content": "hi"})]
     assert calls("file_list, dist")[0] == [("file_list", {"path": "dist"})]  # "deploy_local, dist", every retry
-    assert calls("shell_exec, ls, 30")[0] == [("shell_exec", {"command": "ls", "timeout_s": 30})]
+    assert calls("shell_exec, ls, 30")[0] == [("shell_exec", {"command": "ls", "timeout_s": "30"})]
+
+
+def test_a_bare_colon_value_is_not_made_a_number():
+    """Found by red-teaming: a bare word that looked like a number became a JSON number, so `file_write: 2024, …`
+    was refused ("path: Input should be a valid string") and `-0`, `1.50` lost characters. The arguments model
+    (pydantic, lax) still makes a numeric parameter a number."""
+    from morgus.activities.tools.files import FileWriteArgs
+    from morgus.activities.tools.shell import ShellExecArgs
+
+    for path in ("2024", "-0", "1.50", "007"):
+        (call,) = recover_calls(f'file_write: {path}, "x"', ORDERED).calls
+        assert FileWriteArgs.model_validate_json(call.arguments).path == path
+    (call,) = recover_calls('shell_exec: "ls", 30', ORDERED).calls
+    assert ShellExecArgs.model_validate_json(call.arguments).timeout_s == 30
 
 
 def test_colon_lines_that_are_not_calls_stay_prose():
@@ -194,6 +229,8 @@ def test_colon_lines_that_are_not_calls_stay_prose():
         'Plan:\nfile_write: a.txt, "hi"',
         "file_list, dist\nfile_list, src",  # unquoted values after a comma: one line only
         "file_list, the dist folder",
+        "file_list, shell_exec",  # a list of tools (red team: "git_add, git_commit" became git_add(paths=…))
+        'file_write: file_list, "x"',
     ):
         r = recover_calls(text, ORDERED)
         assert r.calls == [] and r.content == text, text[:60]

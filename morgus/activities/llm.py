@@ -46,7 +46,7 @@ from morgus.db.store import Store
 from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info
-from morgus.reply_text import drop_other_phase_text
+from morgus.reply_text import after_leading_header, drop_other_phase_text
 from morgus.text import clean_text
 from morgus.tool_parse import normalise_arguments, recover_calls
 
@@ -172,7 +172,10 @@ class LlmActivities:
                 log.warning("llm returned an empty reply; asking once more", **recovered)
                 again = await self._complete(log, model, messages, extra)
                 resp = _with_usage_of(again, resp)
+                first = recovered
                 content, calls, recovered = await self._read_reply(resp, seq, req)
+                # the step says the reply is a second answer, and what the first one lost
+                recovered = {**recovered, "asked_again": True, **({"first_reply": first} if first else {})}
         if recovered:
             log.info("the reply needed help", calls=[c.name for c in calls], **recovered)
         # The reply goes back to the workflow as a Temporal payload, which (like the store) cannot carry a lone
@@ -342,6 +345,9 @@ def reply_calls(
     # only names of real tools count, so JSON in prose (a config file shown to the user) stays prose; a tool
     # of another phase is still taken, so the workflow can tell the model it is not available here
     found = recover_calls(content, params, cut_off=finish_reason == "length")
+    if not found.calls and (after := after_leading_header(content)) is not None:
+        # the header is dropped with the reply's other Morgus-voice text anyway (drop_other_phase_text)
+        found = recover_calls(after, params, cut_off=finish_reason == "length")
     if not found.calls:
         return content, [], {}
     calls = [

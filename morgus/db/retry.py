@@ -24,6 +24,21 @@ import structlog
 
 # What an unreachable database looks like: a refused or dropped connection, or no pooled connection in time.
 DB_DOWN = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
+# OperationalErrors that say nothing about reachability and come back the same on every attempt: a pool closed by
+# its owner (the worker shutting down), and a statement over one of Postgres's limits (SQLSTATE class 54:
+# "string is too long for tsvector", "stack depth limit exceeded"). Retried, each held its activity for
+# db_retry_s (600 s), heartbeating, so nothing looked wrong.
+PROGRAM_LIMIT_CLASS = "54"
+
+
+def is_outage(e: BaseException) -> bool:
+    """Whether `e` is the database being unreachable (worth waiting for) rather than an answer it will repeat."""
+    if not isinstance(e, DB_DOWN) or isinstance(e, psycopg_pool.PoolClosed):
+        return False
+    sqlstate = getattr(e, "sqlstate", None)
+    return not (isinstance(sqlstate, str) and sqlstate.startswith(PROGRAM_LIMIT_CLASS))
+
+
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 5.0
 
@@ -47,7 +62,7 @@ class DbRetry:
             try:
                 return await op()
             except DB_DOWN as e:
-                if time.monotonic() > deadline:
+                if not is_outage(e) or time.monotonic() > deadline:
                     raise
                 structlog.get_logger().warning("database unavailable, retrying", what=what, error=str(e)[:200])
                 self.on_wait(what)

@@ -27,6 +27,8 @@ from morgus.sandbox.image import SANDBOX_UID
 from morgus.sandbox.output import CappedOutput
 
 HOME = "/home/morgus"
+# where the `python` alias is mounted: on the login PATH of a non-root user, empty on Debian-family hosts
+GAMES = Path("/usr/local/games")
 PATH = f"{HOME}/.local/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
@@ -38,20 +40,21 @@ def _untraversable_parent(path: Path, uid: int) -> Path | None:
     return None
 
 
-def _python_alias() -> list[str]:
+def _python_alias(games: Path = GAMES) -> list[str]:
     """`python` as python3 in the sandbox (the Docker image has python-is-python3) when the host's /usr has only
     python3: models write `python x.py` far more often than `python3` (a 1.5B model's EXECUTE ran
     `python site/tests.py` and got "command not found"). Commands run in a login shell, whose /etc/profile resets
     PATH for a non-root user to /usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games, and /usr is bound
     read-only; so the alias lives on a tmpfs mounted over /usr/local/games, an empty directory on Debian-family
-    hosts, and only when it is empty (nothing of the host's is hidden)."""
-    games = Path("/usr/local/games")
+    hosts, and only when it is empty (nothing of the host's is hidden) and no symlink leads to it: bwrap mounts
+    over the link's target as the sandbox sees it, and a target outside /usr and /etc does not exist there, so
+    every command failed ("Can't mount tmpfs on /newroot/usr/local/games: No such file or directory")."""
     if Path("/usr/bin/python").exists() or not Path("/usr/bin/python3").exists():
         return []
     try:
-        if not games.is_dir() or any(games.iterdir()):
+        if games.resolve() != games or not games.is_dir() or any(games.iterdir()):
             return []
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return []
     return ["--tmpfs", str(games), "--symlink", "/usr/bin/python3", f"{games}/python"]
 

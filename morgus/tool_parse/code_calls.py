@@ -155,9 +155,11 @@ def _python_call(
 
 
 _COLON_LEAD = re.compile(r"[ \t`*]*(\w+)[ \t]*([:,])[ \t]*")
-# a value written without quotes: one word of a path or a number (no blank, comma or quote), as in `site/index.html`
+# a value written without quotes: one word of a path or a number (no blank, comma or quote), as in `site/index.html`;
+# kept as the text written: only the tool's schema knows a number from a name (`file_write: 2024, "…"` is the file
+# 2024, which a JSON number made a type error, and `-0` or `1.50` lost characters), and its arguments model turns
+# "30" into 30 where the parameter is a number
 _BARE_VALUE = re.compile(r"""[^\s,"'`]+""")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,15})(?:\.\d{1,15})?")
 _VALUE_GAP = re.compile(r"[ \t]*")
 
 
@@ -167,7 +169,8 @@ def colon_call(content: str, tools: Mapping[str, Collection[str]], budget: list[
     A value is a JSON string (raw newlines allowed) or one bare word (a path, a number); at least one value must be
     quoted, so a one-line report such as "file_write: site/index.html" (how a phase is asked to end) stays prose,
     and the values must run to the end of the reply. `name, value` (a comma after the name, one line) is a call even
-    unquoted: the same model answered every EXECUTE retry with "deploy_local, dist", and no report is written so."""
+    unquoted: the same model answered every EXECUTE retry with "deploy_local, dist", and no report is written so;
+    but a bare value that is a tool's name makes the line a list of tools, never a call."""
     text = content.strip().strip("`").strip()
     lead = _COLON_LEAD.match(text)
     if lead is None or lead.group(1) not in tools:
@@ -188,8 +191,8 @@ def colon_call(content: str, tools: Mapping[str, Collection[str]], budget: list[
             quoted = True
         elif (bare := _BARE_VALUE.match(text, pos)) is not None:
             value, pos = bare.group(), bare.end()
-            if _NUMBER.fullmatch(value):
-                value = json.loads(value)
+            if value in tools:  # "git_add, git_commit" is a list of tools (a plan, a report), not a call
+                return None
         else:
             return None
         values.append(value)
