@@ -8,6 +8,8 @@ pinned weights, or MORGUS_LOCAL_MODEL): nothing is scripted, and any question th
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import stat
 from pathlib import Path
 
@@ -35,6 +37,17 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 
     llm: ScriptedLLM | None = None
     stack = Stack(settings)
+
+    def _terminated(*_: object) -> None:
+        # SIGTERM (`timeout`, `kill`, a CI runner) stops what the demo started, as Ctrl-C does: killed without
+        # that, it left its worker polling the demo queue with old code, and its model server. Stopped here, not by
+        # unwinding: asyncio.run's clean-up waits for every task to finish cancelling, and one did not (seen).
+        stack.stop()
+        if llm is not None:
+            llm.stop()
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         if local_model:
             from morgus.local_model import start_local_model, worker_env
