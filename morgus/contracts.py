@@ -138,6 +138,9 @@ class ResumeState(BaseModel):
     # workflow.patched "execute-failed-run-v1")
     last_run_failed: bool = False
     failure_nudged: bool = False
+    # how the phase ends is not said yet: BUILD and EXECUTE say it once their work is shown (workflow.patched
+    # "finish-after-work-v1")
+    finish_held: bool = False
     # the tools that reported success in this task (sorted, each once): the final summary says what they did,
     # whatever the model claims (workflow.patched "checked-summary-v1")
     succeeded_tools: list[str] = Field(default_factory=list)

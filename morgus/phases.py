@@ -19,10 +19,12 @@ class PhaseSpec:
     needs_work: str | None = None
     nudge: str = ""
 
-    def opening_message(self, tools: tuple[str, ...] | None = None) -> str:
+    def opening_message(self, tools: tuple[str, ...] | None = None, *, finish: bool = True) -> str:
+        """`finish=False` leaves out how the phase ends, said once its work is shown (finish-after-work-v1)."""
         return (
             f"Phase: {self.phase.value}\n{self.purpose}\n"
-            f"Tools for this phase: {', '.join(self.tools if tools is None else tools) or 'none'}.\n{self.finish}"
+            f"Tools for this phase: {', '.join(self.tools if tools is None else tools) or 'none'}."
+            + (f"\n{self.finish}" if finish else "")
         )
 
 

@@ -10,8 +10,8 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from morgus.activities.tools.workspace_state import changed, fingerprint
-from morgus.contracts import TaskLimits, TaskResult
-from morgus.phases import TOOL_ORDER
+from morgus.contracts import Phase, TaskLimits, TaskResult
+from morgus.phases import PHASES, TOOL_ORDER
 from tests.conftest import start, task_id_of, wait_for, wait_task_status
 
 WORK = TaskLimits(require_work=True)
@@ -350,3 +350,36 @@ async def test_finalize_that_calls_no_tool_is_told_once(client, store, settings,
         assert (await handle.result()).status == "completed"
         said = said_to_model(llm, marker)
         assert sum(m.startswith("Nothing was committed and the user was not told") for m in said) == nudges, marker
+
+
+async def test_build_and_execute_are_told_how_to_end_once_their_work_is_shown(client, store, settings, worker, llm):
+    """finish-after-work-v1: told the ending with the opening, a 1.5B model answered BUILD with the ending itself
+    ("I wrote index.html", no call); the ending is said after the first file (BUILD) and the first run (EXECUTE)."""
+    marker = llm.add(
+        "finish-later",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt"),
+            write("b.txt"),
+            {"content": "wrote a.txt, b.txt"},
+            shell("cat a.txt"),
+            {"content": "ran"},
+            {"content": "done"},
+        ],
+    )
+    handle = await start(client, settings, marker, limits=WORK)
+    assert (await handle.result()).status == "completed"
+    messages = llm.requests_for(scenario(marker))[-1].body["messages"]
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    build = next(m for m in users if m.startswith("Phase: BUILD"))
+    execute = next(m for m in users if m.startswith("Phase: EXECUTE"))
+    assert "end this phase" not in build and "end this phase" not in execute
+    endings = [m for m in users if m.startswith("When ") and "end this phase" in m]
+    assert endings == [PHASES[Phase.BUILD].finish, PHASES[Phase.EXECUTE].finish]  # once each, after the work
+    # BUILD's ending follows the first file's result, not the opening
+    roles = [(m["role"], m.get("content")) for m in messages]
+    at = roles.index(("user", PHASES[Phase.BUILD].finish))
+    assert roles[at - 1][0] == "tool" and roles[at - 2][0] == "assistant"
+    # RESEARCH, PLAN and FINALIZE still open with their ending
+    assert any(m.startswith("Phase: FINALIZE") and PHASES[Phase.FINALIZE].finish in m for m in users)

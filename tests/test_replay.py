@@ -200,6 +200,33 @@ async def test_fresh_finalize_nudge_history_replays(client, store, settings, wor
     await replay_every_run(client, handle, record_as="task-finalize-v9")
 
 
+async def test_fresh_finish_after_work_history_replays(client, store, settings, worker, llm):
+    """finish-after-work-v1: BUILD and EXECUTE open without their ending, said once their work is shown."""
+    from morgus.contracts import TaskLimits
+
+    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
+    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    notify = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "built x.txt"}}]}
+    marker = llm.add(
+        "replay-finish-later",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write,
+            {"content": "b"},
+            run,
+            {"content": "ran"},
+            notify,
+            {"content": "done"},
+        ],
+    )
+    handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
+    assert (await handle.result()).status == "completed"
+    users = [m["content"] for m in llm.requests_for("replay-finish-later")[-1].body["messages"] if m["role"] == "user"]
+    assert any(m.startswith("When every file is written") for m in users)  # the patched branch
+    await replay_every_run(client, handle, record_as="task-finish-v10")
+
+
 async def test_fresh_history_replays(client, store, settings, worker, llm):
     marker = llm.add("replay", rich_script())
     handle = await start(client, settings, marker)
