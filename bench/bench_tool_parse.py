@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from morgus.activities.llm import _tool_params
+from morgus.activities.llm_reply import _tool_params
 from morgus.contracts import Phase
 from morgus.reply_text import drop_other_phase_text
 from morgus.tool_parse import recover_calls

@@ -10,6 +10,9 @@ Script: {"scenarios": {"NAME": [REPLY, ...]}}, REPLY = {"content": str, "tool_ca
 "arguments": object | str}], "finish_reason": str, "delay_s": float, "fail": [{"status": int, "times": int, "message": str,
 "retry_after": float}]}. A scenario with "repeat_last": true repeats its last reply forever; past its end any
 scenario answers "Done." with no tool call (which ends a phase).
+
+Longer than ~300 lines because it is one server with one job, the scripted model: its script format, the protocol
+checks a real provider makes, and the request log tests read are kept together so a test author reads one file.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from morgus.activities.llm import _tool_params
+from morgus.activities.llm_reply import _tool_params
 from morgus.activities.tools import ToolError
 from morgus.tool_parse import recover_calls
 from tests.conftest import start, task_id_of, wait_task_status

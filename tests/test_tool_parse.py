@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from morgus.activities.llm import reply_calls
+from morgus.activities.llm_reply import reply_calls
 from morgus.contracts import Phase
 from morgus.reply_text import drop_other_phase_text
 from morgus.tool_parse import normalise_arguments, recover_calls

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from morgus.activities.llm import _tool_params
+from morgus.activities.llm_reply import _tool_params
 from morgus.tool_parse import MAX_CALL_CODE, recover_calls
 
 TOOLS = _tool_params()  # the real tools, in declaration order

@@ -11,7 +11,7 @@ import openai
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from morgus.activities.llm import classify_error
+from morgus.activities.llm_errors import classify_error
 from morgus.activities.tool_runner import ToolActivities
 from morgus.activities.tools import REGISTRY, ToolError
 from morgus.activities.tools.workspace import resolve_in_workspace

@@ -8,8 +8,6 @@ errors raise a retryable error (honouring Retry-After); a rejected request fails
 from __future__ import annotations
 
 import asyncio
-import re
-from datetime import timedelta
 from typing import cast
 
 import openai
@@ -19,6 +17,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from morgus.activities.common import activity_store, heartbeating
+from morgus.activities.llm_errors import CONTEXT_OVERFLOW_TYPE, classify_error
+from morgus.activities.llm_reply import _with_usage_of, reply_calls, usage_of
 from morgus.activities.tools import REGISTRY
 from morgus.config import Settings
 from morgus.context import (
@@ -46,57 +46,12 @@ from morgus.db.store import Store
 from morgus.ids import digest
 from morgus.log import activity_logger
 from morgus.models import ModelInfo, choose_model, model_info
-from morgus.reply_text import after_leading_header, drop_other_phase_text
+from morgus.reply_text import drop_other_phase_text
 from morgus.text import clean_text
-from morgus.tool_parse import normalise_arguments, recover_calls
 
 # Arguments larger than this stay in Postgres; the workflow and the tool activity pass a reference instead.
 INLINE_ARGUMENTS_MAX = 8_000
 STEP_CONTENT_MAX = 4_000
-RETRYABLE_STATUS = {408, 409, 429}
-NON_RETRYABLE_TYPE = "LlmRequestRejected"
-CONTEXT_OVERFLOW_TYPE = "ContextOverflow"  # the workflow condenses the conversation and tries again
-
-
-def _retry_after(err: openai.APIStatusError) -> timedelta | None:
-    value = err.response.headers.get("retry-after") if err.response is not None else None
-    try:
-        return timedelta(seconds=min(float(value), 300)) if value else None
-    except ValueError:
-        return None
-
-
-def _provider_message(err: openai.APIStatusError) -> str:
-    body = err.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return err.message
-
-
-# llama.cpp's server says "exceeds the available context size"
-_OVERFLOW = re.compile(
-    r"context[ _]length|maximum context|context window|context size|too many tokens|prompt is too long", re.I
-)
-
-
-def classify_error(err: Exception) -> ApplicationError:
-    """Map an OpenAI SDK error to a Temporal error: retryable or not, with a clear message."""
-    if isinstance(err, openai.APIStatusError):
-        status = err.status_code
-        msg = f"LLM provider returned HTTP {status}: {_provider_message(err)}"
-        code = (err.body or {}).get("error", {}).get("code") if isinstance(err.body, dict) else None
-        if status in (400, 413) and (code == "context_length_exceeded" or _OVERFLOW.search(msg)):
-            return ApplicationError(msg, type=CONTEXT_OVERFLOW_TYPE, non_retryable=True)
-        if status in RETRYABLE_STATUS or status >= 500:
-            return ApplicationError(msg, type="LlmTransientError", next_retry_delay=_retry_after(err))
-        return ApplicationError(msg, type=NON_RETRYABLE_TYPE, non_retryable=True)
-    if isinstance(err, openai.APITimeoutError):
-        return ApplicationError(f"LLM request timed out: {err}", type="LlmTransientError")
-    if isinstance(err, openai.APIConnectionError):
-        return ApplicationError(f"cannot reach the LLM endpoint: {err}", type="LlmTransientError")
-    return ApplicationError(f"LLM call failed: {type(err).__name__}: {err}", type="LlmTransientError")
 
 
 def _clip(text: str | None, limit: int = STEP_CONTENT_MAX) -> str:
@@ -318,69 +273,3 @@ class LlmActivities:
         await self.store.save_condensation(req.task_id, condensation)
         log.info("conversation condensed", upto_seq=cut, messages=len(older), turns=turns)
         return CondenseResult(upto_seq=cut, condensed_messages=len(older), usage=usage_of(resp, info))
-
-
-def _tool_params() -> dict[str, tuple[str, ...]]:
-    """Each tool's argument names in declaration order (a call written `file_write("a.txt", "hi")` maps its
-    positional values in that order)."""
-    return {name: tuple(spec.args.model_fields) for name, spec in REGISTRY.items()}
-
-
-def reply_calls(
-    reply: object, finish_reason: str | None, seq: int, offered: list[str]
-) -> tuple[str | None, list[ToolCall], dict]:
-    """The reply's text and tool calls, whichever way the model wrote them: native `tool_calls` (arguments
-    normalised), else calls written into the text (fenced JSON, <tool_call> tags, a bare object). The dict says
-    what was recovered, for the step's metadata and the log ({} when the reply needed no help)."""
-    params = _tool_params()
-    content = getattr(reply, "content", None)
-    native = [c for c in (getattr(reply, "tool_calls", None) or []) if getattr(c, "function", None) is not None]
-    if native:
-        calls = []
-        for c in native:
-            raw = c.function.arguments or ""
-            args = normalise_arguments(raw, params.get(c.function.name)) if raw.strip() else "{}"
-            calls.append(ToolCall(id=c.id, name=c.function.name, arguments=args, digest=digest(args)))
-        return content, calls, {}
-    # only names of real tools count, so JSON in prose (a config file shown to the user) stays prose; a tool
-    # of another phase is still taken, so the workflow can tell the model it is not available here
-    found = recover_calls(content, params, cut_off=finish_reason == "length")
-    if not found.calls and (after := after_leading_header(content)) is not None:
-        # the header is dropped with the reply's other Morgus-voice text anyway (drop_other_phase_text)
-        found = recover_calls(after, params, cut_off=finish_reason == "length")
-    if not found.calls:
-        return content, [], {}
-    calls = [
-        ToolCall(id=f"call_{seq}_{i}", name=c.name, arguments=c.arguments, digest=digest(c.arguments))
-        for i, c in enumerate(found.calls)
-    ]
-    info = {"recovered_calls": len(calls), **({"dropped_calls": found.dropped} if found.dropped else {})}
-    if offered and not any(c.name in offered for c in calls):
-        info["not_offered"] = True
-    return found.content, calls, info
-
-
-def _with_usage_of(resp: ChatCompletion, earlier: ChatCompletion) -> ChatCompletion:
-    """`resp` with the token usage of both calls, so an empty reply asked again is still paid for."""
-    a, b = getattr(resp, "usage", None), getattr(earlier, "usage", None)
-    if a is None or b is None:
-        return resp
-    a.prompt_tokens = (a.prompt_tokens or 0) + (b.prompt_tokens or 0)
-    a.completion_tokens = (a.completion_tokens or 0) + (b.completion_tokens or 0)
-    a.total_tokens = (a.total_tokens or 0) + (b.total_tokens or 0)
-    da, db = getattr(a, "prompt_tokens_details", None), getattr(b, "prompt_tokens_details", None)
-    if da is not None and db is not None:
-        da.cached_tokens = (da.cached_tokens or 0) + (db.cached_tokens or 0)
-    return resp
-
-
-def usage_of(resp: object, info: ModelInfo) -> TokenUsage:
-    u = getattr(resp, "usage", None)
-    details = getattr(u, "prompt_tokens_details", None)
-    usage = TokenUsage(
-        prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(u, "completion_tokens", 0) or 0,
-        total_tokens=getattr(u, "total_tokens", 0) or 0,
-        cached_tokens=getattr(details, "cached_tokens", 0) or 0,
-    )
-    return usage.model_copy(update={"cost_usd": round(info.cost(usage), 8)})
