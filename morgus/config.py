@@ -228,6 +228,10 @@ class Settings(BaseSettings):
     # Stop sequences sent with every chat completion (JSON list, at most 4). Unset for hosted models; the local
     # model's worker gets one that ends a reply after its first tool call (docs/local-model.md).
     llm_stop: list[str] = Field(default_factory=list, alias="MORGUS_LLM_STOP", max_length=4)
+    # The most tokens one reply may generate (`max_tokens`). Unset for hosted models (their own limit applies); the
+    # local model's worker gets LOCAL_MAX_TOKENS: a 1.5B model on 2 cores once generated 2,300+ tokens (4 minutes)
+    # for one BUILD reply, past the activity's timeout, and would have again on the retry.
+    llm_max_tokens: int | None = Field(default=None, alias="MORGUS_LLM_MAX_TOKENS", ge=16, le=1_000_000)
     # The local model (`morgus up --local-model`): a GGUF file (else the pinned one of `morgus[local-model]`),
     # a llama-server binary (else PATH, else built once into MORGUS_HOME/bin), and how to serve it.
     local_model: Path | None = Field(default=None, alias="MORGUS_LOCAL_MODEL")

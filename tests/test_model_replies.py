@@ -110,20 +110,22 @@ async def test_an_empty_reply_is_asked_again_once(client, store, settings, worke
     await _stop(handle)
 
 
-async def test_stop_sequences_are_sent_only_when_set(client, store, llm, settings_with, worker_for, settings, worker):
+async def test_stop_sequences_and_max_tokens_are_sent_only_when_set(
+    client, store, llm, settings_with, worker_for, settings, worker
+):
     marker = llm.add("no-stop", [{"content": "research done"}])
     handle = await start(client, settings, marker)
     plain = await wait_for(lambda: _request(llm, "no-stop", 0), what="a request")
-    assert "stop" not in plain.body
+    assert "stop" not in plain.body and "max_tokens" not in plain.body
     await _stop(handle)
 
     stop = ["```\n\n```json"]
-    with_stop = settings_with(MORGUS_LLM_STOP=json.dumps(stop))
+    with_stop = settings_with(MORGUS_LLM_STOP=json.dumps(stop), MORGUS_LLM_MAX_TOKENS="1536")
     async with worker_for(with_stop):
         marker = llm.add("with-stop", [{"content": "research done"}])
         handle = await start(client, with_stop, marker)
         req = await wait_for(lambda: _request(llm, "with-stop", 0), what="a request")
-        assert req.body["stop"] == stop
+        assert req.body["stop"] == stop and req.body["max_tokens"] == 1536
         await _stop(handle)
 
 

@@ -117,6 +117,8 @@ class LlmActivities:
         extra: dict = {"tools": tools} if tools else {}
         if self.settings.llm_stop:
             extra["stop"] = list(self.settings.llm_stop)
+        if self.settings.llm_max_tokens:
+            extra["max_tokens"] = self.settings.llm_max_tokens
         async with heartbeating():
             resp = await self._complete(log, model, messages, extra)
             content, calls, recovered = await self._read_reply(resp, seq, req)

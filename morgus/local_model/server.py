@@ -18,6 +18,9 @@ from morgus.local_model.weights import models_dir, weights_path
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "chatml-fenced-tool-calls.jinja"
 # After a first fenced call the model tends to write more, guessing results it has not seen; stop there.
 LOCAL_STOP = ["```\n\n```json", "```\n```json"]
+# max_tokens for the local model's replies: a whole small file fits (an index.html of ~1,000 tokens), a runaway
+# reply (2,300+ tokens, 4 minutes at 9 tokens/s, seen) ends in under 3 minutes instead of at the activity's timeout
+LOCAL_MAX_TOKENS = 1536
 
 
 @dataclass
@@ -169,6 +172,7 @@ def worker_env(settings: Settings, server: LlamaServer) -> dict[str, str]:
         "MORGUS_MODEL": server.alias,
         "MORGUS_CODE_MODEL": "",
         "MORGUS_LLM_STOP": json.dumps(LOCAL_STOP),
+        "MORGUS_LLM_MAX_TOKENS": str(settings.llm_max_tokens or LOCAL_MAX_TOKENS),
         "MORGUS_MODEL_CONFIG": str(model_config_file(settings, server.alias)),
         # a CPU model reads a cold prompt at ~50 tokens/s, and far slower on busy cores (a 2,300-token first turn
         # took over 120 s with other jobs running): wait up to just under the activity's start-to-close (300 s)
