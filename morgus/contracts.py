@@ -141,6 +141,8 @@ class ResumeState(BaseModel):
     # how the phase ends is not said yet: BUILD and EXECUTE say it once their work is shown (workflow.patched
     # "finish-after-work-v1")
     finish_held: bool = False
+    # FINALIZE itself committed or told the user something (workflow.patched "finalize-nudge-v1")
+    finalize_worked: bool = False
     # the tools that reported success in this task (sorted, each once): the final summary says what they did,
     # whatever the model claims (workflow.patched "checked-summary-v1")
     succeeded_tools: list[str] = Field(default_factory=list)

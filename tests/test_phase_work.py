@@ -165,6 +165,9 @@ async def test_execute_told_of_a_failed_run_then_fixes_it(client, store, setting
     assert (await handle.result()).status == "completed"
     said = said_to_model(llm, marker)
     assert sum(m.startswith("Your last command failed") for m in said) == 1
+    # how EXECUTE ends is said after the run that worked, not after the failed one (finish-after-work-v1)
+    execute_end = PHASES[Phase.EXECUTE].finish
+    assert said.index(execute_end) > next(i for i, m in enumerate(said) if m.startswith("Your last command failed"))
     steps = await store.fetch_steps(task_id_of(handle))
     assert [s["phase"] for s in steps if s["type"] == "PHASE_START"][-1] == "FINALIZE"
 
@@ -345,11 +348,28 @@ async def test_finalize_that_calls_no_tool_is_told_once(client, store, settings,
             {"content": "done"},
         ],
     )
-    for marker, nudges in ((told, 0), (silent, 1)):
+    # a notify_user in BUILD does not excuse a silent FINALIZE (red team: it did)
+    early = llm.add(
+        "fin-early",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("a.txt"),
+            notify,
+            {"content": "built"},
+            shell("cat a.txt"),
+            {"content": "ran"},
+            {"content": "Committed everything."},
+            {"content": "done"},
+        ],
+    )
+    for marker, nudges in ((told, 0), (silent, 1), (early, 1)):
         handle = await start(client, settings, marker, limits=WORK)
         assert (await handle.result()).status == "completed"
         said = said_to_model(llm, marker)
-        assert sum(m.startswith("Nothing was committed and the user was not told") for m in said) == nudges, marker
+        assert (
+            sum(m.startswith("Nothing was committed and this phase told the user nothing") for m in said) == nudges
+        ), marker
 
 
 async def test_build_and_execute_are_told_how_to_end_once_their_work_is_shown(client, store, settings, worker, llm):

@@ -196,7 +196,7 @@ async def test_fresh_finalize_nudge_history_replays(client, store, settings, wor
     handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
     assert (await handle.result()).status == "completed"
     said = " ".join(str(m["content"]) for m in llm.requests_for("replay-finalize")[-1].body["messages"])
-    assert "Nothing was committed and the user was not told" in said  # the patched branch
+    assert "Nothing was committed and this phase told the user nothing" in said  # the patched branch
     await replay_every_run(client, handle, record_as="task-finalize-v9")
 
 

@@ -119,16 +119,19 @@ PROJECTION_RETRY = RetryPolicy(
 ASK_USER_CLEAN_PATCH = "ask-user-clean-text"
 # EXECUTE whose last command failed, with nothing deployed since, is told so once before it may end.
 EXECUTE_FAILED_RUN_PATCH = "execute-failed-run-v1"
+# said as what the reply was and naming deploy_local with its argument: a 1.5B model answered the first wording with
+# prose 6/6 times and this one with deploy_local 5/6 (docs/eval.md)
 FAILED_RUN_NUDGE = (
-    "Your last command failed and nothing is deployed. Run a command that works, or deploy the result "
-    "with a deploy tool; if the failure cannot be fixed in this phase, reply without a tool call and "
-    "say why."
+    "Your last command failed and nothing is deployed: any result or URL in your reply is not real. Reply now with "
+    "only a tool call: deploy_local with the folder that holds the site (for a website), or shell_exec with a "
+    "command that works. If the failure cannot be fixed in this phase, reply without a tool call and say why."
 )
-# FINALIZE that ends having neither committed nor told the user anything is told so once (a 1.5B model answered
-# FINALIZE's opening with "Initialized repository. Committed changes…" and called no tool).
+# FINALIZE that ends with nothing committed in the task and nothing told to the user in FINALIZE is told so once (a
+# 1.5B model answered FINALIZE's opening with "Initialized repository. Committed changes…" and called no tool; a
+# notify_user in BUILD, "Site deployed. URL is https://localhost:3000.", must not excuse it).
 FINALIZE_NUDGE_PATCH = "finalize-nudge-v1"
 FINALIZE_NUDGE = (
-    "Nothing was committed and the user was not told anything: your reply called no tool, so what it says was "
+    "Nothing was committed and this phase told the user nothing: your reply called no tool, so what it says was "
     "not done. Reply now with only a tool call: git_init, then git_add and git_commit; then notify_user."
 )
 FINALIZE_WORK = frozenset({"git_commit", "notify_user"})
@@ -479,9 +482,13 @@ class TaskWorkflow:
             st.last_run_failed = not outcome.ok
         if phase is Phase.EXECUTE and call.name in DEPLOY_TOOLS and outcome.ok:
             st.last_run_failed = False
-        if st.phase_worked and st.finish_held:
+        if st.phase_worked and st.finish_held and not st.last_run_failed:
+            # EXECUTE hears how to end after a run that worked or a deployment: told after a failed `npm test`, a
+            # 1.5B model ended the phase at once ("Tests run. URL is https://localhost:3000.")
             st.finish_held = False
             self._queue_message("user", PHASES[phase].finish)
+        if phase is Phase.FINALIZE and outcome.ok and call.name in FINALIZE_WORK:
+            st.finalize_worked = True
 
     async def _phase_may_end(self, spec: PhaseSpec) -> bool:
         """A reply without a tool call ends the phase once its work is shown. Otherwise the model is told once;
@@ -503,7 +510,8 @@ class TaskWorkflow:
         if (
             spec.phase is Phase.FINALIZE
             and not st.work_nudged
-            and not FINALIZE_WORK & set(st.succeeded_tools)
+            and not st.finalize_worked
+            and "git_commit" not in st.succeeded_tools
             and self._input.limits.require_work
             and workflow.patched(FINALIZE_NUDGE_PATCH)
         ):
