@@ -143,6 +143,8 @@ class ResumeState(BaseModel):
     finish_held: bool = False
     # FINALIZE itself committed or told the user something (workflow.patched "finalize-nudge-v1")
     finalize_worked: bool = False
+    # EXECUTE was told that the URL its reply named does not exist (workflow.patched "execute-url-claim-v1")
+    url_claim_nudged: bool = False
     # the tools that reported success in this task (sorted, each once): the final summary says what they did,
     # whatever the model claims (workflow.patched "checked-summary-v1")
     succeeded_tools: list[str] = Field(default_factory=list)

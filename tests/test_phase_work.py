@@ -403,3 +403,40 @@ async def test_build_and_execute_are_told_how_to_end_once_their_work_is_shown(cl
     assert roles[at - 1][0] == "tool" and roles[at - 2][0] == "assistant"
     # RESEARCH, PLAN and FINALIZE still open with their ending
     assert any(m.startswith("Phase: FINALIZE") and PHASES[Phase.FINALIZE].finish in m for m in users)
+
+
+async def test_execute_that_names_a_url_nothing_deployed_is_told_once(client, store, settings, worker, llm):
+    """execute-url-claim-v1: "the site was deployed … The URL is <https://crumbco.com>" after a run, with no
+    deployment, is pointed out once; a URL a deployment returned is not."""
+    deploy = {"content": None, "tool_calls": [{"name": "deploy_local", "arguments": {"directory": "site"}}]}
+    claims = llm.add(
+        "url-claim",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("site/index.html", "<h1>hi</h1>"),
+            {"content": "built"},
+            shell("cat site/index.html"),
+            {"content": "Ran it; deployed at <https://crumbco.com>."},
+            deploy,
+            {"content": "Deployed."},
+        ],
+    )
+    honest = llm.add(
+        "url-real",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write("site/index.html", "<h1>hi</h1>"),
+            {"content": "built"},
+            deploy,
+            {"content": "Deployed at http://127.0.0.1:8091/x/ (the tool's URL)."},
+        ],
+    )
+    for marker, nudges in ((claims, 1), (honest, 0)):
+        handle = await start(client, settings, marker, limits=WORK)
+        assert (await handle.result()).status == "completed"
+        said = said_to_model(llm, marker)
+        assert sum(m.startswith("Nothing was deployed: your reply called no tool") for m in said) == nudges, marker
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert any(s["type"] == "TOOL_RESULT" and s["metadata"].get("tool") == "deploy_local" for s in steps)

@@ -227,6 +227,36 @@ async def test_fresh_finish_after_work_history_replays(client, store, settings, 
     await replay_every_run(client, handle, record_as="task-finish-v10")
 
 
+async def test_fresh_url_claim_history_replays(client, store, settings, worker, llm):
+    """execute-url-claim-v1: EXECUTE ending on a made-up URL with nothing deployed is told once."""
+    from morgus.contracts import TaskLimits
+
+    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "s/i.html", "content": "x"}}]}
+    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat s/i.html"}}]}
+    deploy = {"content": None, "tool_calls": [{"name": "deploy_local", "arguments": {"directory": "s"}}]}
+    notify = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "deployed"}}]}
+    marker = llm.add(
+        "replay-url-claim",
+        [
+            {"content": "r"},
+            {"content": "p"},
+            write,
+            {"content": "b"},
+            run,
+            {"content": "Live at https://x.example"},
+            deploy,
+            {"content": "deployed"},
+            notify,
+            {"content": "done"},
+        ],
+    )
+    handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
+    assert (await handle.result()).status == "completed"
+    said = " ".join(str(m["content"]) for m in llm.requests_for("replay-url-claim")[-1].body["messages"])
+    assert "no tool returned the URL in it" in said  # the patched branch
+    await replay_every_run(client, handle, record_as="task-url-claim-v11")
+
+
 async def test_fresh_history_replays(client, store, settings, worker, llm):
     marker = llm.add("replay", rich_script())
     handle = await start(client, settings, marker)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -135,6 +136,16 @@ FINALIZE_NUDGE = (
     "not done. Reply now with only a tool call: git_init, then git_add and git_commit; then notify_user."
 )
 FINALIZE_WORK = frozenset({"git_commit", "notify_user"})
+# EXECUTE that would end on a reply naming a URL, with nothing deployed, is told once that the URL does not exist:
+# a 1.5B model ran its tests, then ended with "the site was deployed on the Morgus server. The URL is
+# <https://crumbco.com>"; told this, it called deploy_local 6/6 times (docs/eval.md).
+URL_CLAIM_PATCH = "execute-url-claim-v1"
+URL_CLAIM_NUDGE = (
+    "Nothing was deployed: your reply called no tool, and no tool returned the URL in it, so it does not exist. "
+    "Reply with a deploy_local call now (its directory: the folder that holds the site), or, if the task asks for "
+    "no deployment, end this phase in one line without a URL."
+)
+_URL = re.compile(r"https?://[^\s<>\"'`)\]]+")
 # BUILD and EXECUTE open without how they end; it is said once their work is shown.
 FINISH_AFTER_WORK_PATCH = "finish-after-work-v1"
 # A completed task's summary ends with what the tools reported (files, runs, deployments, commits).
@@ -366,7 +377,7 @@ class TaskWorkflow:
                 continue
             turn = await self._call_llm(spec)
             if not turn.tool_calls:
-                if not self._work or await self._phase_may_end(spec):
+                if not self._work or await self._phase_may_end(spec, turn.content):
                     return
                 continue
             fingerprints = [await self._run_tool_call(spec, call, turn.seq) for call in turn.tool_calls]
@@ -490,10 +501,22 @@ class TaskWorkflow:
         if phase is Phase.FINALIZE and outcome.ok and call.name in FINALIZE_WORK:
             st.finalize_worked = True
 
-    async def _phase_may_end(self, spec: PhaseSpec) -> bool:
+    async def _phase_may_end(self, spec: PhaseSpec, reply: str | None = None) -> bool:
         """A reply without a tool call ends the phase once its work is shown. Otherwise the model is told once;
         if it still has nothing, the user decides: move on anyway, retry (their words reach the model), or stop."""
         st = self._state
+        if (
+            spec.phase is Phase.EXECUTE
+            and st.phase_worked
+            and not st.url_claim_nudged
+            and not set(DEPLOY_TOOLS) & set(st.succeeded_tools)
+            and self._input.limits.require_work
+            and _URL.search(reply or "") is not None
+            and workflow.patched(URL_CLAIM_PATCH)
+        ):
+            st.url_claim_nudged = True
+            self._queue_message("user", URL_CLAIM_NUDGE)
+            return False
         if (
             st.phase_worked
             and st.last_run_failed
