@@ -36,7 +36,8 @@ SNIFF_BYTES = 8192  # a NUL in the first bytes marks a file binary
 
 # .git is left out of the archive: the sandbox wrote it, and a crafted .git/config (core.fsmonitor,
 # core.hooksPath) or hook runs commands on the operator's machine the moment they run `git status` in the extracted
-# folder. The task's history is kept by the host in its own repository (settings.git_root), out of the sandbox's reach.
+# folder. The task's real repository is the host's, outside the workspace (settings.git_root/<id>.git, see
+# morgus/activities/tools/git_safe.py), so a .git in the workspace is only ever what the sandbox planted there.
 ARCHIVE_SKIP = frozenset({".git"})
 
 
