@@ -4,6 +4,7 @@ server), a hard link, names with a newline, unicode and bytes that are not UTF-8
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import os
@@ -16,6 +17,7 @@ import pytest
 
 from morgus.app import workspace_files
 from morgus.ids import new_task_id, workflow_id_for
+from tests.conftest import wait_for
 from tests.helpers.api import is_error, served
 
 BIG = ("€" * 1_000_000).encode()  # 3 MB of text: over the 1 MiB view, cut mid-character by the cap
@@ -289,3 +291,38 @@ async def test_the_token_guards_the_workspace(client, store, settings_with, tmp_
         (ws2 / "a.txt").write_text("a\n")
         for route in routes:
             assert (await http.get(route)).status_code == 200
+
+
+def open_fds_under(folder: Path) -> list[str]:
+    """The paths this process (the server runs in it) holds open beneath `folder`."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            held.append(target)
+    return held
+
+
+async def test_a_client_that_leaves_mid_download_leaves_no_descriptor_open(client, store, settings):
+    tid = await new_task(store)
+    ws = settings.workspace_for(tid)
+    ws.mkdir(parents=True)
+    with open(ws / "huge.bin", "wb") as f:
+        f.truncate(512 << 20)  # sparse: far more than the socket buffers hold, so the server is mid-stream
+    async with served(settings, client, store) as http:
+        async with http.stream(
+            "GET", f"/api/tasks/{tid}/files/content", params={"path": "huge.bin", "download": 1}
+        ) as resp:
+            assert resp.status_code == 200
+            async for chunk in resp.aiter_bytes():
+                assert chunk.strip(b"\0") == b""
+                break  # and hang up
+
+        async def released() -> bool:
+            return not await asyncio.to_thread(open_fds_under, ws)
+
+        await wait_for(released, what="the download's descriptor to be closed")
+        assert (await http.get(f"/api/tasks/{tid}/files")).json()["entries"][0]["name"] == "huge.bin"
