@@ -42,6 +42,30 @@ export interface paths {
      */
     post: operations["cancel_api_tasks__task_id__cancel_post"];
   };
+  "/api/tasks/{task_id}/files": {
+    /**
+     * List Files
+     * @description One folder of the task's workspace: its entries (lstat only; links are listed, never followed).
+     */
+    get: operations["list_files_api_tasks__task_id__files_get"];
+  };
+  "/api/tasks/{task_id}/files/content": {
+    /**
+     * File Content
+     * @description One regular file: its text as JSON (`binary` and no text when it is not UTF-8; the first MiB), or with
+     * `download=1` its bytes (up to 1 GiB). Links, FIFOs, devices and hard-linked files are refused.
+     */
+    get: operations["file_content_api_tasks__task_id__files_content_get"];
+  };
+  "/api/tasks/{task_id}/archive": {
+    /**
+     * Archive
+     * @description The whole workspace as a streamed .tar.gz under `task-<id>/`: folders and regular files only. Links (never
+     * followed), FIFOs, sockets, devices, hard-linked files and `.git` are left out (a sandbox-written .git/config or
+     * hook would run commands on the machine of whoever runs git in the extracted folder).
+     */
+    get: operations["archive_api_tasks__task_id__archive_get"];
+  };
   "/api/events": {
     /**
      * Events
@@ -139,6 +163,80 @@ export interface components {
     ErrorView: {
       /** Error */
       error: string;
+    };
+    /**
+     * FileEntryView
+     * @description One entry of a workspace folder. A link is reported as a link: its target is never read or followed.
+     */
+    FileEntryView: {
+      /**
+       * Name
+       * @description the name; shown escaped (and `escaped` true) when it is not valid UTF-8
+       */
+      name: string;
+      /**
+       * Kind
+       * @description other: a FIFO, socket or device (never opened)
+       * @enum {string}
+       */
+      kind: "file" | "dir" | "link" | "other";
+      /**
+       * Size
+       * @description bytes, for a file; null otherwise
+       */
+      size: number | null;
+      /**
+       * Mtime
+       * Format: date-time
+       */
+      mtime: string;
+      /**
+       * Escaped
+       * @description the name is not valid UTF-8: shown with escapes, it cannot be opened by name
+       */
+      escaped: boolean;
+    };
+    /** FileView */
+    FileView: {
+      /** Path */
+      path: string;
+      /**
+       * Size
+       * @description the file's size in bytes
+       */
+      size: number;
+      /**
+       * Mtime
+       * Format: date-time
+       */
+      mtime: string;
+      /**
+       * Binary
+       * @description not UTF-8 text (or a NUL in its first 8 KiB): `text` is null
+       */
+      binary: boolean;
+      /**
+       * Truncated
+       * @description `text` is the first MiB only
+       */
+      truncated: boolean;
+      /** Text */
+      text: string | null;
+    };
+    /** FolderView */
+    FolderView: {
+      /** Path */
+      path: string;
+      /**
+       * Entries
+       * @description folders first, then by name
+       */
+      entries: components["schemas"]["FileEntryView"][];
+      /**
+       * Truncated
+       * @description the folder has more entries than the API lists
+       */
+      truncated: boolean;
     };
     /** HealthView */
     HealthView: {
@@ -756,6 +854,167 @@ export interface operations {
       };
       /** @description Service Unavailable */
       503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * List Files
+   * @description One folder of the task's workspace: its entries (lstat only; links are listed, never followed).
+   */
+  list_files_api_tasks__task_id__files_get: {
+    parameters: {
+      query?: {
+        /** @description a folder, relative to the workspace; '' is its top */
+        path?: string;
+      };
+      path: {
+        task_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["FolderView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Request Entity Too Large */
+      413: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * File Content
+   * @description One regular file: its text as JSON (`binary` and no text when it is not UTF-8; the first MiB), or with
+   * `download=1` its bytes (up to 1 GiB). Links, FIFOs, devices and hard-linked files are refused.
+   */
+  file_content_api_tasks__task_id__files_content_get: {
+    parameters: {
+      query: {
+        /** @description a regular file, relative to the workspace */
+        path: string;
+        /** @description the raw bytes as an attachment instead of the JSON view */
+        download?: boolean;
+      };
+      path: {
+        task_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["FileView"];
+          "application/octet-stream": unknown;
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Request Entity Too Large */
+      413: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Archive
+   * @description The whole workspace as a streamed .tar.gz under `task-<id>/`: folders and regular files only. Links (never
+   * followed), FIFOs, sockets, devices, hard-linked files and `.git` are left out (a sandbox-written .git/config or
+   * hook would run commands on the machine of whoever runs git in the extracted folder).
+   */
+  archive_api_tasks__task_id__archive_get: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    responses: {
+      /** @description the workspace, .tar.gz */
+      200: {
+        content: {
+          "application/gzip": unknown;
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Request Entity Too Large */
+      413: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
         content: {
           "application/json": components["schemas"]["ErrorView"];
         };

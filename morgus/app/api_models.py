@@ -170,3 +170,28 @@ class ArtifactView(ArtifactRecord):
 
 class ArtifactsView(BaseModel):
     artifacts: list[ArtifactView]
+
+
+class FileEntryView(BaseModel):
+    """One entry of a workspace folder. A link is reported as a link: its target is never read or followed."""
+
+    name: str = Field(description="the name; shown escaped (and `escaped` true) when it is not valid UTF-8")
+    kind: Literal["file", "dir", "link", "other"] = Field(description="other: a FIFO, socket or device (never opened)")
+    size: int | None = Field(description="bytes, for a file; null otherwise")
+    mtime: datetime
+    escaped: bool = Field(description="the name is not valid UTF-8: shown with escapes, it cannot be opened by name")
+
+
+class FolderView(BaseModel):
+    path: str
+    entries: list[FileEntryView] = Field(description="folders first, then by name")
+    truncated: bool = Field(description="the folder has more entries than the API lists")
+
+
+class FileView(BaseModel):
+    path: str
+    size: int = Field(description="the file's size in bytes")
+    mtime: datetime
+    binary: bool = Field(description="not UTF-8 text (or a NUL in its first 8 KiB): `text` is null")
+    truncated: bool = Field(description="`text` is the first MiB only")
+    text: str | None

@@ -26,7 +26,7 @@ from morgus.activities.tools.safe_fs.descriptors import (
     sentences,
     write_file,
 )
-from morgus.activities.tools.safe_fs.names import COPY_CHUNK, MAX_DEPTH, TEMP_PREFIX, kind, show, split_rel
+from morgus.activities.tools.safe_fs.names import COPY_CHUNK, MAX_DEPTH, TEMP_PREFIX, Missing, kind, show, split_rel
 from morgus.activities.tools.safe_fs.tree import CopyReport, Entry, TooLarge, copy_regular_tree, walk
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "TEMP_PREFIX",
     "CopyReport",
     "Entry",
+    "Missing",
     "TooLarge",
     "closing_fd",
     "copy_regular_tree",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from morgus.activities.tools.safe_fs.names import COPY_CHUNK, TEMP_PREFIX, show, split_file, wrong_kind
+from morgus.activities.tools.safe_fs.names import COPY_CHUNK, TEMP_PREFIX, Missing, show, split_file, wrong_kind
 from morgus.activities.tools.workspace import ToolError
 
 PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -82,7 +82,7 @@ def open_dir(
             child = _child_dir(fd, name, shown, missing_ok=True)
             if child is None:
                 if not create:
-                    raise ToolError(f"folder {shown!r} does not exist; use file_list to see what is there")
+                    raise Missing(f"folder {shown!r} does not exist; use file_list to see what is there")
                 try:
                     os.mkdir(name, 0o755, dir_fd=fd)
                     if on_create is not None:
@@ -120,7 +120,7 @@ def open_regular_at(dir_fd: int, name: str, shown: str, *, single_link: bool = T
     try:
         pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
-        raise ToolError(f"file {shown!r} does not exist; use file_list to see what is there") from None
+        raise Missing(f"file {shown!r} does not exist; use file_list to see what is there") from None
     with closing_fd(pfd):
         st = os.fstat(pfd)
         if stat.S_ISDIR(st.st_mode):

@@ -13,6 +13,10 @@ MAX_DEPTH = 64  # deeper folders are not walked (listed as skipped where it matt
 COPY_CHUNK = 1 << 20
 
 
+class Missing(ToolError):
+    """The name does not exist (a tool tells the model as any refusal; the API answers 404, not 400)."""
+
+
 def show(name: str) -> str:
     """A name as text that cannot forge a line or a terminal escape: control characters and undecodable bytes
     are written as escapes."""
