@@ -401,3 +401,25 @@ async def test_notify_webhook_is_retried_and_the_step_written_once(client, store
 
 def test_git_is_installed():
     assert shutil.which("git"), "git is needed by the git tools"
+
+
+async def test_deploy_of_a_missing_folder_names_the_folders_that_hold_a_site(settings, tmp_path):
+    """A 1.5B model deployed `dist` (no such folder), read "build the site first" and ended EXECUTE with its site in
+    `site/`: the error names the folders with an index.html, found without following a link."""
+    ctx = ctx_for(settings)
+    ws = settings.workspace_for(ctx.task_id)
+    with pytest.raises(ToolError, match="no folder holds an index.html yet"):
+        await call("deploy_local", ctx, directory="dist")
+    (ws / "site").mkdir(parents=True)
+    (ws / "site" / "index.html").write_text("<h1>hi</h1>")
+    (ws / "docs\nx").mkdir()
+    (ws / "docs\nx" / "index.html").write_text("x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "index.html").write_text("secret")
+    (ws / "linked").symlink_to(outside)
+    with pytest.raises(ToolError) as e:
+        await call("deploy_local", ctx, directory="dist")
+    message = str(e.value)
+    assert "'dist' is not a folder in the workspace; folders with an index.html:" in message
+    assert "site" in message and "linked" not in message and "\n" not in message

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import uuid
 from pathlib import Path
 
@@ -48,6 +49,26 @@ class CloudflareDeployArgs(ToolArgs):
     project_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,57}$", description="Cloudflare Pages project name.")
 
 
+def _site_folders_hint(workspace: Path) -> str:
+    """Which folders could be deployed: a 1.5B model asked to deploy `dist` (no such folder), read "build the site
+    first" and ended the phase with its site sitting in `site/`. Names come from the untrusted workspace: escaped
+    (safe_fs.show), at most five, from a bounded walk that follows no link."""
+    try:
+        entries, _ = safe_fs.walk(workspace, ".", max_entries=2000, skip_dirs=frozenset({".git", "node_modules"}))
+    except (ToolError, OSError):
+        return "write the site's files first"
+    folders = sorted(
+        {
+            e.rel.rpartition("/")[0] or "."
+            for e in entries
+            if stat.S_ISREG(e.mode) and e.rel.rpartition("/")[2] == "index.html"
+        }
+    )
+    if not folders:
+        return "no folder holds an index.html yet: write the site's files first"
+    return f"folders with an index.html: {', '.join(folders[:5])} (deploy one of them)"
+
+
 def _publish(workspace: Path, directory: str, sites: Path, task_id: str) -> tuple[Path, safe_fs.CopyReport]:
     """Copy the regular files and folders of `directory` into a fresh staging folder, then switch the site to it."""
     parts = safe_fs.split_rel(directory)
@@ -56,7 +77,7 @@ def _publish(workspace: Path, directory: str, sites: Path, task_id: str) -> tupl
         src = safe_fs.open_folder(workspace, parts)
     except ToolError as e:
         if "does not exist" in str(e):
-            raise ToolError(f"{shown!r} is not a folder in the workspace; build the site first") from None
+            raise ToolError(f"{shown!r} is not a folder in the workspace; {_site_folders_hint(workspace)}") from None
         raise
     with safe_fs.closing_fd(src):
         try:
