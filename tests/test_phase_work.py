@@ -380,8 +380,8 @@ async def test_build_and_execute_are_told_how_to_end_once_their_work_is_shown(cl
         [
             {"content": "r"},
             {"content": "p"},
-            write("a.txt"),
-            write("b.txt"),
+            # two calls in one turn: the ending comes after both results (between them it broke the protocol)
+            {"content": None, "tool_calls": write("a.txt")["tool_calls"] + write("b.txt")["tool_calls"]},
             {"content": "wrote a.txt, b.txt"},
             shell("cat a.txt"),
             {"content": "ran"},
@@ -400,7 +400,7 @@ async def test_build_and_execute_are_told_how_to_end_once_their_work_is_shown(cl
     # BUILD's ending follows the first file's result, not the opening
     roles = [(m["role"], m.get("content")) for m in messages]
     at = roles.index(("user", PHASES[Phase.BUILD].finish))
-    assert roles[at - 1][0] == "tool" and roles[at - 2][0] == "assistant"
+    assert [r for r, _ in roles[at - 3 : at]] == ["assistant", "tool", "tool"]
     # RESEARCH, PLAN and FINALIZE still open with their ending
     assert any(m.startswith("Phase: FINALIZE") and PHASES[Phase.FINALIZE].finish in m for m in users)
 

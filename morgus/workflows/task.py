@@ -381,6 +381,7 @@ class TaskWorkflow:
                     return
                 continue
             fingerprints = [await self._run_tool_call(spec, call, turn.seq) for call in turn.tool_calls]
+            self._tell_how_to_end(spec)
             if await self._watch_for_loops(spec.phase, turn, fingerprints):
                 return
 
@@ -493,13 +494,19 @@ class TaskWorkflow:
             st.last_run_failed = not outcome.ok
         if phase is Phase.EXECUTE and call.name in DEPLOY_TOOLS and outcome.ok:
             st.last_run_failed = False
-        if st.phase_worked and st.finish_held and not st.last_run_failed:
-            # EXECUTE hears how to end after a run that worked or a deployment: told after a failed `npm test`, a
-            # 1.5B model ended the phase at once ("Tests run. URL is https://localhost:3000.")
-            st.finish_held = False
-            self._queue_message("user", PHASES[phase].finish)
         if phase is Phase.FINALIZE and outcome.ok and call.name in FINALIZE_WORK:
             st.finalize_worked = True
+
+    def _tell_how_to_end(self, spec: PhaseSpec) -> None:
+        """finish-after-work-v1: once the turn's calls have shown the phase's work, how the phase ends is said. After
+        the whole turn, never between its tool results (a user message there breaks the protocol: every call of an
+        assistant message is answered first; the scripted provider refused the demo's two-file turn). EXECUTE hears
+        it after a run that worked or a deployment: told after a failed `npm test`, a 1.5B model ended the phase at
+        once ("Tests run. URL is https://localhost:3000.")."""
+        st = self._state
+        if st.phase_worked and st.finish_held and not st.last_run_failed:
+            st.finish_held = False
+            self._queue_message("user", spec.finish)
 
     async def _phase_may_end(self, spec: PhaseSpec, reply: str | None = None) -> bool:
         """A reply without a tool call ends the phase once its work is shown. Otherwise the model is told once;
