@@ -26,6 +26,11 @@ def replayer() -> Replayer:
     return Replayer(workflows=[TaskWorkflow], data_converter=pydantic_data_converter)
 
 
+# the BUILD write and the EXECUTE run most fresh-history scripts share
+WRITE_X = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
+RUN_X = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+
+
 async def replay_every_run(client, handle, record_as: str) -> None:
     """Replay each run of the task's workflow (continue-as-new makes several); with MORGUS_RECORD_HISTORIES=1
     also record them as tests/histories/<record_as>-run<N>.json, N counting from the first run."""
@@ -105,8 +110,8 @@ async def test_fresh_loop_choices_history_replays(client, store, settings, worke
     from morgus.contracts import TaskLimits
 
     stuck = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "false"}}]}
-    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
-    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    write = WRITE_X
+    run = RUN_X
     marker = llm.add(
         "replay-loop",
         [{"content": "r"}, {"content": "p"}, write, *[stuck] * 6, run, {"content": "ran"}, {"content": "done"}],
@@ -123,8 +128,8 @@ async def test_fresh_checked_summary_history_replays(client, store, settings, wo
     """checked-summary-v1: the completed task's summary ends with what the tools reported."""
     from morgus.contracts import TaskLimits
 
-    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
-    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    write = WRITE_X
+    run = RUN_X
     marker = llm.add(
         "replay-summary",
         [
@@ -147,7 +152,7 @@ async def test_fresh_failed_run_history_replays(client, store, settings, worker,
     """execute-failed-run-v1: EXECUTE's failed last run is pointed out once before the phase may end."""
     from morgus.contracts import TaskLimits
 
-    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
+    write = WRITE_X
     bad = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat missing.txt"}}]}
     good = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
     marker = llm.add(
@@ -176,8 +181,8 @@ async def test_fresh_finalize_nudge_history_replays(client, store, settings, wor
     pointed out once."""
     from morgus.contracts import TaskLimits
 
-    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
-    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    write = WRITE_X
+    run = RUN_X
     init = {"content": None, "tool_calls": [{"name": "git_init", "arguments": {}}]}
     marker = llm.add(
         "replay-finalize",
@@ -204,8 +209,8 @@ async def test_fresh_finish_after_work_history_replays(client, store, settings, 
     """finish-after-work-v1: BUILD and EXECUTE open without their ending, said once their work is shown."""
     from morgus.contracts import TaskLimits
 
-    write = {"content": None, "tool_calls": [{"name": "file_write", "arguments": {"path": "x.txt", "content": "x"}}]}
-    run = {"content": None, "tool_calls": [{"name": "shell_exec", "arguments": {"command": "cat x.txt"}}]}
+    write = WRITE_X
+    run = RUN_X
     notify = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "built x.txt"}}]}
     marker = llm.add(
         "replay-finish-later",
