@@ -185,7 +185,7 @@ async def test_a_message_to_a_waiting_task_is_the_answer_and_an_ended_task_refus
 async def test_the_temporal_cli_update_and_signal_and_morgus_task_say(client, store, settings, worker, llm):
     marker = llm.add(
         "steer-cli",
-        [note("looking", delay_s=15), {"content": "research done"}],
+        [note("looking", delay_s=15), ask("Anything else?"), {"content": "research done"}],
     )
     handle = await start(client, settings, marker)
     task_id = task_id_of(handle)
@@ -202,18 +202,24 @@ async def test_the_temporal_cli_update_and_signal_and_morgus_task_say(client, st
     cli = await morgus_cli(settings, "task", "say", task_id, "three")
     assert cli.returncode == 0, cli.stderr
     assert "the agent reads it at its next turn (3 waiting)" in cli.stdout
-    # the validator refuses what it cannot take, to the sender
+
+    await wait_task_status(store, task_id, "waiting_for_input")
+    # the validator refuses what it cannot take, to the sender, even as an answer
     for bad in ({"text": ""}, {"text": "   "}, {"text": "x" * 20_001}, {"words": "hi"}, ["hi"]):
         refused = await temporal("update", "execute", "--name", "say", "--input", json.dumps(bad))
         assert refused.returncode != 0 and "the message " in refused.stderr + refused.stdout, bad
     blank = await morgus_cli(settings, "task", "say", task_id, "  ")
     assert blank.returncode == 2 and "the message is empty" in blank.stderr
+    answered = await morgus_cli(settings, "task", "say", task_id, "no, that is all")
+    assert answered.returncode == 0, answered.stderr
+    assert f"task {task_id} took it as the answer to: Anything else?" in answered.stdout
 
     result: TaskResult = await handle.result()
     assert result.status == "completed"
     requests = llm.requests_for("steer-cli")
     assert said(requests[1])[-3:] == [f"{USER_SAYS}one", f"{USER_SAYS}two", f"{USER_SAYS}three"]
-    assert sum(u.startswith(USER_SAYS) for u in said(requests[-1])) == 3  # once each, blank ones never
+    assert sum(u.startswith(USER_SAYS) for u in said(requests[-1])) == 3  # once each, refused ones never
+    assert [m["content"] for m in requests[-1].body["messages"] if m["role"] == "tool"][-1] == "no, that is all"
 
 
 async def test_a_full_inbox_refuses_and_a_cancelled_task_still_records_its_messages(
@@ -244,3 +250,41 @@ async def test_a_full_inbox_refuses_and_a_cancelled_task_still_records_its_messa
     assert [s["content"] for s in kept] == [f"message {i}" for i in range(MAX_INBOX)]
     assert all(s["metadata"] == {"kind": "steer", "delivered": False} for s in kept)
     assert steps[-1]["type"] == "TASK_END"
+
+
+async def test_a_message_waiting_at_continue_as_new_is_carried_to_the_next_run(client, store, settings, worker, llm):
+    """The dev server suggests continue-as-new at 50 events: the message is sent during a turn late enough in its
+    run that the check after it continues as new, so the inbox must travel in ResumeState."""
+    turns = 8
+    marker = llm.add("steer-can", [*[note(f"look {i}", delay_s=2) for i in range(turns)], {"content": "done"}])
+    handle = await start(client, settings, marker)
+    task_id = task_id_of(handle)
+    seen = 0
+    while True:  # each turn in flight: is its run long enough that the check after it continues as new?
+        await wait_for(lambda seen=seen: _later_turn_in_flight(llm, "steer-can", seen), what="the next turn")
+        seen = len(llm.requests_for("steer-can"))
+        desc = await handle.describe()
+        if desc.raw_description.workflow_execution_info.history_length >= 40:
+            break
+        assert seen < turns - 1, "no turn came late enough in its run"
+    sent = await handle.execute_update("say", {"text": "carried over"}, result_type=SayResult)
+    assert not sent.answered
+    result: TaskResult = await handle.result()
+    assert result.status == "completed"
+
+    carried = []
+    async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'"):
+        history = await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        resume = json.loads(started.input.payloads[0].data).get("resume") or {}
+        carried += resume.get("inbox", [])
+    assert carried == ["carried over"]  # the next run started with it waiting
+    last = said(llm.requests_for("steer-can")[-1])
+    assert last.count(f"{USER_SAYS}carried over") == 1
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    assert [s["content"] for s in steps if s["type"] == "USER_MESSAGE"] == ["carried over"]
+
+
+async def _later_turn_in_flight(llm, name: str, seen: int) -> bool:
+    return llm.in_flight(name) > 0 and len(llm.requests_for(name)) >= seen + (seen > 0)
