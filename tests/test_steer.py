@@ -208,6 +208,11 @@ async def test_the_temporal_cli_update_and_signal_and_morgus_task_say(client, st
     for bad in ({"text": ""}, {"text": "   "}, {"text": "x" * 20_001}, {"words": "hi"}, ["hi"]):
         refused = await temporal("update", "execute", "--name", "say", "--input", json.dumps(bad))
         assert refused.returncode != 0 and "the message " in refused.stderr + refused.stdout, bad
+        # a signal cannot be refused: the workflow drops it (with a warning) and keeps waiting
+        dropped = await temporal("signal", "--name", "say", "--input", json.dumps(bad))
+        assert dropped.returncode == 0, dropped.stderr
+    status = await handle.query("status", result_type=TaskStatusView)
+    assert status.status == "waiting_for_input" and status.pending_question == "Anything else?"
     blank = await morgus_cli(settings, "task", "say", task_id, "  ")
     assert blank.returncode == 2 and "the message is empty" in blank.stderr
     answered = await morgus_cli(settings, "task", "say", task_id, "no, that is all")
