@@ -47,6 +47,7 @@ class StepType(StrEnum):
     NOTIFICATION = "NOTIFICATION"
     QUESTION = "QUESTION"
     ANSWER = "ANSWER"
+    USER_MESSAGE = "USER_MESSAGE"  # a message the user sent to the running task (`say`), as the model got it
     ERROR = "ERROR"
     TASK_END = "TASK_END"
 
@@ -151,6 +152,8 @@ class ResumeState(BaseModel):
     # tools this worker cannot run (no network, no credentials), decided once at task start
     unavailable_tools: list[str] | None = None
     unavailable_tools_why: dict[str, str] | None = None
+    # messages the user sent (`say`) that have not reached the model yet, oldest first (workflow.patched "steer-v1")
+    inbox: list[str] = Field(default_factory=list)
 
 
 class TaskInput(BaseModel):
@@ -175,6 +178,21 @@ class TaskInput(BaseModel):
 
 class AnswerSignal(BaseModel):
     text: str = Field(min_length=1, max_length=20_000)
+
+
+class SayMessage(BaseModel):
+    """A message to a running task (the `say` update and signal): it reaches the model at its next turn, or is the
+    answer when the task waits for one. The same bounds as an answer."""
+
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class SayResult(BaseModel):
+    """What became of a message: the answer to the question the task waited on, or queued for the model's next turn."""
+
+    answered: bool = Field(description="the task was waiting for an answer and took the message as it")
+    question: str | None = Field(default=None, description="the question answered, when `answered`")
+    waiting: int = Field(default=0, description="messages now waiting for the model's next turn, this one included")
 
 
 class CancelSignal(BaseModel):
@@ -211,6 +229,7 @@ class TaskStatusView(BaseModel):
     error_message: str | None = None
     llm_calls: int = 0
     budget: Budget | None = None
+    messages_waiting: int = 0  # messages sent with `say` that have not reached the model yet
 
 
 class TaskResult(BaseModel):

@@ -1,6 +1,6 @@
 """The console in real headless Chromium against the real stack (API + worker + Postgres + scripted LLM).
 
-Needs Debian's chromium and `npm ci && npm run build` in console/ (.ci/run does both); skipped with the reason
+Steers the task from the message box, answers its question, sees it complete. Needs Debian's chromium and `npm ci && npm run build` in console/ (.ci/run does both); skipped with the reason
 otherwise. Screenshots of each page are written to docs/screenshots/.
 """
 
@@ -31,6 +31,7 @@ async def test_console_end_to_end_in_chromium(client, store, settings, worker, l
         [
             {
                 "content": "Researching.",
+                "delay_s": 3,  # the console sends a steering message while this call is in flight
                 "tool_calls": [{"name": "notify_user", "arguments": {"message": "Looking at bakery sites."}}],
             },
             {"content": "Research done."},
@@ -73,5 +74,8 @@ async def test_console_end_to_end_in_chromium(client, store, settings, worker, l
     print(res.stdout)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "completed; artifact http" in res.stdout
-    for name in ("new-task", "task-question", "task-detail", "dashboard"):
+    assert "steering message in the timeline" in res.stdout
+    said = [m["content"] for m in llm.requests_for("console-e2e")[-1].body["messages"] if m["role"] == "user"]
+    assert said.count("The user says: Use Tailwind instead.") == 1
+    for name in ("new-task", "task-steer", "task-question", "task-detail", "dashboard"):
         assert (shots / f"{name}.png").stat().st_size > 10_000

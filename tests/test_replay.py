@@ -17,7 +17,7 @@ from temporalio.worker import Replayer
 
 from morgus.contracts import TaskResult
 from morgus.workflows import TaskWorkflow
-from tests.conftest import start, task_id_of, wait_task_status
+from tests.conftest import start, task_id_of, wait_for, wait_task_status
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -260,6 +260,53 @@ async def test_fresh_url_claim_history_replays(client, store, settings, worker, 
     said = " ".join(str(m["content"]) for m in llm.requests_for("replay-url-claim")[-1].body["messages"])
     assert "no tool returned the URL in it" in said  # the patched branch
     await replay_every_run(client, handle, record_as="task-url-claim-v11")
+
+
+async def test_fresh_steer_history_replays(client, store, settings, worker, llm):
+    """steer-v1: messages sent while an LLM call is in flight (the update and the signal) reach the next turn, one
+    sent while the task waits is the answer, one sent during the last reply gets the model one more turn."""
+    from morgus.contracts import SayResult
+    from morgus.workflows.task import USER_SAYS
+
+    note = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "looking"}}]}
+    marker = llm.add(
+        "replay-steer",
+        [
+            {**note, "delay_s": 4},
+            {"content": None, "tool_calls": [{"name": "ask_user", "arguments": {"question": "Colour?"}}]},
+            {"content": "research done"},
+            {"content": "plan"},
+            {"content": "built"},
+            {"content": "executed"},
+            {"content": "finalized", "delay_s": 4},
+            {"content": "finalized, with the licence"},
+        ],
+    )
+    handle = await start(client, settings, marker)
+    task_id = task_id_of(handle)
+
+    async def in_flight() -> bool:
+        return llm.in_flight("replay-steer") > 0
+
+    await wait_for(in_flight, what="the first LLM call")
+    await handle.execute_update("say", {"text": "use Tailwind"}, result_type=SayResult)
+    await handle.signal("say", {"text": "skip the tests"})
+    await wait_task_status(store, task_id, "waiting_for_input")
+    answered = await handle.execute_update("say", {"text": "green"}, result_type=SayResult)
+    assert answered.answered and answered.question == "Colour?"
+    await wait_for(lambda: _requests_at_least(llm, "replay-steer", 6), what="FINALIZE")
+    await wait_for(in_flight, what="FINALIZE's LLM call")
+    await handle.execute_update("say", {"text": "add a licence"}, result_type=SayResult)
+    result: TaskResult = await handle.result()
+    assert result.status == "completed"
+    last = [m["content"] for m in llm.requests_for("replay-steer")[-1].body["messages"] if m["role"] == "user"]
+    said = [u.removeprefix(USER_SAYS) for u in last if u.startswith(USER_SAYS)]
+    assert said == ["use Tailwind", "skip the tests", "add a licence"]  # the patched branch
+    await replay_every_run(client, handle, record_as="task-steer-v12")
+
+
+async def _requests_at_least(llm, name: str, n: int) -> bool:
+    return len(llm.requests_for(name)) >= n
 
 
 async def test_fresh_history_replays(client, store, settings, worker, llm):

@@ -1,4 +1,4 @@
-// End-to-end in real headless Chromium: New Task -> live timeline -> answer the question -> completed with its
+// End-to-end in real headless Chromium: New Task -> live timeline -> steer from the message box -> answer the question -> completed with its
 // artifact link -> Dashboard filter and search. Screenshots go to docs/screenshots/.
 //   node console/e2e/console.e2e.mjs <base url> <scenario marker> <screenshot dir>
 import { chromium } from "playwright-core";
@@ -21,6 +21,15 @@ try {
   await page.waitForURL(/#\/tasks\/[0-9a-f-]{36}$/);
   const taskUrl = page.url();
   step(`started ${taskUrl}`);
+
+  // steer while the first LLM call is in flight: the message reaches the model at its next turn, then the timeline
+  await page.locator(".step-phase_start").first().waitFor({ timeout: 60000 });
+  await page.fill("textarea[aria-label='message to the agent']", "Use Tailwind instead.");
+  await page.click(".say button[type=submit]");
+  await page.getByText("Sent: the agent reads it at its next turn.").waitFor();
+  await page.locator(".step-user_message").getByText("Use Tailwind instead.").waitFor({ timeout: 60000 });
+  step("steering message in the timeline");
+  await page.screenshot({ path: `${shots}/task-steer.png`, fullPage: true });
 
   await page.getByText("The agent asks:").waitFor({ timeout: 60000 });
   await page.locator(".step").first().waitFor();

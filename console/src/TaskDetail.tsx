@@ -7,6 +7,8 @@ export function TaskDetail({ id }: { id: string }) {
   const [steps, setSteps] = useState<Step[]>([]);
   const [artifacts, setArtifacts] = useState<Artifact[]>([]);
   const [answer, setAnswer] = useState("");
+  const [message, setMessage] = useState("");
+  const [sent, setSent] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const refresh = useCallback(async () => {
@@ -43,6 +45,20 @@ export function TaskDetail({ id }: { id: string }) {
     }
   }
 
+  // Steering: the agent reads the message at its next turn (it appears in the timeline then), or, when the task
+  // waits for an answer, the message is the answer.
+  async function say(e: React.FormEvent) {
+    e.preventDefault();
+    try {
+      const r = await api.say(id, message);
+      setMessage("");
+      setSent(r.answered ? "Taken as the answer." : "Sent: the agent reads it at its next turn.");
+      setError(null);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  }
+
   return (
     <div className="task-detail">
       <header>
@@ -58,6 +74,15 @@ export function TaskDetail({ id }: { id: string }) {
           <p><strong>The agent asks:</strong> {task.pending_question}</p>
           <input aria-label="answer" value={answer} onChange={(e) => setAnswer(e.target.value)} placeholder="Your answer" />
           <button type="submit" disabled={!answer.trim()}>Answer</button>
+        </form>
+      )}
+      {live && (
+        <form className="say" onSubmit={say}>
+          <textarea aria-label="message to the agent" value={message} rows={2} maxLength={20000}
+            onChange={(e) => { setMessage(e.target.value); setSent(null); }}
+            placeholder="Tell the agent something while it works (e.g. use Tailwind instead)" />
+          <button type="submit" disabled={!message.trim()}>Send</button>
+          {sent && <span className="say-sent" role="status">{sent}</span>}
         </form>
       )}
       {task.error_message && <p className="error">{task.error_message}</p>}

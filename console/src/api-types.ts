@@ -35,6 +35,14 @@ export interface paths {
     /** Answer */
     post: operations["answer_api_tasks__task_id__answer_post"];
   };
+  "/api/tasks/{task_id}/messages": {
+    /**
+     * Send Message
+     * @description Steer a running task: the model reads the message at its next turn; a task waiting for an answer takes it as
+     * the answer. 409 when the task has ended or too many messages wait.
+     */
+    post: operations["send_message_api_tasks__task_id__messages_post"];
+  };
   "/api/tasks/{task_id}/cancel": {
     /**
      * Cancel
@@ -250,6 +258,33 @@ export interface components {
       /** Database */
       database: boolean;
     };
+    /**
+     * MessageBody
+     * @description A message to a running task (multi-line text, as an answer is).
+     */
+    MessageBody: {
+      /** Text */
+      text: string;
+    };
+    /** MessageSentView */
+    MessageSentView: {
+      /**
+       * Answered
+       * @description the task was waiting for an answer and took the message as it
+       */
+      answered: boolean;
+      /**
+       * Question
+       * @description the question answered, when `answered`
+       */
+      question: string | null;
+      /**
+       * Waiting
+       * @description messages now waiting for the model's next turn, this one included
+       * @default 0
+       */
+      waiting: number;
+    };
     /** OkView */
     OkView: {
       /** Ok */
@@ -264,7 +299,7 @@ export interface components {
      * StepType
      * @enum {string}
      */
-    StepType: "TASK_START" | "PHASE_START" | "LLM_RESPONSE" | "TOOL_CALL" | "TOOL_RESULT" | "NOTIFICATION" | "QUESTION" | "ANSWER" | "ERROR" | "TASK_END";
+    StepType: "TASK_START" | "PHASE_START" | "LLM_RESPONSE" | "TOOL_CALL" | "TOOL_RESULT" | "NOTIFICATION" | "QUESTION" | "ANSWER" | "USER_MESSAGE" | "ERROR" | "TASK_END";
     /** StepView */
     StepView: {
       /** Seq */
@@ -736,6 +771,79 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["OkView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Send Message
+   * @description Steer a running task: the model reads the message at its next turn; a task waiting for an answer takes it as
+   * the answer. 409 when the task has ended or too many messages wait.
+   */
+  send_message_api_tasks__task_id__messages_post: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["MessageBody"];
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      202: {
+        content: {
+          "application/json": components["schemas"]["MessageSentView"];
         };
       };
       /** @description Bad Request */

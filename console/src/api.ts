@@ -78,6 +78,8 @@ export const api = {
     call<Schemas["TaskView"]>("/api/tasks", { method: "POST", body: JSON.stringify(body) }),
   answer: (id: string, text: string) =>
     call<Ok>(`/api/tasks/${encodeURIComponent(id)}/answer`, { method: "POST", body: JSON.stringify({ text }) }),
+  say: (id: string, text: string) =>
+    call<Schemas["MessageSentView"]>(`/api/tasks/${encodeURIComponent(id)}/messages`, { method: "POST", body: JSON.stringify({ text }) }),
   cancel: (id: string) => call<Ok>(`/api/tasks/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
 };
 

@@ -26,7 +26,7 @@ export function PhaseProgress({ phase, status }: { phase: Phase | null; status: 
 // Plain symbols that every font has (emoji fonts are often missing on servers and in headless browsers).
 export const STEP_ICONS: Record<string, string> = {
   TASK_START: "▶", PHASE_START: "■", LLM_RESPONSE: "◆", TOOL_CALL: "→", TOOL_RESULT: "←",
-  NOTIFICATION: "!", QUESTION: "?", ANSWER: "✎", ERROR: "✗", TASK_END: "✓",
+  NOTIFICATION: "!", QUESTION: "?", ANSWER: "✎", USER_MESSAGE: "»", ERROR: "✗", TASK_END: "✓",
 };
 
 const COLLAPSIBLE = new Set(["TOOL_CALL", "TOOL_RESULT", "LLM_RESPONSE"]);

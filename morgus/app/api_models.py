@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from morgus.contracts import ArtifactRecord, Budget, Phase, StepRecord, TaskStatus
+from morgus.contracts import ArtifactRecord, Budget, Phase, SayResult, StepRecord, TaskStatus
 from morgus.text import clean_text
 
 # A one-line field (title, search, model name) refuses every control character, newlines included.
@@ -77,6 +77,12 @@ class TaskCreate(BaseModel):
 
 
 class AnswerBody(BaseModel):
+    text: Text = Field(min_length=1, max_length=20_000)
+
+
+class MessageBody(BaseModel):
+    """A message to a running task (multi-line text, as an answer is)."""
+
     text: Text = Field(min_length=1, max_length=20_000)
 
 
@@ -146,6 +152,10 @@ class TaskPage(BaseModel):
     tasks: list[TaskView]
     next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page; null on the last page")
     counts: dict[TaskStatus, int]
+
+
+class MessageSentView(SayResult):
+    model_config = RESPONSE
 
 
 class StepView(StepRecord):

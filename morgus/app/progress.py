@@ -21,6 +21,7 @@ ICONS = {
     "NOTIFICATION": "🔔",
     "QUESTION": "?",
     "ANSWER": "✎",
+    "USER_MESSAGE": "»",
     "ERROR": "✗",
     "TASK_END": "✓",
 }

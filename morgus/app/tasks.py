@@ -1,4 +1,4 @@
-"""Task operations shared by the CLI (and the HTTP API): start, inspect, answer, cancel.
+"""Task operations shared by the CLI (and the HTTP API): start, inspect, answer, send a message, cancel.
 
 Each raises `TaskOpError` with one sentence a user can act on.
 """
@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.service import RPCError, RPCStatusCode
 
 from morgus.config import ConfigError
-from morgus.contracts import AnswerSignal, CancelSignal, TaskInput, TaskResult, TaskStatusView
+from morgus.contracts import AnswerSignal, CancelSignal, SayMessage, SayResult, TaskInput, TaskResult, TaskStatusView
 from morgus.ids import new_task_id, normalize_task_ref, workflow_id_for
 from morgus.text import clean_text
 
@@ -83,6 +83,32 @@ async def answer_task(client: Client, task_id: str, text: str) -> str:
     except WorkflowUpdateFailedError as e:
         cause = e.cause
         raise TaskOpError(getattr(cause, "message", None) or str(cause or e)) from None
+
+
+async def say_task(client: Client, task_id: str, text: str) -> SayResult:
+    """Send a message through the workflow's `say` update: the answer if the task waits for one, else read by the
+    model at its next turn. The validator refuses it when the task is ending or too many messages wait."""
+    if not text.strip():
+        raise TaskOpError("the message is empty; give the text to send to the agent")
+    try:
+        message = SayMessage(text=clean_text(text))
+    except ValidationError:
+        raise TaskOpError(f"the message is too long (at most {ANSWER_MAX_CHARS} characters)") from None
+    handle, desc = await _described(client, task_id)
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        raise TaskOpError(
+            f"task {task_id} has ended ({desc.status.name.lower()}); a message can only be sent to a running task"
+        )
+    await query_status(client, task_id)  # fails fast, with a sentence, when no worker is running
+    try:
+        return await handle.execute_update("say", message, result_type=SayResult)
+    except WorkflowUpdateFailedError as e:
+        cause = e.cause
+        raise TaskOpError(getattr(cause, "message", None) or str(cause or e)) from None
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
+            raise TaskOpError(f"task {task_id} has ended; a message can only be sent to a running task") from None
+        raise
 
 
 async def cancel_task(client: Client, task_id: str, reason: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""What reaches the workflow from outside: its input and the user's answers, decoded, validated and read.
+"""What reaches the workflow from outside: its input, the user's answers and messages, decoded, validated and read.
 
 One job: turn raw payloads into contracts without ever failing a workflow *task* (which Temporal would retry
 forever): a bad input becomes `InvalidInput` with one sentence saying why, a bad answer an `InvalidAnswer` error
@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from morgus.contracts import AnswerSignal, TaskInput
+    from morgus.contracts import AnswerSignal, SayMessage, TaskInput
     from morgus.text import clean_text
 
 # Answers to a stuck phase's questions (the loop, no work shown, the iteration cap); see `starts_with`.
@@ -41,6 +41,42 @@ def decode_answer(raw: RawValue) -> AnswerSignal:
             'the answer must be {"text": "..."} with 1 to 20000 characters of valid text', type="InvalidAnswer"
         )
     return value
+
+
+# Messages sent with `say` wait in ResumeState.inbox (continue-as-new carries them, so the whole input must stay
+# well under Temporal's 2 MB payload limit): at most this many, with at most this many characters in all (a
+# character is at most 6 bytes of JSON, so 100,000 are at most 600 KB).
+MAX_INBOX = 20
+MAX_INBOX_CHARS = 100_000
+
+
+def decode_say(raw: RawValue) -> str:
+    """A `say` message's text, cleaned (NUL and lone surrogates become U+FFFD, as the store would do); an
+    `InvalidMessage` error for its sender if the payload is not `{"text": "..."}` or the text is blank."""
+    try:
+        value = workflow.payload_converter().from_payload(raw.payload, SayMessage)
+    except Exception:  # noqa: BLE001 - a bad payload is the sender's mistake; tell them what is expected
+        value = None
+    if not isinstance(value, SayMessage):
+        raise ApplicationError(
+            'the message must be {"text": "..."} with 1 to 20000 characters of valid text', type="InvalidMessage"
+        )
+    text = clean_text(value.text)
+    if not text.strip():
+        raise ApplicationError("the message is empty; give the text to send to the agent", type="InvalidMessage")
+    return text
+
+
+def inbox_problem(inbox: list[str], text: str) -> str | None:
+    """Why `text` cannot wait in the inbox (full), or None."""
+    if len(inbox) >= MAX_INBOX:
+        return f"{MAX_INBOX} messages are already waiting for the agent's next turn; send more once it has read them"
+    if sum(len(m) for m in inbox) + len(text) > MAX_INBOX_CHARS:
+        return (
+            f"the messages waiting for the agent's next turn would exceed {MAX_INBOX_CHARS} characters; "
+            "send this one once it has read them"
+        )
+    return None
 
 
 class InvalidInput(Exception):

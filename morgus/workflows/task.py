@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         ResumeState,
         SandboxCreate,
         SandboxRef,
+        SayResult,
         StepRecord,
         StepType,
         TaskCapabilitiesRequest,
@@ -85,6 +86,8 @@ with workflow.unsafe.imports_passed_through():
         InvalidInput,
         decode_answer,
         decode_input,
+        decode_say,
+        inbox_problem,
         placeholder_input,
         starts_with,
     )
@@ -152,6 +155,9 @@ FINISH_AFTER_WORK_PATCH = "finish-after-work-v1"
 CHECKED_SUMMARY_PATCH = "checked-summary-v1"
 # The loop question offers 'move on' (end the phase) and 'stop' (end the task) besides free words to the agent.
 LOOP_CHOICES_PATCH = "loop-choices-v1"
+# Messages the user sends (`say`) reach the model at its next turn; a phase does not end with one unread.
+STEER_PATCH = "steer-v1"
+USER_SAYS = "The user says: "
 
 
 _T = TypeVar("_T")
@@ -204,6 +210,7 @@ class TaskWorkflow:
         self._work = False  # PHASE_WORK_PATCH: phases end on shown work, caps ask, cycles count, tools fit the worker
         self._budget: Budget = self._state.budget or self._input.budget
         self._budget_raised = False
+        self._ending = False  # the task is writing its end: it takes no more messages
 
     # ------------------------------------------------------------------ signals and queries
 
@@ -237,6 +244,45 @@ class TaskWorkflow:
         if not decode_answer(raw).text.strip():
             raise ApplicationError("the answer is empty; give the text to send to the agent", type="InvalidAnswer")
 
+    @workflow.update(name="say")
+    def say(self, raw: RawValue) -> SayResult:
+        """A message to the running task: the answer if it waits for one, else queued for the model's next turn
+        (morgus/workflows/inbound.py bounds the queue). The validator refuses a blank, oversize or undecodable
+        message, one the full queue cannot take, and any once the task is ending."""
+        return self._take_message(self._say_checked(raw))  # checked again: the state may have moved on
+
+    @say.validator
+    def _validate_say(self, raw: RawValue) -> None:
+        self._say_checked(raw)
+
+    @workflow.signal(name="say")
+    def say_signal(self, raw: RawValue) -> None:
+        """For `temporal workflow signal --name say`: a signal cannot be refused, so one the update would refuse
+        is logged and dropped. `morgus task say` and the API use the update, which tells its sender."""
+        try:
+            self._take_message(self._say_checked(raw))
+        except ApplicationError as e:
+            workflow.logger.warning(f"message dropped: {e.message}")
+
+    def _say_checked(self, raw: RawValue) -> str:
+        if self._ending:
+            raise ApplicationError(f"task {self._task_id} has ended; it takes no more messages", type="TaskEnded")
+        text = decode_say(raw)
+        problem = None if self._waits_for_answer() else inbox_problem(self._state.inbox, text)
+        if problem:
+            raise ApplicationError(problem, type="TooManyMessages")
+        return text
+
+    def _waits_for_answer(self) -> bool:
+        return self._question is not None and self._answer is None
+
+    def _take_message(self, text: str) -> SayResult:
+        if self._waits_for_answer():
+            self._answer = text
+            return SayResult(answered=True, question=self._question)
+        self._state.inbox.append(text)
+        return SayResult(answered=False, waiting=len(self._state.inbox))
+
     @workflow.signal(name="cancel")
     def cancel(self, signal: CancelSignal | None = None) -> None:
         self._cancel = signal or CancelSignal()
@@ -261,6 +307,7 @@ class TaskWorkflow:
             error_message=self._error,
             llm_calls=self._state.llm_calls,
             budget=self._budget,
+            messages_waiting=len(self._state.inbox),
         )
 
     # ------------------------------------------------------------------ main loop
@@ -318,6 +365,7 @@ class TaskWorkflow:
 
     async def _reject_input(self, message: str) -> None:
         """Fail at once, non-retryable, after an `error` row for the task (its id comes from the workflow id)."""
+        self._ending = True
         self._error = message
         await self._set_status(
             TaskStatus.error, [self._step(None, StepType.ERROR, message)], completed=True, error_message=message
@@ -377,6 +425,8 @@ class TaskWorkflow:
                 continue
             turn = await self._call_llm(spec)
             if not turn.tool_calls:
+                if self._state.inbox and workflow.patched(STEER_PATCH):
+                    continue  # the user spoke during this turn: the model hears it before its phase may end
                 if not self._work or await self._phase_may_end(spec, turn.content):
                     return
                 continue
@@ -387,6 +437,7 @@ class TaskWorkflow:
 
     async def _call_llm(self, spec: PhaseSpec) -> LlmTurn:
         st = self._state
+        self._deliver_messages(spec.phase)
         slots = self._ledger.llm_slots()
         req = LlmRequest(
             task_id=self._task_id,
@@ -423,6 +474,17 @@ class TaskWorkflow:
         if turn.content:
             self._last_reply = turn.content[:2000]
         return turn
+
+    def _deliver_messages(self, phase: Phase) -> None:
+        """The user's messages reach the model at this turn, in the order sent, each once: the ledger gives each
+        its conversation slot and its USER_MESSAGE step, which this turn's LLM activity stores (a retried attempt
+        stores the same slots again)."""
+        if not self._state.inbox or not workflow.patched(STEER_PATCH):
+            return
+        for text in self._state.inbox:
+            self._queue_message("user", f"{USER_SAYS}{text}")
+            self._ledger.defer_step(phase, StepType.USER_MESSAGE, text, {"kind": "steer"})
+        self._state.inbox = []
 
     async def _run_tool_call(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int) -> str:
         """Run one call; returns its fingerprint (tool, arguments, result) for loop detection."""
@@ -875,12 +937,20 @@ class TaskWorkflow:
         )
 
     async def _finish(self, status: TaskStatus, message: str) -> None:
+        self._ending = True
         await self._release_sandbox()
         idx = self._state.phase_index
         phase = PHASE_ORDER[idx] if idx < len(PHASE_ORDER) else None
         if status is TaskStatus.error:
             self._error = message
         steps = self._ledger.take_deferred()
+        if self._state.inbox and workflow.patched(STEER_PATCH):
+            # a task that fails or is cancelled before its next turn still shows what the user said to it
+            steps += [
+                self._step(phase, StepType.USER_MESSAGE, text, {"kind": "steer", "delivered": False})
+                for text in self._state.inbox
+            ]
+            self._state.inbox = []
         steps.append(self._step(phase, StepType.ERROR if status is TaskStatus.error else StepType.TASK_END, message))
         self._question = None
         await self._set_status(

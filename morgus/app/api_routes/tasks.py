@@ -1,4 +1,5 @@
-"""/api/tasks: start, list and inspect tasks, a task's steps and artifacts, answer its question, cancel it."""
+"""/api/tasks: start, list and inspect tasks, a task's steps and artifacts, answer its question, send it a message,
+cancel it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from morgus.app.api_models import (
     AnswerBody,
     ArtifactsView,
     CancelBody,
+    MessageBody,
+    MessageSentView,
     OkView,
     StepsView,
     TaskCreate,
@@ -129,6 +132,25 @@ async def answer(task_id: str, body: AnswerBody, store: StoreDep, client: Client
     except TaskOpError as e:
         raise HTTPException(409, str(e)) from None
     return OkView(ok=True)
+
+
+@router.post("/tasks/{task_id}/messages", status_code=202, response_model=MessageSentView, responses=WRITE_ERRORS)
+async def send_message(task_id: str, body: MessageBody, store: StoreDep, client: ClientDep) -> MessageSentView:
+    """Steer a running task: the model reads the message at its next turn; a task waiting for an answer takes it as
+    the answer. 409 when the task has ended or too many messages wait."""
+    from morgus.app.tasks import TaskOpError, say_task
+
+    tid = task_id_of(task_id)
+    row = await row_or_404(store, tid)
+    if row["completed_at"] is not None:
+        raise HTTPException(
+            409, f"task {tid} has ended ({row['status']}); a message can only be sent to a running task"
+        )
+    try:
+        result = await say_task(client, tid, body.text)
+    except TaskOpError as e:
+        raise HTTPException(409, str(e)) from None
+    return MessageSentView(**result.model_dump())
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=OkView, responses=WRITE_ERRORS)

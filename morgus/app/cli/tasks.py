@@ -1,4 +1,4 @@
-"""`morgus task …`: start, list, show, answer and cancel tasks."""
+"""`morgus task …`: start, list, show, answer, steer (`say`) and cancel tasks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from morgus.app.terminal import term_safe
 from morgus.config import ConfigError, Settings
 from morgus.contracts import TaskInput, TaskLimits, TaskStatus
 
-task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer and cancel tasks.")
+task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer, steer and cancel tasks.")
 
 
 @task_app.command("start")
@@ -143,6 +143,29 @@ def task_answer(task: str, text: str) -> None:
 
     run(go)
     out.print(f"answered task {task_id}")
+
+
+@task_app.command("say")
+def task_say(task: str, text: str) -> None:
+    """Send a message to a running task: the agent reads it at its next turn (or it answers the pending question)."""
+    from morgus.app.tasks import parse_task_ref, say_task
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> Any:
+        from morgus.app.client import connect_temporal
+
+        return await say_task(await connect_temporal(settings), task_id, text)
+
+    result = run(go)
+    if result.answered:
+        out.print(
+            f"task {task_id} took it as the answer to: {term_safe(result.question or '', newlines=True)}", markup=False
+        )
+    else:
+        out.print(
+            f"sent to task {task_id}; the agent reads it at its next turn ({result.waiting} waiting)", markup=False
+        )
 
 
 @task_app.command("cancel")
