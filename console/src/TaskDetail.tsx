@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, subscribe, type Artifact, type Step, type Task } from "./api";
 import { mergeSteps, PhaseProgress, StatusBadge, Timeline } from "./components";
+import { FilesPanel, Preview, previewUrl } from "./Files";
 
 export function TaskDetail({ id }: { id: string }) {
   const [task, setTask] = useState<Task | null>(null);
@@ -32,6 +33,7 @@ export function TaskDetail({ id }: { id: string }) {
 
   if (!task) return error ? <p className="error">{error}</p> : <p className="loading">Loading task…</p>;
   const live = ["pending", "running", "waiting_for_input"].includes(task.status);
+  const preview = previewUrl(artifacts);
 
   async function send(e: React.FormEvent) {
     e.preventDefault();
@@ -80,7 +82,11 @@ export function TaskDetail({ id }: { id: string }) {
           </ul>
         </section>
       )}
-      <Timeline steps={steps} />
+      <FilesPanel taskId={id} refreshKey={`${task.status}:${task.phase}:${artifacts.length}`} />
+      <div className={preview ? "task-body with-preview" : "task-body"}>
+        <Timeline steps={steps} />
+        {preview && <Preview url={preview} />}
+      </div>
     </div>
   );
 }
