@@ -68,7 +68,10 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
                 "content": None,
                 "tool_calls": [
                     {"name": "file_write", "arguments": {"path": "dist/index.html", "content": SITE}},
-                    {"name": "file_write", "arguments": {"path": "src/app.js", "content": "const a = 1;\nconst b = 2;\n"}},
+                    {
+                        "name": "file_write",
+                        "arguments": {"path": "src/app.js", "content": "const a = 1;\nconst b = 2;\n"},
+                    },
                     {"name": "file_write", "arguments": {"path": "README.md", "content": "# Crumb & Co.\n"}},
                 ],
             },

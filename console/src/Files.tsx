@@ -72,7 +72,7 @@ export function FolderTree(props: TreeProps) {
           <li key={`${e.kind}:${e.name}`} className={`tree-entry tree-${e.kind}${e.escaped ? " tree-escaped" : ""}`}>
             {action === "folder" ? (
               <button type="button" className="tree-item" aria-expanded={open} onClick={() => onToggle(p)}>
-                <span aria-hidden>{open ? "▾ " : "▸ "}</span>{e.name}/
+                <span aria-hidden>{open ? "▾ " : "▸ "}</span>{`${e.name}/`}
               </button>
             ) : action === "file" ? (
               <button type="button" className="tree-item" aria-current={selected === p ? "true" : undefined} onClick={() => onOpen(p)}>
@@ -80,7 +80,7 @@ export function FolderTree(props: TreeProps) {
               </button>
             ) : (
               <span className="tree-item tree-inert" title={e.escaped ? "not valid UTF-8: shown escaped, cannot be opened" : undefined}>
-                <span aria-hidden>{"  "}</span>{e.name}{e.kind === "dir" ? "/" : ""}
+                <span aria-hidden>{"  "}</span>{e.kind === "dir" ? `${e.name}/` : e.name}
               </span>
             )}
             <span className="tree-meta">
@@ -116,7 +116,7 @@ export function FileViewer({ state, onDownload }: { state: FileState | null; onD
     return (
       <div className="viewer">
         {head(size)}
-        <p className="viewer-note binary">Binary file ({formatSize(f.size)}): not shown as text. Use Download to save it.</p>
+        <p className="viewer-note binary">{`Binary file (${formatSize(f.size)}): not shown as text. Use Download to save it.`}</p>
       </div>
     );
   }
@@ -125,7 +125,7 @@ export function FileViewer({ state, onDownload }: { state: FileState | null; onD
       {head(size)}
       {f.truncated && (
         <p className="viewer-note truncated">
-          Only the first {formatSize(new TextEncoder().encode(f.text).length)} of {formatSize(f.size)} is shown;
+          {`Only the first ${formatSize(new TextEncoder().encode(f.text).length)} of ${formatSize(f.size)} is shown; `}
           download the file for all of it.
         </p>
       )}
