@@ -134,5 +134,5 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
         assert app is not None and app.read() == b"const a = 1;\nconst b = 2;\n"
     assert {f"task-{tid}/dist/index.html", f"task-{tid}/assets/logo.png"} <= names
     assert f"task-{tid}/passwd" not in names  # a link is left out, never followed
-    for name in ("files-tree", "files-text", "files-binary", "files-preview", "files-phone"):
+    for name in ("files-tree", "files-text", "files-binary", "files-preview", "files-phone", "files-phone-preview"):
         assert (shots / f"{name}.png").stat().st_size > 10_000

@@ -90,9 +90,16 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   await item("README.md").click();
   await page.locator(".viewer .code .text", { hasText: "# Crumb & Co." }).waitFor();
+  await site.getByText("scripts run, isolated from the console").waitFor();
   const wide = await page.evaluate(() => document.documentElement.scrollWidth);
   if (wide > 390) fail(`the page is ${wide}px wide on a 390px screen`);
-  await page.screenshot({ path: `${shots}/files-phone.png`, fullPage: true });
+  // viewport shots: a full-page shot resizes the view, and headless Chromium then paints the cross-origin frame blank
+  await page.locator(".files").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: `${shots}/files-phone.png` });
+  await frame.scrollIntoViewIfNeeded();
+  await page.getByRole("button", { name: "Reload" }).click(); // a new frame, painted at the phone's size
+  await site.getByText("scripts run, isolated from the console").waitFor();
+  await page.screenshot({ path: `${shots}/files-phone-preview.png` });
   step("fits a 390px screen");
 
   if (dialogs.length) fail(`dialogs appeared: ${dialogs.join("; ")}`);

@@ -220,10 +220,11 @@ export function FilesPanel({ taskId, refreshKey }: { taskId: string; refreshKey?
       </header>
       {error && <p className="error" role="alert">{error}</p>}
       <div className="files-body">
-        <nav className="files-tree" aria-label="workspace files">
+        {/* not a <nav>: the page's top bar styles every nav element */}
+        <div className="files-tree" role="navigation" aria-label="workspace files">
           <FolderTree path="" folders={folders} expanded={expanded} selected={file?.status === "ok" ? file.file.path : file?.path ?? null}
             onToggle={toggle} onOpen={open} />
-        </nav>
+        </div>
         <FileViewer state={file} onDownload={(p) => save(`file:${p}`, () => api.downloadFile(taskId, p))} />
       </div>
     </section>
