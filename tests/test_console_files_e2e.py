@@ -2,8 +2,8 @@
 worker, Postgres, scripted LLM, the static sites server).
 
 A scripted task writes a small site and deploys it; then bytes a sandboxed command could just as well have written
-are added to its workspace (a PNG, a 1.5 MiB text, a name that is not UTF-8, one that is HTML, a link out of the
-workspace). console/e2e/files.e2e.mjs browses them with the token set, downloads one file and the archive, and looks
+are added to its workspace (a PNG, a 1.5 MiB text, a name that is not UTF-8, one that is HTML, one with a right-to-left
+override, a link out of the workspace). console/e2e/files.e2e.mjs browses them with the token set, downloads one file and the archive, and looks
 at the sandboxed preview. Needs Debian's chromium and a built console (.ci/run does both); skipped otherwise.
 Screenshots go to docs/screenshots/files-*.png.
 """
@@ -89,6 +89,7 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
     (ws / "assets" / "logo.png").write_bytes(PNG)
     (ws / "big.txt").write_text("a line of text\n" * 110_000)  # 1.57 MiB: the text view shows the first MiB
     (ws / "<img src=x onerror=alert(1)>.txt").write_text("named to be HTML\n")
+    (ws / "invoice\u202efdp.exe").write_text("named to read as .pdf\n")  # a right-to-left override
     os.mkdir(os.fsencode(ws) + b"/bad\xffname")  # not UTF-8: listed escaped, not openable
     (ws / "passwd").symlink_to("/etc/passwd")
     shots = ROOT / "docs" / "screenshots"

@@ -39,6 +39,10 @@ try {
   const bad = tree.locator(".tree-escaped");
   if ((await bad.count()) !== 1 || (await bad.locator("button").count()) !== 0) fail("the escaped name is clickable or missing");
   if (!(await bad.textContent()).includes("\\xff")) fail(`the escaped name is not shown escaped: ${await bad.textContent()}`);
+  // a right-to-left override is shown as an escape (no "invoiceexe.pdf" look-alike) and still opens
+  await item("invoice\\u202efdp.exe").click();
+  await page.locator(".viewer .code .text", { hasText: "named to read as .pdf" }).waitFor();
+  if (!(await page.locator(".viewer-path").textContent()).includes("\\u202e")) fail("the viewer path hides the override");
   const link = tree.locator(".tree-link");
   if ((await link.locator("button").count()) !== 0 || !(await link.textContent()).includes("link, not followed")) fail("the link is clickable");
 

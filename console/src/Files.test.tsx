@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { renderToStaticMarkup } from "react-dom/server";
-import { childPath, entryAction, FileViewer, FolderTree, type FolderState, formatSize, lineNumbers, Preview, previewUrl } from "./Files";
+import { childPath, displayName, entryAction, FileViewer, FolderTree, type FolderState, formatSize, lineNumbers, Preview, previewUrl } from "./Files";
 import { dispositionName, type Artifact, type FileEntry, type FileText, type Folder } from "./api";
 
 const entry = (name: string, kind: FileEntry["kind"], extra: Partial<FileEntry> = {}): FileEntry =>
@@ -38,6 +38,15 @@ describe("FolderTree", () => {
     expect(html).not.toContain("<img");
     expect(html).not.toContain("<script>");
     expect(html).toContain("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;");
+  });
+
+  it("shows control and bidi characters in names as visible escapes", () => {
+    expect(displayName("invoice\u202efdp.exe")).toBe("invoice\\u202efdp.exe");
+    expect(displayName("a\nb\u001b[31m\u200b")).toBe("a\\u000ab\\u001b[31m\\u200b");
+    expect(displayName("café ü.txt")).toBe("café ü.txt");
+    const html = tree({ "": ok("", [entry("invoice\u202efdp.exe", "file")]) });
+    expect(html).not.toContain("\u202e");
+    expect(html).toContain("invoice\\u202efdp.exe");
   });
 
   it("shows escaped names, links and devices but makes none of them clickable", () => {

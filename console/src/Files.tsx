@@ -14,6 +14,15 @@ export function childPath(parent: string, name: string): string {
   return parent ? `${parent}/${name}` : name;
 }
 
+/**
+ * A name as it is shown: control and invisible format characters (a newline, an escape, a right-to-left override
+ * that makes "invoice\u202efdp.exe" read as "invoiceexe.pdf") written as visible \u escapes. The API is still asked for the
+ * real name.
+ */
+export function displayName(name: string): string {
+  return name.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, "0")}`);
+}
+
 /** What a click on an entry does: open a folder, view a file, or nothing (an escaped name, a link, a device). */
 export function entryAction(e: FileEntry): "folder" | "file" | "none" {
   if (e.escaped) return "none";
@@ -72,15 +81,15 @@ export function FolderTree(props: TreeProps) {
           <li key={`${e.kind}:${e.name}`} className={`tree-entry tree-${e.kind}${e.escaped ? " tree-escaped" : ""}`}>
             {action === "folder" ? (
               <button type="button" className="tree-item" aria-expanded={open} onClick={() => onToggle(p)}>
-                <span aria-hidden>{open ? "▾ " : "▸ "}</span>{`${e.name}/`}
+                <span aria-hidden>{open ? "▾ " : "▸ "}</span>{`${displayName(e.name)}/`}
               </button>
             ) : action === "file" ? (
               <button type="button" className="tree-item" aria-current={selected === p ? "true" : undefined} onClick={() => onOpen(p)}>
-                <span aria-hidden>{"  "}</span>{e.name}
+                <span aria-hidden>{"  "}</span>{displayName(e.name)}
               </button>
             ) : (
               <span className="tree-item tree-inert" title={e.escaped ? "not valid UTF-8: shown escaped, cannot be opened" : undefined}>
-                <span aria-hidden>{"  "}</span>{e.kind === "dir" ? `${e.name}/` : e.name}
+                <span aria-hidden>{"  "}</span>{e.kind === "dir" ? `${displayName(e.name)}/` : displayName(e.name)}
               </span>
             )}
             <span className="tree-meta">
@@ -103,7 +112,7 @@ export function FileViewer({ state, onDownload }: { state: FileState | null; onD
   const path = state.status === "ok" ? state.file.path : state.path;
   const head = (extra?: React.ReactNode) => (
     <header className="viewer-head">
-      <code className="viewer-path">{path}</code>
+      <code className="viewer-path">{path.split("/").map(displayName).join("/")}</code>
       {extra}
       <button type="button" onClick={() => onDownload(path)}>Download</button>
     </header>

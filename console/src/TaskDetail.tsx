@@ -34,6 +34,8 @@ export function TaskDetail({ id }: { id: string }) {
   if (!task) return error ? <p className="error">{error}</p> : <p className="loading">Loading task…</p>;
   const live = ["pending", "running", "waiting_for_input"].includes(task.status);
   const preview = previewUrl(artifacts);
+  // the workspace changes with tool calls: its open folders and file are listed again after each result
+  const toolResults = steps.filter((s) => s.type === "TOOL_RESULT").length;
 
   async function send(e: React.FormEvent) {
     e.preventDefault();
@@ -82,7 +84,7 @@ export function TaskDetail({ id }: { id: string }) {
           </ul>
         </section>
       )}
-      <FilesPanel taskId={id} refreshKey={`${task.status}:${task.phase}:${artifacts.length}`} />
+      <FilesPanel taskId={id} refreshKey={`${task.status}:${task.phase}:${artifacts.length}:${toolResults}`} />
       <div className={preview ? "task-body with-preview" : "task-body"}>
         <Timeline steps={steps} />
         {preview && <Preview url={preview} />}
