@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, subscribe, type Artifact, type Step, type Task } from "./api";
 import { mergeSteps, PhaseProgress, StatusBadge, Timeline } from "./components";
+import { FilesPanel, Preview, previewUrl } from "./Files";
 
 export function TaskDetail({ id }: { id: string }) {
   const [task, setTask] = useState<Task | null>(null);
@@ -34,6 +35,9 @@ export function TaskDetail({ id }: { id: string }) {
 
   if (!task) return error ? <p className="error">{error}</p> : <p className="loading">Loading task…</p>;
   const live = ["pending", "running", "waiting_for_input"].includes(task.status);
+  const preview = previewUrl(artifacts);
+  // the workspace changes with tool calls: its open folders and file are listed again after each result
+  const toolResults = steps.filter((s) => s.type === "TOOL_RESULT").length;
 
   async function send(e: React.FormEvent) {
     e.preventDefault();
@@ -105,7 +109,11 @@ export function TaskDetail({ id }: { id: string }) {
           </ul>
         </section>
       )}
-      <Timeline steps={steps} />
+      <FilesPanel taskId={id} refreshKey={`${task.status}:${task.phase}:${artifacts.length}:${toolResults}`} />
+      <div className={preview ? "task-body with-preview" : "task-body"}>
+        <Timeline steps={steps} />
+        {preview && <Preview url={preview} />}
+      </div>
     </div>
   );
 }

@@ -21,6 +21,10 @@ export type TaskCreate = Schemas["TaskCreate"];
 /** The body of every error the API answers (4xx, and a bare "internal error" 500 as the last resort). */
 export type ErrorBody = Schemas["ErrorView"];
 type Ok = Schemas["OkView"];
+/** A workspace folder's listing, one entry of it, and one file's text view (GET /api/tasks/{id}/files…). */
+export type Folder = Schemas["FolderView"];
+export type FileEntry = Schemas["FileEntryView"];
+export type FileText = Schemas["FileView"];
 
 // The filters' values, in display order; the checks below fail the build if the API gains a value they lack.
 export const STATUSES = ["pending", "running", "waiting_for_input", "completed", "error", "cancelled"] as const satisfies readonly TaskStatus[];
@@ -53,7 +57,8 @@ function askForToken(): Promise<boolean> {
   return asking;
 }
 
-async function call<T>(path: string, init?: RequestInit, retried = false): Promise<T> {
+/** The response to `path`, sent with the token; on a 401, asks for the token once and sends it again. */
+async function send(path: string, init?: RequestInit, retried = false): Promise<Response> {
   let resp: Response;
   // Every request carries the token (reads too). Writes say application/json, which no cross-site form can send.
   const headers = { ...authHeader(), ...(init?.method && init.method !== "GET" ? { "Content-Type": "application/json" } : {}) };
@@ -62,11 +67,57 @@ async function call<T>(path: string, init?: RequestInit, retried = false): Promi
   } catch {
     throw new ApiError("The Morgus API is not reachable; retrying…");
   }
-  if (resp.status === 401 && !retried && (await askForToken())) return call<T>(path, init, true);
+  if (resp.status === 401 && !retried && (await askForToken())) return send(path, init, true);
+  return resp;
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  const resp = await send(path, init);
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new ApiError(body.error ?? `HTTP ${resp.status}`);
   return body as T;
 }
+
+/** The file name a download's Content-Disposition gives (its exact UTF-8 `filename*` first), else `fallback`. */
+export function dispositionName(header: string | null, fallback: string): string {
+  const exact = header?.match(/filename\*=UTF-8''([^;]+)/i);
+  if (exact) {
+    try {
+      return decodeURIComponent(exact[1]) || fallback;
+    } catch {
+      /* a malformed escape: the plain name below */
+    }
+  }
+  return header?.match(/filename="([^"]*)"/i)?.[1] || fallback;
+}
+
+/**
+ * Saves what `path` answers as a file. Fetched with the token (a bare link cannot carry the header), then handed to
+ * the browser as a Blob typed application/octet-stream with `download` set, so the sandbox's bytes are saved, never
+ * rendered on the console's origin. The whole body is held in memory first (the API caps one file at 1 GiB).
+ */
+async function download(path: string, fallback: string): Promise<string> {
+  const resp = await send(path);
+  if (!resp.ok) {
+    const body = await resp.json().catch(() => ({}));
+    throw new ApiError(body.error ?? `HTTP ${resp.status}`);
+  }
+  const name = dispositionName(resp.headers.get("Content-Disposition"), fallback);
+  const blob = new Blob([await resp.arrayBuffer()], { type: "application/octet-stream" });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.rel = "noopener";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return name;
+}
+
+const taskPath = (id: string) => `/api/tasks/${encodeURIComponent(id)}`;
+const pathQuery = (path: string) => new URLSearchParams({ path }).toString();
 
 export const api = {
   config: () => call<Config>("/api/config"),
@@ -81,6 +132,13 @@ export const api = {
   say: (id: string, text: string) =>
     call<Schemas["MessageSentView"]>(`/api/tasks/${encodeURIComponent(id)}/messages`, { method: "POST", body: JSON.stringify({ text }) }),
   cancel: (id: string) => call<Ok>(`/api/tasks/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
+  /** One folder of the task's workspace ('' is its top). */
+  folder: (id: string, path: string) => call<Folder>(`${taskPath(id)}/files?${pathQuery(path)}`),
+  /** One file's text (or `binary`), the first MiB. */
+  file: (id: string, path: string) => call<FileText>(`${taskPath(id)}/files/content?${pathQuery(path)}`),
+  downloadFile: (id: string, path: string) =>
+    download(`${taskPath(id)}/files/content?${pathQuery(path)}&download=1`, path.split("/").pop() || "file"),
+  downloadArchive: (id: string) => download(`${taskPath(id)}/archive`, `task-${id}.tar.gz`),
 };
 
 /** Live changes, over fetch so the token goes in a header; resumes from the last event id (no gap, no duplicate). */

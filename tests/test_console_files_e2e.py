@@ -1,0 +1,139 @@
+"""The console's Files panel and live preview in real headless Chromium, against the real stack (API with a token,
+worker, Postgres, scripted LLM, the static sites server).
+
+A scripted task writes a small site and deploys it; then bytes a sandboxed command could just as well have written
+are added to its workspace (a PNG, a 1.5 MiB text, a name that is not UTF-8, one that is HTML, one with a right-to-left
+override, a link out of the workspace). console/e2e/files.e2e.mjs browses them with the token set, downloads one file and the archive, and looks
+at the sandboxed preview. Needs Debian's chromium and a built console (.ci/run does both); skipped otherwise.
+Screenshots go to docs/screenshots/files-*.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, start, task_id_of, wait_for
+from tests.helpers.api import served
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSOLE = ROOT / "console"
+TOKEN = "files-e2e-token"
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+SITE = (
+    "<!doctype html><title>Crumb</title><h1>Crumb &amp; Co.</h1><p id=probe>no script ran</p>"
+    "<script>let r = 'scripts run';"
+    "try { parent.localStorage.getItem('morgus.token'); r += ', and read the console: LEAK'; }"
+    " catch (e) { r += ', isolated from the console'; }"
+    "document.getElementById('probe').textContent = r;</script>"
+)
+
+
+@pytest.fixture
+def settings(settings):
+    """The conftest settings with an API token and a sites server URL (the `worker` fixture runs with these)."""
+    return settings.model_copy(update={"sites_url": f"http://127.0.0.1:{free_port()}", "api_token": TOKEN})
+
+
+@pytest.fixture
+def sites(settings):
+    from morgus.app.sites import serve_sites
+
+    server = serve_sites(settings.home.resolve() / "sites", settings.sites_url)
+    yield settings.sites_url
+    server.shutdown()
+    server.server_close()
+
+
+async def test_files_panel_and_preview_in_chromium(client, store, settings, worker, llm, sites, tmp_path):
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    if not (CONSOLE / "dist" / "index.html").exists() or not (CONSOLE / "node_modules" / "playwright-core").exists():
+        pytest.skip("the console is not built (cd console && npm ci && npm run build)")
+    marker = llm.add(
+        "console-files",
+        [
+            {"content": "Research done."},
+            {"content": "Plan: one page and a script."},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "file_write", "arguments": {"path": "dist/index.html", "content": SITE}},
+                    {
+                        "name": "file_write",
+                        "arguments": {"path": "src/app.js", "content": "const a = 1;\nconst b = 2;\n"},
+                    },
+                    {"name": "file_write", "arguments": {"path": "README.md", "content": "# Crumb & Co.\n"}},
+                ],
+            },
+            {"content": "Built."},
+            {"content": None, "tool_calls": [{"name": "deploy_local", "arguments": {"directory": "dist"}}]},
+            {"content": "Deployed."},
+            {"content": "Done: deployed the bakery page."},
+        ],
+    )
+    handle = await start(client, settings, marker, title="Bakery files")
+    assert (await handle.result()).status == "completed"
+    tid = task_id_of(handle)
+    ws = settings.workspace_for(tid)
+    (ws / "assets").mkdir()
+    (ws / "assets" / "logo.png").write_bytes(PNG)
+    (ws / "big.txt").write_text("a line of text\n" * 110_000)  # 1.57 MiB: the text view shows the first MiB
+    (ws / "<img src=x onerror=alert(1)>.txt").write_text("named to be HTML\n")
+    (ws / "invoice\u202efdp.exe").write_text("named to read as .pdf\n")  # a right-to-left override
+    os.mkdir(os.fsencode(ws) + b"/bad\xffname")  # not UTF-8: listed escaped, not openable
+    (ws / "passwd").symlink_to("/etc/passwd")
+    shots = ROOT / "docs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+
+    async with served(settings, client, store) as http:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def deployed() -> bool:
+            arts = (await http.get(f"/api/tasks/{tid}/artifacts", headers=auth)).json()["artifacts"]
+            return any(a["type"] == "deployment" for a in arts)
+
+        await wait_for(deployed, what="the deployment artifact")
+        assert (await http.get(f"/api/tasks/{tid}/files")).status_code == 401  # the token is needed, reads too
+        base = str(http.base_url).rstrip("/")
+        res = await asyncio.to_thread(
+            subprocess.run,
+            [
+                shutil.which("node") or "node",
+                str(CONSOLE / "e2e" / "files.e2e.mjs"),
+                base,
+                tid,
+                TOKEN,
+                str(shots),
+                str(downloads),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=CONSOLE,
+            env={**os.environ, "CHROMIUM": chromium},
+        )
+    print(res.stdout)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "e2e: done" in res.stdout
+    # what the browser saved is the workspace's bytes, fetched with the token
+    assert hashlib.sha256((downloads / "logo.png").read_bytes()).digest() == hashlib.sha256(PNG).digest()
+    with tarfile.open(fileobj=io.BytesIO((downloads / f"task-{tid}.tar.gz").read_bytes()), mode="r:gz") as tar:
+        names = set(tar.getnames())
+        app = tar.extractfile(f"task-{tid}/src/app.js")
+        assert app is not None and app.read() == b"const a = 1;\nconst b = 2;\n"
+    assert {f"task-{tid}/dist/index.html", f"task-{tid}/assets/logo.png"} <= names
+    assert f"task-{tid}/passwd" not in names  # a link is left out, never followed
+    for name in ("files-tree", "files-text", "files-binary", "files-preview", "files-phone", "files-phone-preview"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000
