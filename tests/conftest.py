@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -59,12 +61,17 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_root: Path) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_root / "pgdata", free_port())
+def postgres() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's basetemp: every pytest session that starts on this machine takes group and other access
+    # off /tmp/pytest-of-<user> again, and the Postgres server (its own user) then loses its data directory; a
+    # second session started during a CI run made the first one's server PANIC ("pg_control: Permission denied").
+    root = Path(tempfile.mkdtemp(prefix="morgus-test-pg-"))
+    pg = EmbeddedPostgres(root / "pgdata", free_port())
     pg.start()
     apply_migrations(pg.dsn)
     yield pg
     pg.stop(mode="immediate")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
