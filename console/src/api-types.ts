@@ -275,7 +275,7 @@ export interface components {
       answered: boolean;
       /**
        * Question
-       * @description the question answered, when `answered`
+       * @description the question answered, when `answered`; otherwise the question of Morgus's own (no work, iteration cap, budget, loop) the task waits on first: only an answer settles it, the message is read after
        */
       question: string | null;
       /**
