@@ -88,7 +88,8 @@ def _open_workspace(root: Path) -> int:
 
 
 def _parts(rel: str) -> list[str]:
-    return [] if rel.strip() in ("", ".") else safe_fs.split_rel(rel)
+    # exactly '' or '.': a folder the sandbox named ' ' is not the top (split_rel refuses it: it cannot be named)
+    return [] if rel in ("", ".") else safe_fs.split_rel(rel)
 
 
 def _kind(mode: int) -> str:

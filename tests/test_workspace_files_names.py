@@ -1,4 +1,6 @@
-"""The workspace archive leaves out every spelling of `.git` a checkout on the operator's machine would take for one
+"""Names the sandbox picks against the workspace reader (morgus/app/workspace_files.py). No server.
+
+The workspace archive leaves out every spelling of `.git` a checkout on the operator's machine would take for one
 (morgus/app/workspace_files.py `is_git_name`). No server: the archive is built from a folder on disk and read back.
 
 The sandbox writes the workspace. A planted `.git/config` (core.fsmonitor) runs a command on the machine of
@@ -15,6 +17,7 @@ import uuid
 
 import pytest
 
+from morgus.activities.tools.workspace import ToolError
 from morgus.app import workspace_files as wf
 
 FSMONITOR = "[core]\n\tfsmonitor = touch /tmp/pwned\n"
@@ -62,3 +65,20 @@ def test_names_that_only_look_alike_are_kept(tmp_path, name):
     (root / name / "f").write_text("kept")
     assert f"task-x/{name}/f" in archived_names(root)
     assert not wf.is_git_name(name)
+
+
+def test_a_folder_named_by_spaces_is_never_listed_as_the_top(tmp_path):
+    """A top-level folder the sandbox names ' ' must not answer with the workspace's top (the console would show
+    the top again and again beneath it); it cannot be named through the API, so it is refused."""
+    root = tmp_path / str(uuid.uuid4())
+    (root / " ").mkdir(parents=True)
+    (root / " " / "inside.txt").write_text("x")
+    (root / "top.txt").write_text("x")
+    top, _ = wf.list_folder(root, "")
+    assert sorted(e.name for e in top) == [" ", "top.txt"]
+    for rel in (" ", "  ", "\t"):
+        try:
+            entries, _ = wf.list_folder(root, rel)
+        except ToolError:
+            continue
+        assert [e.name for e in entries] == ["inside.txt"], rel
