@@ -252,8 +252,8 @@ class TaskWorkflow:
     @workflow.update(name="say")
     def say(self, raw: RawValue) -> SayResult:
         """A message to the running task: the answer if it waits on the agent's question (ask_user), else queued
-        for the model's next turn (morgus/workflows/inbound.py bounds the queue). The validator refuses a blank, oversize or undecodable
-        message, one the full queue cannot take, and any once the task is ending."""
+        for the model's next turn (morgus/workflows/inbound.py bounds the queue). The validator refuses a blank,
+        oversize or undecodable message, one the full queue cannot take, and any once the task is ending."""
         return self._take_message(self._say_checked(raw))  # checked again: the state may have moved on
 
     @say.validator
