@@ -191,7 +191,11 @@ class SayResult(BaseModel):
     """What became of a message: the answer to the question the task waited on, or queued for the model's next turn."""
 
     answered: bool = Field(description="the task was waiting for an answer and took the message as it")
-    question: str | None = Field(default=None, description="the question answered, when `answered`")
+    question: str | None = Field(
+        default=None,
+        description="the question answered, when `answered`; otherwise the question of Morgus's own (no work, "
+        "iteration cap, budget, loop) the task waits on first: only an answer settles it, the message is read after",
+    )
     waiting: int = Field(default=0, description="messages now waiting for the model's next turn, this one included")
 
 

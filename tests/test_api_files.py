@@ -162,7 +162,7 @@ async def test_one_file_as_text_or_bytes(client, store, settings, workspace):
         assert (await http.get(url, params={"path": "blob.bin", "download": "1"})).content == BINARY
         odd = await http.get(url, params={"path": NEWLINE_NAME, "download": 1})
         assert odd.content == b"newline name\n" and "\n" not in odd.headers["content-disposition"]
-        assert "two%0Alines.txt" in odd.headers["content-disposition"]
+        assert "filename*=UTF-8''two_lines.txt" in odd.headers["content-disposition"]  # saved without the newline
         uni = await http.get(url, params={"path": UNICODE_NAME, "download": 1})
         assert uni.content == b"unicode name\n" and "caf%C3%A9" in uni.headers["content-disposition"]
 

@@ -8,10 +8,10 @@ import asyncio
 import json
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from morgus.contracts import ResumeState, SayResult, TaskResult, TaskStatusView
+from morgus.contracts import ResumeState, SayResult, TaskLimits, TaskResult, TaskStatusView
 from morgus.workflows.inbound import MAX_INBOX, MAX_INBOX_CHARS, inbox_problem
 from morgus.workflows.task import USER_SAYS
 from tests.conftest import ask, assert_steps_contiguous, start, task_id_of, wait_for, wait_task_status
@@ -180,6 +180,49 @@ async def test_a_message_to_a_waiting_task_is_the_answer_and_an_ended_task_refus
         json.dumps({"text": "too late"}),
     )
     assert cli.returncode != 0 and "already completed" in (cli.stderr + cli.stdout)
+
+
+async def test_a_message_never_answers_a_question_of_morguss_own(client, store, settings, worker, llm):
+    """A steering message sent while the task waits on one of Morgus's questions (here: BUILD showed no work) is
+    not its answer: those answers are commands, and 'no, …' would stop the task, 'continue …' waive the phase's
+    work. The message waits in the inbox, the sender is told which question must be answered first."""
+    marker = llm.add(
+        "steer-no-work",
+        [{"content": "r"}, {"content": "p"}, {"content": "I would write the files."}, {"content": "Still words."}],
+    )
+    handle = await start(client, settings, marker, limits=TaskLimits(require_work=True))
+    task_id = task_id_of(handle)
+    row = await wait_task_status(store, task_id, "waiting_for_input")
+    question = row["pending_question"]
+    assert question.startswith("BUILD produced no file")
+    sent = await handle.execute_update("say", {"text": "no, make the header blue"}, result_type=SayResult)
+    assert sent == SayResult(answered=False, question=question, waiting=1)
+    async with served(settings, client, store) as http:
+        r = await http.post(f"/api/tasks/{task_id}/messages", json={"text": "continue with a red footer"})
+        assert r.status_code == 202, r.text
+        assert r.json() == {"answered": False, "question": question, "waiting": 2}
+    cli = await morgus_cli(settings, "task", "say", task_id, "next, add a logo")
+    assert cli.returncode == 0, cli.stderr
+    assert "it first waits for an answer (`morgus task answer`) to: BUILD produced no file" in cli.stdout
+    status = await handle.query("status", result_type=TaskStatusView)
+    assert status.status == "waiting_for_input" and status.pending_question == question
+    assert status.messages_waiting == 3
+
+    await handle.execute_update("answer", {"text": "stop"}, result_type=str)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    row = await wait_task_status(store, task_id, "error")
+    assert row["error_message"].startswith("Stopped by the user: BUILD produced no")
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    assert [s["content"] for s in steps if s["type"] == "ANSWER"] == ["stop"]
+    kept = [s for s in steps if s["type"] == "USER_MESSAGE"]
+    assert [s["content"] for s in kept] == [
+        "no, make the header blue",
+        "continue with a red footer",
+        "next, add a logo",
+    ]
+    assert all(s["metadata"] == {"kind": "steer", "delivered": False} for s in kept)
 
 
 async def test_the_temporal_cli_update_and_signal_and_morgus_task_say(client, store, settings, worker, llm):

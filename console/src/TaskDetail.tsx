@@ -56,7 +56,9 @@ export function TaskDetail({ id }: { id: string }) {
     try {
       const r = await api.say(id, message);
       setMessage("");
-      setSent(r.answered ? "Taken as the answer." : "Sent: the agent reads it at its next turn.");
+      setSent(r.answered ? "Taken as the answer."
+        : r.question ? "Sent, but the task first waits for your answer to its question above; the agent reads the message after."
+        : "Sent: the agent reads it at its next turn.");
       setError(null);
     } catch (err) {
       setError((err as Error).message);

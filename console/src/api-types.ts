@@ -38,8 +38,9 @@ export interface paths {
   "/api/tasks/{task_id}/messages": {
     /**
      * Send Message
-     * @description Steer a running task: the model reads the message at its next turn; a task waiting for an answer takes it as
-     * the answer. 409 when the task has ended or too many messages wait.
+     * @description Steer a running task: the model reads the message at its next turn; a task waiting on the agent's question
+     * (ask_user) takes it as the answer, one waiting on Morgus's own (`question` in the reply) keeps it for after the
+     * answer. 409 when the task has ended or too many messages wait.
      */
     post: operations["send_message_api_tasks__task_id__messages_post"];
   };
@@ -275,7 +276,7 @@ export interface components {
       answered: boolean;
       /**
        * Question
-       * @description the question answered, when `answered`
+       * @description the question answered, when `answered`; otherwise the question of Morgus's own (no work, iteration cap, budget, loop) the task waits on first: only an answer settles it, the message is read after
        */
       question: string | null;
       /**
@@ -825,8 +826,9 @@ export interface operations {
   };
   /**
    * Send Message
-   * @description Steer a running task: the model reads the message at its next turn; a task waiting for an answer takes it as
-   * the answer. 409 when the task has ended or too many messages wait.
+   * @description Steer a running task: the model reads the message at its next turn; a task waiting on the agent's question
+   * (ask_user) takes it as the answer, one waiting on Morgus's own (`question` in the reply) keeps it for after the
+   * answer. 409 when the task has ended or too many messages wait.
    */
   send_message_api_tasks__task_id__messages_post: {
     parameters: {

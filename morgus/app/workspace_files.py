@@ -13,6 +13,7 @@ The workspace folder itself is never created here (safe_fs.open_root would): a t
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tarfile
 import zlib
@@ -39,6 +40,17 @@ SNIFF_BYTES = 8192  # a NUL in the first bytes marks a file binary
 # folder. The task's real repository is the host's, outside the workspace (settings.git_root/<id>.git, see
 # morgus/activities/tools/git_safe.py), so a .git in the workspace is only ever what the sandbox planted there.
 ARCHIVE_SKIP = frozenset({".git"})
+# ...and every other name a file system takes for `.git` when the archive is extracted there (git refuses the same
+# names in a checkout, CVE-2014-9390): macOS and Windows compare names case-insensitively (.GIT), HFS+ ignores these
+# invisible characters (.g\u200cit), Windows drops trailing dots and spaces (.git.), answers to the 8.3 short name
+# (git~1) and reads `.git::$INDEX_ALLOCATION` as the folder itself.
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+
+
+def is_git_name(name: str) -> bool:
+    """`name` is `.git` on some file system the archive may be extracted on."""
+    bare = _HFS_IGNORED.sub("", name).split(":", 1)[0].rstrip(". ").casefold()
+    return bare in (".git", "git~1")
 
 
 class NoWorkspace(ToolError):
@@ -76,7 +88,8 @@ def _open_workspace(root: Path) -> int:
 
 
 def _parts(rel: str) -> list[str]:
-    return [] if rel.strip() in ("", ".") else safe_fs.split_rel(rel)
+    # exactly '' or '.': a folder the sandbox named ' ' is not the top (split_rel refuses it: it cannot be named)
+    return [] if rel in ("", ".") else safe_fs.split_rel(rel)
 
 
 def _kind(mode: int) -> str:
@@ -244,7 +257,7 @@ def _tree(dfd: int, prefix: str, depth: int, budget: _Budget) -> Iterator[bytes]
                 return
             names.append(entry.name)
     for name in sorted(names):
-        if name in ARCHIVE_SKIP or name.startswith(safe_fs.TEMP_PREFIX):
+        if is_git_name(name) or name.startswith(safe_fs.TEMP_PREFIX):
             continue
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)

@@ -211,6 +211,11 @@ class TaskWorkflow:
         self._budget: Budget = self._state.budget or self._input.budget
         self._budget_raised = False
         self._ending = False  # the task is writing its end: it takes no more messages
+        # The pending question is the agent's own (ask_user): a `say` answers it. One of Morgus's (no work shown, the
+        # iteration cap, the budget, a loop) is not: its answers are commands ('no, use red' stops the task,
+        # 'continue with blue' waives the phase's work, any words double the budget), so a message meant for the
+        # agent waits in the inbox instead; only the `answer` update settles such a question.
+        self._agent_asks = False
 
     # ------------------------------------------------------------------ signals and queries
 
@@ -246,9 +251,9 @@ class TaskWorkflow:
 
     @workflow.update(name="say")
     def say(self, raw: RawValue) -> SayResult:
-        """A message to the running task: the answer if it waits for one, else queued for the model's next turn
-        (morgus/workflows/inbound.py bounds the queue). The validator refuses a blank, oversize or undecodable
-        message, one the full queue cannot take, and any once the task is ending."""
+        """A message to the running task: the answer if it waits on the agent's question (ask_user), else queued
+        for the model's next turn (morgus/workflows/inbound.py bounds the queue). The validator refuses a blank,
+        oversize or undecodable message, one the full queue cannot take, and any once the task is ending."""
         return self._take_message(self._say_checked(raw))  # checked again: the state may have moved on
 
     @say.validator
@@ -268,7 +273,7 @@ class TaskWorkflow:
         if self._ending:
             raise ApplicationError(f"task {self._task_id} has ended; it takes no more messages", type="TaskEnded")
         text = decode_say(raw)
-        problem = None if self._waits_for_answer() else inbox_problem(self._state.inbox, text)
+        problem = None if self._say_answers() else inbox_problem(self._state.inbox, text)
         if problem:
             raise ApplicationError(problem, type="TooManyMessages")
         return text
@@ -276,12 +281,16 @@ class TaskWorkflow:
     def _waits_for_answer(self) -> bool:
         return self._question is not None and self._answer is None
 
+    def _say_answers(self) -> bool:
+        return self._waits_for_answer() and self._agent_asks
+
     def _take_message(self, text: str) -> SayResult:
-        if self._waits_for_answer():
+        if self._say_answers():
             self._answer = text
             return SayResult(answered=True, question=self._question)
         self._state.inbox.append(text)
-        return SayResult(answered=False, waiting=len(self._state.inbox))
+        pending = self._question if self._waits_for_answer() else None  # Morgus's: the sender must answer it
+        return SayResult(answered=False, question=pending, waiting=len(self._state.inbox))
 
     @workflow.signal(name="cancel")
     def cancel(self, signal: CancelSignal | None = None) -> None:
@@ -770,6 +779,7 @@ class TaskWorkflow:
     ) -> str | None:
         """Ask and wait, durably. Returns the answer, or None if `unblock` released the wait instead."""
         self._question, self._answer = question, None
+        self._agent_asks = "tool_call_id" in metadata  # ask_user's question (see __init__)
         await self._set_status(
             TaskStatus.waiting_for_input,
             [self._step(phase, StepType.QUESTION, question, metadata)],

@@ -33,7 +33,18 @@ DEFAULT_SITES_URL = "http://127.0.0.1:8090"
 MAX_SITE_FILES = 10_000
 MAX_SITE_BYTES = 200_000_000
 SHOW_SKIPPED = 20
-_PAGES_URL = re.compile(r"https://[A-Za-z0-9.-]+\.pages\.dev\S*")
+# A path of plain URL characters only (no backslash, quote or space), and the URL must end there.
+_URL_PATH = r"(?:/[A-Za-z0-9._~%/?#&=+-]*)?(?!\S)"
+
+
+def pages_url(output: str, project: str) -> str:
+    """The deployment's URL as wrangler prints it, if it is one of `project`'s own (`https://<hash>.<project>.pages.dev`
+    or `https://<project>.pages.dev`), else the project's. wrangler runs in the sandbox, which can forge its output:
+    `https://x.pages.dev@evil.example/` (userinfo), `…pages.dev.evil.example` or another project must never become
+    the deployment artifact the console frames and links."""
+    own = re.compile(rf"https://(?:[a-z0-9-]+\.)?{re.escape(project)}\.pages\.dev{_URL_PATH}")
+    match = own.search(output)
+    return match.group(0) if match else f"https://{project}.pages.dev"
 
 
 def sites_url(settings: Settings) -> str:
@@ -180,8 +191,7 @@ async def cloudflare_deploy(ctx: ToolContext, args: CloudflareDeployArgs) -> Too
     output = (sink.stdout() + "\n" + sink.stderr()).replace(token, "***").replace(account, "***")
     if result.exit_code != 0:
         raise ToolError(f"wrangler pages deploy failed (exit {result.exit_code}):\n{output[-4000:]}")
-    match = _PAGES_URL.search(output)
-    url = match.group(0) if match else f"https://{args.project_name}.pages.dev"
+    url = pages_url(output, args.project_name)
     return ToolOutput(
         content=f"deployed {safe_fs.show(args.directory)} to {url}",
         artifacts=[

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -31,6 +32,7 @@ router = APIRouter()
 FILE_ERRORS = errors(400, 401, 404, 413, 422)
 STREAM_ERRORS = json_errors(400, 401, 404, 413, 422)
 PATH_MAX = 4096
+_UNSAVED = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format (bidi, zero-width), surrogates, separators
 
 # Bytes of the sandbox's making: never rendered, never sniffed into HTML, never given the API origin's powers.
 DOWNLOAD_HEADERS = {
@@ -60,9 +62,12 @@ def _sentence(e: Exception) -> str:
 
 
 def _attachment(filename: str) -> str:
-    """A Content-Disposition no name can break: an ASCII fallback and the exact name percent-encoded (RFC 6266)."""
+    """A Content-Disposition no name can break: an ASCII fallback and the name percent-encoded (RFC 6266), exact but
+    for control, invisible-format and bidi characters (and undecodable bytes), which become '_': the name is the
+    sandbox's, and "invoice\u202efdp.exe" would be saved reading as "invoiceexe.pdf"."""
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename) or "file"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='', errors='replace')}"
+    shown = "".join("_" if unicodedata.category(c) in _UNSAVED else c for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(shown, safe='')}"
 
 
 async def _closing(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:

@@ -136,8 +136,9 @@ async def answer(task_id: str, body: AnswerBody, store: StoreDep, client: Client
 
 @router.post("/tasks/{task_id}/messages", status_code=202, response_model=MessageSentView, responses=WRITE_ERRORS)
 async def send_message(task_id: str, body: MessageBody, store: StoreDep, client: ClientDep) -> MessageSentView:
-    """Steer a running task: the model reads the message at its next turn; a task waiting for an answer takes it as
-    the answer. 409 when the task has ended or too many messages wait."""
+    """Steer a running task: the model reads the message at its next turn; a task waiting on the agent's question
+    (ask_user) takes it as the answer, one waiting on Morgus's own (`question` in the reply) keeps it for after the
+    answer. 409 when the task has ended or too many messages wait."""
     from morgus.app.tasks import TaskOpError, say_task
 
     tid = task_id_of(task_id)

@@ -12,8 +12,10 @@ from rich.console import Console
 from morgus.config import Settings, load_settings
 
 T = TypeVar("T")
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: Rich turns `:cross_mark:` into an emoji even with markup off, and a task's text (a user's message, a
+# model's reply, a file name) must print as written, never as the icons the CLI itself draws
+out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 class Exit(Exception):

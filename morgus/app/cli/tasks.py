@@ -162,6 +162,12 @@ def task_say(task: str, text: str) -> None:
         out.print(
             f"task {task_id} took it as the answer to: {term_safe(result.question or '', newlines=True)}", markup=False
         )
+    elif result.question:
+        out.print(
+            f"sent to task {task_id} ({result.waiting} waiting), but it first waits for an answer "
+            f"(`morgus task answer`) to: {term_safe(result.question, newlines=True)}",
+            markup=False,
+        )
     else:
         out.print(
             f"sent to task {task_id}; the agent reads it at its next turn ({result.waiting} waiting)", markup=False
