@@ -136,6 +136,7 @@ class ToolActivities:
                 type=StepType.TOOL_RESULT,
                 content=output.content[:RESULT_STEP_MAX],
                 metadata={
+                    **output.metadata,
                     "tool": spec.name,
                     "tool_call_id": req.call.id,
                     "ok": output.ok,

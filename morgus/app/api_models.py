@@ -205,3 +205,24 @@ class FileView(BaseModel):
     binary: bool = Field(description="not UTF-8 text (or a NUL in its first 8 KiB): `text` is null")
     truncated: bool = Field(description="`text` is the first MiB only")
     text: str | None
+
+
+class ChangedFileView(BaseModel):
+    status: str = Field(description="A added, M modified, D deleted, T type changed")
+    path: str
+
+
+class CommitView(BaseModel):
+    sha: str
+    author: str
+    email: str
+    date: datetime
+    message: str = Field(description="the whole message (cut at 10,000 characters)")
+    files: list[ChangedFileView] = Field(description="the files the commit changed (the first 200)")
+    files_total: int = Field(description="how many files the commit changed")
+
+
+class GitLogView(BaseModel):
+    has_repository: bool = Field(description="false until the task ran git_init (or on another host)")
+    commits: list[CommitView] = Field(description="newest first, at most 100")
+    truncated: bool = Field(description="older commits exist beyond those listed")

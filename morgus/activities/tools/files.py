@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import stat
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
-from morgus.activities.tools import safe_fs
-from morgus.activities.tools.registry import ToolArgs, ToolContext, tool
+from morgus.activities.tools import file_diff, safe_fs
+from morgus.activities.tools.registry import ToolArgs, ToolContext, ToolOutput, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.sandbox.base import chown_at, chown_fd
 
@@ -55,8 +57,27 @@ async def file_read(ctx: ToolContext, args: FileReadArgs) -> str:
     return _text(data)
 
 
+def _write_with_diff(root: Path, rel: str, data: bytes) -> dict[str, Any]:
+    """Write `data` to `rel` and return the diff against what was there (the console shows it under the step).
+    The old file is read the way file_read reads (no link followed, no FIFO opened) and only its first
+    MAX_INPUT_BYTES: whatever the sandbox left there costs bounded time."""
+    old: bytes | None = None
+    old_size: int | None = None
+    note: str | None = None
+    try:
+        fd, st = safe_fs.open_regular(root, rel)
+        with safe_fs.closing_fd(fd):
+            old, old_size = safe_fs.read_capped(fd, file_diff.MAX_INPUT_BYTES), st.st_size
+    except safe_fs.Missing:
+        pass  # a new file
+    except (ToolError, OSError):
+        note = "what was at this path before was not a regular file that could be read; the write replaced it"
+    safe_fs.write_file(root, rel, data, chown_at=chown_at, chown_fd=chown_fd)
+    return file_diff.write_diff(safe_fs.show(rel), old, data, old_size=old_size, old_note=note)
+
+
 @tool("file_write", FileWriteArgs, "Create or overwrite a text file in the task workspace.")
-async def file_write(ctx: ToolContext, args: FileWriteArgs) -> str:
+async def file_write(ctx: ToolContext, args: FileWriteArgs) -> ToolOutput:
     data = args.content.encode("utf-8", errors="replace")
     if len(data) > MAX_WRITE_BYTES:
         raise ToolError(
@@ -66,8 +87,8 @@ async def file_write(ctx: ToolContext, args: FileWriteArgs) -> str:
     root = ctx.settings.workspace_for(ctx.task_id)
     # the written file and the folders made for it go to the sandbox user (when the worker is root), each by
     # descriptor or (folder fd, name): never through a name the sandbox could have turned into a link
-    await asyncio.to_thread(safe_fs.write_file, root, args.path, data, chown_at=chown_at, chown_fd=chown_fd)
-    return f"Wrote {len(data)} bytes to {safe_fs.show(args.path)}"
+    diff = await asyncio.to_thread(_write_with_diff, root, args.path, data)
+    return ToolOutput(content=f"Wrote {len(data)} bytes to {safe_fs.show(args.path)}", metadata={"diff": diff})
 
 
 def _line(e: safe_fs.Entry) -> str:

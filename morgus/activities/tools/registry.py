@@ -58,6 +58,8 @@ class ToolOutput:
     ok: bool = True
     steps: list[ExtraStep] = field(default_factory=list)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
+    # more metadata of the TOOL_RESULT step, for the console (file_write's diff); the model never reads it
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 ToolFn = Callable[[ToolContext, Any], Awaitable["ToolOutput | str"]]
