@@ -58,6 +58,14 @@ def model_info(name: str, config_path: str | None) -> ModelInfo:
     return model_table(config_path).get(name, ModelInfo())
 
 
+def price_known(task_model: str | None, default: str, code_model: str | None, config_path: str | None) -> bool:
+    """Every model the task's calls are routed to has a price in the table (a free local model's zero included):
+    its `cost_usd` is then its cost, else only its tokens mean something."""
+    table = model_table(config_path)
+    names = {choose_model(p, task_model, default, code_model) for p in Phase}
+    return all(name in table for name in names)
+
+
 def choose_model(phase: Phase, task_model: str | None, default: str, code_model: str | None) -> str:
     """The task's own model wins; BUILD and EXECUTE use the code model when one is set; else the default."""
     if task_model:

@@ -75,6 +75,14 @@ export interface paths {
      */
     get: operations["archive_api_tasks__task_id__archive_get"];
   };
+  "/api/tasks/{task_id}/git/log": {
+    /**
+     * Git Log
+     * @description The newest 100 commits of the task's repository, each with the files it changed. A task that has not run
+     * git_init yet has an empty log (`has_repository` false).
+     */
+    get: operations["git_log_api_tasks__task_id__git_log_get"];
+  };
   "/api/events": {
     /**
      * Events
@@ -151,6 +159,45 @@ export interface components {
        * @default cancelled from the console
        */
       reason?: string;
+    };
+    /** ChangedFileView */
+    ChangedFileView: {
+      /**
+       * Status
+       * @description A added, M modified, D deleted, T type changed
+       */
+      status: string;
+      /** Path */
+      path: string;
+    };
+    /** CommitView */
+    CommitView: {
+      /** Sha */
+      sha: string;
+      /** Author */
+      author: string;
+      /** Email */
+      email: string;
+      /**
+       * Date
+       * Format: date-time
+       */
+      date: string;
+      /**
+       * Message
+       * @description the whole message (cut at 10,000 characters)
+       */
+      message: string;
+      /**
+       * Files
+       * @description the files the commit changed (the first 200)
+       */
+      files: components["schemas"]["ChangedFileView"][];
+      /**
+       * Files Total
+       * @description how many files the commit changed
+       */
+      files_total: number;
     };
     /** ConfigView */
     ConfigView: {
@@ -244,6 +291,24 @@ export interface components {
       /**
        * Truncated
        * @description the folder has more entries than the API lists
+       */
+      truncated: boolean;
+    };
+    /** GitLogView */
+    GitLogView: {
+      /**
+       * Has Repository
+       * @description false until the task ran git_init (or on another host)
+       */
+      has_repository: boolean;
+      /**
+       * Commits
+       * @description newest first, at most 100
+       */
+      commits: components["schemas"]["CommitView"][];
+      /**
+       * Truncated
+       * @description older commits exist beyond those listed
        */
       truncated: boolean;
     };
@@ -397,6 +462,12 @@ export interface components {
       updated_at: string;
       /** Completed At */
       completed_at: string | null;
+      /**
+       * Price Known
+       * @description every model the task uses has a known price, so cost_usd is its cost; else show its tokens
+       * @default false
+       */
+      price_known?: boolean;
       /** Temporal Url */
       temporal_url: string;
     };
@@ -467,6 +538,12 @@ export interface components {
       updated_at: string;
       /** Completed At */
       completed_at: string | null;
+      /**
+       * Price Known
+       * @description every model the task uses has a known price, so cost_usd is its cost; else show its tokens
+       * @default false
+       */
+      price_known?: boolean;
     };
   };
   responses: never;
@@ -1125,6 +1202,50 @@ export interface operations {
       };
       /** @description Unprocessable Entity */
       422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Git Log
+   * @description The newest 100 commits of the task's repository, each with the files it changed. A task that has not run
+   * git_init yet has an empty log (`has_repository` false).
+   */
+  git_log_api_tasks__task_id__git_log_get: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["GitLogView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
         content: {
           "application/json": components["schemas"]["ErrorView"];
         };

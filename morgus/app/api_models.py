@@ -142,6 +142,10 @@ class TaskView(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    price_known: bool = Field(
+        default=False,
+        description="every model the task uses has a known price, so cost_usd is its cost; else show its tokens",
+    )
 
 
 class TaskDetail(TaskView):

@@ -21,7 +21,9 @@ MAX_COMMITS = 100
 MAX_FILES = 200  # names listed per commit (the rest counted)
 MAX_MESSAGE_CHARS = 10_000
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_STATUS = re.compile(r"^[ACDMRTUXB][0-9]{0,3}$")  # what --name-status prints (R/C with a score under --no-renames: none)
+_STATUS = re.compile(
+    r"^[ACDMRTUXB][0-9]{0,3}$"
+)  # what --name-status prints (R/C with a score under --no-renames: none)
 
 
 @dataclass

@@ -53,7 +53,10 @@ def _decode(data: bytes) -> str | None:
 
 
 def _lines(text: str) -> list[str]:
-    return text.splitlines(keepends=True) if text else []
+    """Lines as git counts them: split at "\n" only (str.splitlines would also split at \r, \x0b, \x1c, U+2028…,
+    turning one line of the file into several of the diff)."""
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def _count_lines(data: bytes) -> int:

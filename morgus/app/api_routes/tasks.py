@@ -3,7 +3,9 @@ cancel it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
@@ -31,7 +33,9 @@ from morgus.app.api_models import (
     TaskView,
     check_line,
 )
+from morgus.config import Settings
 from morgus.contracts import Budget, Phase, TaskInput, TaskLimits, TaskStatus
+from morgus.models import price_known
 
 MAX_PAGE = 200
 PG_INT_MAX = 2**31 - 1
@@ -52,6 +56,15 @@ def parse_cursor(cursor: str | None) -> str | None:
     except ValueError:
         raise ValueError("cursor: not a cursor this API gave out; pass next_cursor from the previous page") from None
     return cursor
+
+
+def _priced(settings: Settings, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with `price_known` (the model table is read from MORGUS_MODEL_CONFIG once, then cached)."""
+    return [
+        r
+        | {"price_known": price_known(r.get("model"), settings.model, settings.code_model, settings.model_config_file)}
+        for r in rows
+    ]
 
 
 @router.post("/tasks", status_code=201, response_model=TaskView, responses=WRITE_ERRORS)
@@ -81,6 +94,7 @@ async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, 
 @router.get("/tasks", response_model=TaskPage, responses=READ_ERRORS)
 async def list_tasks(
     store: StoreDep,
+    settings: SettingsDep,
     status: TaskStatus | None = None,
     phase: Phase | None = None,
     q: str | None = Query(default=None, max_length=200, description="words in the title or description (no wildcards)"),
@@ -94,15 +108,17 @@ async def list_tasks(
         raise HTTPException(422, str(e)) from None
     rows, next_cursor = await store.search_tasks(status=status, phase=phase, q=q, limit=limit, cursor=cursor)
     counts = await store.count_by_status()
-    return view(TaskPage, {"tasks": rows, "next_cursor": next_cursor, "counts": counts})
+    tasks = await asyncio.to_thread(_priced, settings, rows)
+    return view(TaskPage, {"tasks": tasks, "next_cursor": next_cursor, "counts": counts})
 
 
 @router.get("/tasks/{task_id}", response_model=TaskDetail, responses=READ_ERRORS)
 async def get_task(task_id: str, settings: SettingsDep, store: StoreDep) -> TaskDetail:
     tid = task_id_of(task_id)
+    [row] = await asyncio.to_thread(_priced, settings, [await row_or_404(store, tid)])
     return view(
         TaskDetail,
-        await row_or_404(store, tid)
+        row
         | {"temporal_url": f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/task-{tid}"},
     )
 
