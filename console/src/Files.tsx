@@ -6,6 +6,7 @@
 // inert, and links and devices are listed but never opened.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Artifact, type FileEntry, type FileText, type Folder } from "./api";
+import { highlight, languageFor } from "./highlight";
 
 export type FolderState = { status: "loading" } | { status: "error"; error: string } | { status: "ok"; folder: Folder };
 
@@ -27,6 +28,12 @@ export function displayName(name: string): string {
 export function entryAction(e: FileEntry): "folder" | "file" | "none" {
   if (e.escaped) return "none";
   return e.kind === "dir" ? "folder" : e.kind === "file" ? "file" : "none";
+}
+
+/** An entry's React key: its kind, name and whether the name is escaped (a name that is not UTF-8, "a\\xff" once
+ * escaped, and a real name spelt "a\\xff" look alike; without `escaped` React would mix the two up). */
+export function entryKey(e: FileEntry): string {
+  return `${e.kind}:${e.escaped ? "escaped" : "name"}:${e.name}`;
 }
 
 const INERT_NOTE: Record<string, string> = {
@@ -78,7 +85,7 @@ export function FolderTree(props: TreeProps) {
         const action = entryAction(e);
         const open = action === "folder" && expanded.has(p);
         return (
-          <li key={`${e.kind}:${e.name}`} className={`tree-entry tree-${e.kind}${e.escaped ? " tree-escaped" : ""}`}>
+          <li key={entryKey(e)} className={`tree-entry tree-${e.kind}${e.escaped ? " tree-escaped" : ""}`}>
             {action === "folder" ? (
               <button type="button" className="tree-item" aria-expanded={open} onClick={() => onToggle(p)}>
                 <span aria-hidden>{open ? "▾ " : "▸ "}</span>{`${displayName(e.name)}/`}
@@ -143,7 +150,7 @@ export function FileViewer({ state, onDownload }: { state: FileState | null; onD
       ) : (
         <div className="code" tabIndex={0} aria-label={`contents of ${f.path}`}>
           <pre className="gutter" aria-hidden>{lineNumbers(f.text)}</pre>
-          <pre className="text">{f.text}</pre>
+          <pre className="text hljs" data-language={languageFor(f.path) ?? "text"}>{highlight(f.text, languageFor(f.path))}</pre>
         </div>
       )}
     </div>

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import { api, subscribe, type Artifact, type Step, type Task } from "./api";
 import { mergeSteps, PhaseProgress, StatusBadge, Timeline } from "./components";
 import { FilesPanel, Preview, previewUrl } from "./Files";
+import { Commits } from "./Changes";
 
 export function TaskDetail({ id }: { id: string }) {
   const [task, setTask] = useState<Task | null>(null);
@@ -112,6 +113,7 @@ export function TaskDetail({ id }: { id: string }) {
         </section>
       )}
       <FilesPanel taskId={id} refreshKey={`${task.status}:${task.phase}:${artifacts.length}:${toolResults}`} />
+      <Commits taskId={id} refreshKey={`${task.status}:${toolResults}`} />
       <div className={preview ? "task-body with-preview" : "task-body"}>
         <Timeline steps={steps} />
         {preview && <Preview url={preview} />}

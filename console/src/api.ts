@@ -25,6 +25,9 @@ type Ok = Schemas["OkView"];
 export type Folder = Schemas["FolderView"];
 export type FileEntry = Schemas["FileEntryView"];
 export type FileText = Schemas["FileView"];
+/** A task's git log (GET /api/tasks/{id}/git/log) and one commit of it. */
+export type GitLog = Schemas["GitLogView"];
+export type Commit = Schemas["CommitView"];
 
 // The filters' values, in display order; the checks below fail the build if the API gains a value they lack.
 export const STATUSES = ["pending", "running", "waiting_for_input", "completed", "error", "cancelled"] as const satisfies readonly TaskStatus[];
@@ -138,6 +141,7 @@ export const api = {
   file: (id: string, path: string) => call<FileText>(`${taskPath(id)}/files/content?${pathQuery(path)}`),
   downloadFile: (id: string, path: string) =>
     download(`${taskPath(id)}/files/content?${pathQuery(path)}&download=1`, path.split("/").pop() || "file"),
+  gitLog: (id: string) => call<GitLog>(`${taskPath(id)}/git/log`),
   downloadArchive: (id: string) => download(`${taskPath(id)}/archive`, `task-${id}.tar.gz`),
 };
 

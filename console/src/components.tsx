@@ -1,13 +1,21 @@
 import { useState } from "react";
 import { PHASES, type Phase, type Step, type TaskStatus } from "./api";
+import { DiffView, stepDiff } from "./Changes";
 
 const STATUS_LABEL: Record<TaskStatus, string> = {
   pending: "pending", running: "running", waiting_for_input: "waiting for input",
   completed: "completed", error: "error", cancelled: "cancelled",
 };
 
-export function StatusBadge({ status }: { status: TaskStatus }) {
-  return <span className={`badge badge-${status}`}>{STATUS_LABEL[status]}</span>;
+/** A status's label: known ones as named above, any other (a status a newer server added) from its own name. */
+export function statusLabel(status: string): string {
+  return (STATUS_LABEL as Record<string, string>)[status] ?? status.replace(/_/g, " ");
+}
+
+export function StatusBadge({ status }: { status: TaskStatus | string }) {
+  const known = status in STATUS_LABEL;
+  const cls = known ? `badge-${status}` : "badge-other";
+  return <span className={`badge ${cls}`} data-status={status}>{statusLabel(status)}</span>;
 }
 
 export function PhaseProgress({ phase, status }: { phase: Phase | null; status: TaskStatus }) {
@@ -37,12 +45,14 @@ export function StepItem({ step }: { step: Step }) {
   const failed = step.type === "TOOL_RESULT" && step.metadata?.ok === false;
   const content = step.type === "LLM_RESPONSE" && !step.content ? "(calls tools)" : step.content;
   const text = long && !open ? content.slice(0, 160) + "…" : content;
+  const diff = step.type === "TOOL_RESULT" ? stepDiff(step) : null;
   return (
     <li className={`step step-${step.type.toLowerCase()}${failed ? " step-failed" : ""}`} data-seq={step.seq}>
       <span className="step-icon" aria-hidden>{failed ? "✗" : STEP_ICONS[step.type] ?? "·"}</span>
       <span className="step-type">{step.type.replace("_", " ").toLowerCase()}</span>
       <pre className="step-content">{text}</pre>
       {long && <button className="link" onClick={() => setOpen(!open)}>{open ? "less" : "more"}</button>}
+      {diff && <DiffView diff={diff} />}
     </li>
   );
 }
