@@ -77,5 +77,5 @@ async def test_console_end_to_end_in_chromium(client, store, settings, worker, l
     assert "steering message in the timeline" in res.stdout
     said = [m["content"] for m in llm.requests_for("console-e2e")[-1].body["messages"] if m["role"] == "user"]
     assert said.count("The user says: Use Tailwind instead.") == 1
-    for name in ("new-task", "task-steer", "task-question", "task-detail", "dashboard"):
+    for name in ("new-task", "task-steer", "task-question", "task-detail", "dashboard-filters"):
         assert (shots / f"{name}.png").stat().st_size > 10_000

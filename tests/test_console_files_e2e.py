@@ -1,11 +1,14 @@
-"""The console's Files panel and live preview in real headless Chromium, against the real stack (API with a token,
-worker, Postgres, scripted LLM, the static sites server).
+"""The console's Files panel, diffs, commits, live preview and dashboard in real headless Chromium, against the real
+stack (API with a token, worker, Postgres, scripted LLM, the static sites server).
 
-A scripted task writes a small site and deploys it; then bytes a sandboxed command could just as well have written
-are added to its workspace (a PNG, a 1.5 MiB text, a name that is not UTF-8, one that is HTML, one with a right-to-left
-override, a link out of the workspace). console/e2e/files.e2e.mjs browses them with the token set, downloads one file and the archive, and looks
-at the sandboxed preview. Needs Debian's chromium and a built console (.ci/run does both); skipped otherwise.
-Screenshots go to docs/screenshots/files-*.png.
+A scripted task writes a small site (one file twice), deploys it and commits; then bytes a sandboxed command could
+just as well have written are added to its workspace (a PNG, a 1.5 MiB text, a name that is not UTF-8, one that is
+HTML, one with a right-to-left override, a link out of the workspace). A second task (a priced model) waits for the
+user's answer. console/e2e/files.e2e.mjs browses the files with the token set, downloads one file and the archive,
+opens the second write's diff, reads the commits, looks at the highlighted file and the sandboxed preview, then
+uses the dashboard with the keyboard, at desktop and phone widths, and answers the waiting task through the API to
+see the counts move without a reload. Needs Debian's chromium and a built console (.ci/run does both); skipped
+otherwise. Screenshots go to docs/screenshots/ (files-*, task-diff, task-gitlog, file-highlight, dashboard*).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, start, task_id_of, wait_for
+from tests.conftest import ask, free_port, start, task_id_of, wait_for, wait_task_status
 from tests.helpers.api import served
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +38,16 @@ SITE = (
     " catch (e) { r += ', isolated from the console'; }"
     "document.getElementById('probe').textContent = r;</script>"
 )
+APP_V1 = 'const hours = { weekdays: "8-16" };\n\nexport function render(el) {\n  el.textContent = `Open ${hours.weekdays}`;\n}\n'
+APP = (
+    "// Opening hours, shown on the page.\n"
+    'const hours = { weekdays: "7-18", saturday: "8-14" };\n\n'
+    "export function render(el) {\n"
+    "  el.textContent = `Open ${hours.weekdays}, Saturdays ${hours.saturday}`;\n"
+    "  return el;\n"
+    "}\n"
+)
+QUESTION = "Which opening hours should the page show: weekdays only, or Saturdays too?"
 
 
 @pytest.fixture
@@ -68,22 +81,42 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
                 "content": None,
                 "tool_calls": [
                     {"name": "file_write", "arguments": {"path": "dist/index.html", "content": SITE}},
-                    {
-                        "name": "file_write",
-                        "arguments": {"path": "src/app.js", "content": "const a = 1;\nconst b = 2;\n"},
-                    },
+                    {"name": "file_write", "arguments": {"path": "src/app.js", "content": APP_V1}},
                     {"name": "file_write", "arguments": {"path": "README.md", "content": "# Crumb & Co.\n"}},
                 ],
+            },
+            {
+                "content": None,
+                "tool_calls": [{"name": "file_write", "arguments": {"path": "src/app.js", "content": APP}}],
             },
             {"content": "Built."},
             {"content": None, "tool_calls": [{"name": "deploy_local", "arguments": {"directory": "dist"}}]},
             {"content": "Deployed."},
+            {
+                "content": None,
+                "tool_calls": [
+                    {"name": "git_init", "arguments": {}},
+                    {"name": "git_add", "arguments": {}},
+                    {
+                        "name": "git_commit",
+                        "arguments": {"message": "Bakery page with opening hours\n\nDeployed locally."},
+                    },
+                ],
+            },
             {"content": "Done: deployed the bakery page."},
         ],
+    )
+    waiting = llm.add(
+        "console-waits",
+        [ask(QUESTION), {"content": "Research done."}, {"content": "Plan."}, {"content": "Built."}]
+        + [{"content": "Executed."}, {"content": "Done."}],
     )
     handle = await start(client, settings, marker, title="Bakery files")
     assert (await handle.result()).status == "completed"
     tid = task_id_of(handle)
+    # a priced model (the scripted server answers whatever the name): the dashboard shows its cost, not its tokens
+    asking = await start(client, settings, waiting, title="Bakery hours question", model="gpt-4o")
+    await wait_task_status(store, task_id_of(asking), "waiting_for_input")
     ws = settings.workspace_for(tid)
     (ws / "assets").mkdir()
     (ws / "assets" / "logo.png").write_bytes(PNG)
@@ -117,6 +150,7 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
                 TOKEN,
                 str(shots),
                 str(downloads),
+                task_id_of(asking),
             ],
             capture_output=True,
             text=True,
@@ -127,13 +161,17 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
     print(res.stdout)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "e2e: done" in res.stdout
+    assert (await asking.result()).status == "completed"  # answered from the page, through the API
     # what the browser saved is the workspace's bytes, fetched with the token
     assert hashlib.sha256((downloads / "logo.png").read_bytes()).digest() == hashlib.sha256(PNG).digest()
     with tarfile.open(fileobj=io.BytesIO((downloads / f"task-{tid}.tar.gz").read_bytes()), mode="r:gz") as tar:
         names = set(tar.getnames())
         app = tar.extractfile(f"task-{tid}/src/app.js")
-        assert app is not None and app.read() == b"const a = 1;\nconst b = 2;\n"
+        assert app is not None and app.read() == APP.encode()
     assert {f"task-{tid}/dist/index.html", f"task-{tid}/assets/logo.png"} <= names
     assert f"task-{tid}/passwd" not in names  # a link is left out, never followed
-    for name in ("files-tree", "files-text", "files-binary", "files-preview", "files-phone", "files-phone-preview"):
+    for name in (
+        *("files-tree", "files-text", "files-binary", "files-preview", "files-phone", "files-phone-preview"),
+        *("task-diff", "task-gitlog", "file-highlight", "dashboard", "dashboard-phone"),
+    ):
         assert (shots / f"{name}.png").stat().st_size > 10_000

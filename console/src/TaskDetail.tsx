@@ -96,7 +96,7 @@ export function TaskDetail({ id }: { id: string }) {
       {error && <p className="error">{error}</p>}
       <section className="usage">
         tokens {task.total_tokens} (prompt {task.prompt_tokens}, cached {task.cached_tokens}, completion {task.completion_tokens})
-        · cost ${Number(task.cost_usd).toFixed(4)} · {task.step_count} steps
+        · {task.price_known ? `cost $${Number(task.cost_usd).toFixed(4)}` : "cost unknown (no price for its model)"} · {task.step_count} steps
       </section>
       {artifacts.length > 0 && (
         <section className="artifacts">
