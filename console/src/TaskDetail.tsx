@@ -39,6 +39,8 @@ export function TaskDetail({ id }: { id: string }) {
   const preview = previewUrl(artifacts);
   // the workspace changes with tool calls: its open folders and file are listed again after each result
   const toolResults = steps.filter((s) => s.type === "TOOL_RESULT").length;
+  // the log changes only with a commit: read it again after each git_commit result (each read runs git on the host)
+  const commits = steps.filter((s) => s.type === "TOOL_RESULT" && s.metadata?.tool === "git_commit").length;
 
   async function send(e: React.FormEvent) {
     e.preventDefault();
@@ -113,7 +115,7 @@ export function TaskDetail({ id }: { id: string }) {
         </section>
       )}
       <FilesPanel taskId={id} refreshKey={`${task.status}:${task.phase}:${artifacts.length}:${toolResults}`} />
-      <Commits taskId={id} refreshKey={`${task.status}:${toolResults}`} />
+      <Commits taskId={id} refreshKey={`${task.status}:${commits}`} />
       <div className={preview ? "task-body with-preview" : "task-body"}>
         <Timeline steps={steps} />
         {preview && <Preview url={preview} />}
