@@ -187,14 +187,15 @@ def test_hostile_tool_listing_is_sanitised():
     listed = [
         T("read file/v2 ☃", obj),
         T("read file_v2 ☃", obj),  # the same name once sanitised: left out
-        T("x" * 300, obj),
+        T("x" * 300, obj),  # cut to 64 for the model; the server still gets its own name
+        T("y" * 600, obj),  # too long to carry: left out
         T("big", {"type": "object", "description": "y" * SCHEMA_MAX_CHARS}),
         T("array", {"type": "array"}),
         T("", obj),
     ]
     tools, notes = fixed_tools("srv", listed, phases=[Phase.BUILD], timeout_s=5, taken=set())
     names = [t.name for t in tools]
-    assert names == ["srv__read_file_v2__", "srv__" + "x" * 59]
+    assert names == ["srv__read_file_v2__", "srv__" + "x" * 59] and tools[1].tool == "x" * 300
     assert all(len(n) <= 64 for n in names) and tools[0].tool == "read file/v2 ☃"
     assert tools[0].description == "d\ufffd" and not tools[0].read_only
-    assert len(notes) == 4 and any("already taken" in n for n in notes)
+    assert len(notes) == 5 and any("already taken" in n for n in notes)

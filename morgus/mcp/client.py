@@ -26,6 +26,7 @@ from morgus.mcp.transport import CappedTransport, Overflow, capped_stdio
 from morgus.text import clean_text
 
 LIST_PAGES_MAX = 20
+LIST_TIMEOUT_S = 60.0  # listing at task start: a slow server must not hold the task's start for its call deadline
 
 
 class McpUnavailable(Exception):
@@ -78,7 +79,7 @@ def _unavailable(name: str, cfg: McpServerConfig, overflow: Overflow, e: BaseExc
     if overflow.hit:
         return McpUnavailable(f"MCP server {name!r} sent a reply larger than {overflow.limit} bytes; it was not read")
     if isinstance(e, TimeoutError) or (isinstance(e, MCPError) and e.code == REQUEST_TIMEOUT):
-        return McpUnavailable(f"MCP server {name!r} did not answer within {cfg.timeout_s:g} s")
+        return McpUnavailable(f"MCP server {name!r} did not answer in time")
     if isinstance(e, OSError) and cfg.command is not None:
         return McpUnavailable(f"MCP server {name!r} could not be started ({type(e).__name__}: {_redact(str(e), cfg)})")
     if isinstance(e, MCPError) and e.code == CONNECTION_CLOSED:
@@ -91,7 +92,7 @@ async def list_tools(name: str, cfg: McpServerConfig, max_bytes: int) -> list[An
     """The server's tools (the SDK's Tool objects), following pagination up to LIST_PAGES_MAX pages."""
     overflow = Overflow(max_bytes)
     try:
-        with anyio.fail_after(cfg.timeout_s):
+        with anyio.fail_after(min(cfg.timeout_s, LIST_TIMEOUT_S)):
             async with _connected(name, cfg, overflow) as client:
                 tools: list[Any] = []
                 cursor = None

@@ -20,6 +20,7 @@ NAME_MAX = 64  # OpenAI's limit for a function name
 SEPARATOR = "__"
 SCHEMA_MAX_CHARS = 8_000  # one tool's parameters, as JSON
 DESCRIPTION_MAX = 1_000
+ORIGINAL_MAX = 500  # a server's own tool name, kept to call it
 MAX_TOOLS = 64  # across all servers: every schema is sent with every request
 _BAD = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -57,10 +58,11 @@ def fixed_tools(
     tools: list[McpTool] = []
     notes: list[str] = []
     for t in listed:
-        original = clean_text(str(getattr(t, "name", "") or ""))[:200]
-        label = f"tool {original!r} of MCP server {server!r}"
-        if not original.strip():
-            notes.append(f"a tool of MCP server {server!r} has no name; it is left out")
+        original = str(getattr(t, "name", "") or "")
+        label = f"tool {original[:100]!r} of MCP server {server!r}"
+        if not original.strip() or len(original) > ORIGINAL_MAX or clean_text(original) != original:
+            # the call must send the server its own name back unchanged: one we cannot carry is left out
+            notes.append(f"{label} is left out: its name is empty, longer than {ORIGINAL_MAX} or not valid text")
             continue
         name = tool_name(server, original)
         if name in taken:

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         LlmTurn,
         McpCallRequest,
         McpTool,
+        McpToolList,
         McpToolsRequest,
         Phase,
         ProjectionBatch,
@@ -571,13 +572,16 @@ class TaskWorkflow:
     async def _learn_mcp_tools(self) -> None:
         """The MCP servers' tools, fixed for the whole task (continue-as-new carries them): the same list in every
         turn keeps the run deterministic and the provider's prompt cache valid. A server down now stays out."""
-        listed = await workflow.execute_activity_method(
-            McpActivities.mcp_tools,
-            McpToolsRequest(task_id=self._task_id),
-            start_to_close_timeout=timedelta(minutes=5),
-            heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
-            retry_policy=TOOL_RETRY,
-        )
+        try:
+            listed = await workflow.execute_activity_method(
+                McpActivities.mcp_tools,
+                McpToolsRequest(task_id=self._task_id),
+                start_to_close_timeout=timedelta(minutes=3),  # each server's listing is bounded at 60 s
+                heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
+        except ActivityError as e:  # the task does its work without them rather than failing at its start
+            listed = McpToolList(notes=[f"MCP tools could not be listed ({_failure_message(e)}); none are offered."])
         self._state.mcp_tools = listed.tools
         for note in listed.notes:
             self._ledger.defer_step(None, StepType.NOTIFICATION, note, {"kind": "mcp"})
