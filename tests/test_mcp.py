@@ -199,3 +199,23 @@ def test_hostile_tool_listing_is_sanitised():
     assert all(len(n) <= 64 for n in names) and tools[0].tool == "read file/v2 ☃"
     assert tools[0].description == "d\ufffd" and not tools[0].read_only
     assert len(notes) == 5 and any("already taken" in n for n in notes)
+
+
+async def test_reply_over_the_limit_is_refused_and_the_stdio_server_stopped(tmp_path, http_server):
+    """Past MORGUS_MCP_MAX_REPLY_MB the reply is not read: a clear error, the stdio server killed, memory bounded."""
+    import os
+
+    from morgus.mcp.client import McpUnavailable, call_tool
+    from morgus.mcp.config import McpServerConfig
+
+    log = tmp_path / "calls.jsonl"
+    servers = {
+        "s": McpServerConfig(command=sys.executable, args=[str(SERVER), "stdio"], env={"NOTES_LOG": str(log)}),
+        "h": McpServerConfig(url=http_server[0]),
+    }
+    for name, cfg in servers.items():
+        with pytest.raises(McpUnavailable, match=f"MCP server '{name}' sent a reply larger than 1048576 bytes"):
+            await call_tool(name, cfg, "huge", {"megabytes": 3}, max_bytes=1 << 20, cap=16_000)
+    pid = _log(log)[0]["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
