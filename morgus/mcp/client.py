@@ -40,10 +40,16 @@ class CallResult:
     chars: int  # of the whole text before the cap
 
 
-def _redact(text: str, cfg: McpServerConfig) -> str:
+def _scrub(text: str, cfg: McpServerConfig) -> str:
+    """`text` without the server's configured secrets: a server that echoes its token does not hand it to the
+    model, the steps or the console."""
     for secret in cfg.secrets():
         text = text.replace(secret, "[redacted]")
-    return text[:500]
+    return text
+
+
+def _redact(text: str, cfg: McpServerConfig) -> str:
+    return _scrub(text, cfg)[:500]
 
 
 @contextlib.asynccontextmanager
@@ -150,4 +156,4 @@ async def call_tool(
     except Exception as e:  # noqa: BLE001
         raise _unavailable(name, cfg, overflow, e) from None
     text, total = result_text(result, cap)
-    return CallResult(text, bool(getattr(result, "is_error", False)), total)
+    return CallResult(_scrub(text, cfg), bool(getattr(result, "is_error", False)), total)
