@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     model: str = Field(default="gpt-4o", alias="MORGUS_MODEL")
     code_model: str | None = Field(default=None, alias="MORGUS_CODE_MODEL")
     model_config_file: str | None = Field(default=None, alias="MORGUS_MODEL_CONFIG")
+    # MCP servers whose tools tasks may use (docs/tools.md); read by morgus/mcp/config.py at worker start
+    mcp_config: Path | None = Field(default=None, alias="MORGUS_MCP_CONFIG")
+    mcp_max_reply_mb: int = Field(default=32, alias="MORGUS_MCP_MAX_REPLY_MB", ge=1, le=1024)
     context_threshold: float = Field(default=0.8, alias="MORGUS_CONTEXT_THRESHOLD", gt=0.1, le=1.0)
     home: Path = Field(default=Path(".morgus"), alias="MORGUS_HOME")
     workspaces: Path | None = Field(default=None, alias="MORGUS_WORKSPACES")

@@ -111,6 +111,27 @@ def _no_repeats() -> dict[str, list[str]]:
     return {"tool": [], "text": []}
 
 
+class McpTool(BaseModel):
+    """One tool of an operator's MCP server, as fixed for a task at its start (morgus/mcp/names.py): the name the
+    model calls (`server__tool`), the server's own name for it, its schema, and how a call may be retried."""
+
+    name: str
+    server: str
+    tool: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    phases: list[Phase] = Field(default_factory=list)
+    read_only: bool = False
+    idempotent: bool = False
+    timeout_s: float = 60.0
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
 class ResumeState(BaseModel):
     """Carried across continue-as-new: where the task was and what it had used."""
 
@@ -154,6 +175,8 @@ class ResumeState(BaseModel):
     unavailable_tools_why: dict[str, str] | None = None
     # messages the user sent (`say`) that have not reached the model yet, oldest first (workflow.patched "steer-v1")
     inbox: list[str] = Field(default_factory=list)
+    # the MCP servers' tools, listed once at task start (workflow.patched "mcp-tools-v1"); None: not listed
+    mcp_tools: list[McpTool] | None = None
 
 
 class TaskInput(BaseModel):
@@ -352,6 +375,7 @@ class LlmRequest(BaseModel):
     step_seq: int  # seq for the LLM_RESPONSE step; TOOL_CALL steps follow it
     pending_steps: list[StepRecord] = Field(default_factory=list)  # workflow steps written with this turn
     usage_before: TokenUsage = Field(default_factory=TokenUsage)
+    mcp_tools: list[McpTool] = Field(default_factory=list)  # the schemas of the MCP tools in `tools`
 
 
 class CondenseRequest(BaseModel):
@@ -410,6 +434,21 @@ class ToolOutcome(BaseModel):
     digest: str = ""  # of the whole result, for loop detection
     changed: bool = False  # the workspace changed (a file written, a command that wrote): BUILD's work is shown
     ran: bool = False  # the tool ran (its arguments were valid), whatever its outcome: a test run that failed ran
+
+
+class McpToolsRequest(BaseModel):
+    task_id: str
+
+
+class McpToolList(BaseModel):
+    tools: list[McpTool] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # a server down, a tool left out: said in a step
+
+
+class McpCallRequest(ToolRequest):
+    server: str
+    tool: str
+    timeout_s: float = 60.0
 
 
 ResumeState.model_rebuild()

@@ -28,6 +28,7 @@ from morgus.config import ConfigError, Settings, load_settings
 from morgus.db.migrate import apply_migrations
 from morgus.db.store import Store
 from morgus.log import configure_logging
+from morgus.mcp.config import load_mcp_config
 from morgus.sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
 from morgus.workflows import TaskWorkflow
 
@@ -138,6 +139,7 @@ def main() -> None:
     code = 0
     try:
         settings = load_settings()
+        load_mcp_config(settings.mcp_config)  # a bad MCP config stops the worker here, before it connects
         configure_logging(settings.log_level, settings.log_format)
         asyncio.run(run_worker(settings))
     except ConfigError as e:

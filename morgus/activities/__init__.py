@@ -8,6 +8,7 @@ from typing import Any
 
 from morgus.activities.capabilities import CapabilityActivities
 from morgus.activities.llm import LlmActivities
+from morgus.activities.mcp import McpActivities
 from morgus.activities.projection import ProjectionActivities
 from morgus.activities.sandbox import SandboxActivities
 from morgus.activities.tool_runner import ToolActivities
@@ -25,6 +26,7 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
     llm = LlmActivities(store, settings)
     projection = ProjectionActivities(store, settings)
     tools = ToolActivities(store, settings, backend=sandbox.backend)
+    mcp = McpActivities(settings, tools)
     return ActivitySets(
         shared=[
             llm.llm_call,
@@ -34,6 +36,8 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
             sandbox.create,
             sandbox.destroy,
             *tools.activities(sandbox=False),
+            mcp.mcp_tools,
+            mcp.mcp_call,
         ],
         host=[sandbox.supervise, sandbox.destroy, *tools.activities(sandbox=True)],
     )

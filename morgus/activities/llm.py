@@ -110,7 +110,12 @@ class LlmActivities:
 
         messages_in = await self._conversation(req.task_id, req.message_count, req.append)
         model, info = self._route(req.phase, req.model)
-        tools = [REGISTRY[name].openai_schema() for name in req.tools if name in REGISTRY]
+        mcp = {t.name: t for t in req.mcp_tools}  # an operator's MCP tools carry their own schemas
+        tools = [
+            REGISTRY[name].openai_schema() if name in REGISTRY else mcp[name].openai_schema()
+            for name in req.tools
+            if name in REGISTRY or name in mcp
+        ]
         cond = await self.store.latest_condensation(req.task_id)
         messages = self._fit(messages_in, cond, tools, info)
 

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     # Activities are called through their definitions (registered names unchanged) so their results are typed.
     from morgus.activities.capabilities import CapabilityActivities
     from morgus.activities.llm import LlmActivities
+    from morgus.activities.mcp import McpActivities
     from morgus.activities.projection import ProjectionActivities
     from morgus.activities.sandbox import SandboxActivities
     from morgus.contracts import (
@@ -46,6 +47,10 @@ with workflow.unsafe.imports_passed_through():
         CondenseRequest,
         LlmRequest,
         LlmTurn,
+        McpCallRequest,
+        McpTool,
+        McpToolList,
+        McpToolsRequest,
         Phase,
         ProjectionBatch,
         RaiseBudgetSignal,
@@ -158,6 +163,15 @@ LOOP_CHOICES_PATCH = "loop-choices-v1"
 # Messages the user sends (`say`) reach the model at its next turn; a phase does not end with one unread.
 STEER_PATCH = "steer-v1"
 USER_SAYS = "The user says: "
+# The operator's MCP servers' tools (MORGUS_MCP_CONFIG), listed once at task start and offered in their phases.
+MCP_PATCH = "mcp-tools-v1"
+# A call with read-only or idempotent hints is retried if its server fails; any other call is made at most once
+# (its effect may have happened before the failure), and the model hears the failure.
+MCP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=3
+)
+MCP_ONCE = RetryPolicy(maximum_attempts=1)
+MCP_START_GRACE_S = 30  # beyond a call's own deadline: starting a stdio server, connecting
 
 
 _T = TypeVar("_T")
@@ -208,6 +222,7 @@ class TaskWorkflow:
         self._lease = SandboxLease(self._state)  # the sandbox held and the supervisor keeping it alive
         self._current_tools = True
         self._work = False  # PHASE_WORK_PATCH: phases end on shown work, caps ask, cycles count, tools fit the worker
+        self._mcp = False  # MCP_PATCH: the MCP servers' tools are listed at start and offered
         self._budget: Budget = self._state.budget or self._input.budget
         self._budget_raised = False
         self._ending = False  # the task is writing its end: it takes no more messages
@@ -328,6 +343,7 @@ class TaskWorkflow:
         task_input = self._input  # `inp` is the raw payload; __init__ decoded and validated it
         self._current_tools = workflow.patched(PHASE_TOOLS_PATCH)
         self._work = workflow.patched(PHASE_WORK_PATCH)
+        self._mcp = self._work and workflow.patched(MCP_PATCH)
         try:
             if task_input.resume is None:
                 await self._set_status(
@@ -455,6 +471,7 @@ class TaskWorkflow:
             message_count=slots.message_count,
             append=slots.append,
             tools=list(self._offered(spec)),
+            mcp_tools=self._mcp_tools(spec),
             step_seq=slots.step_seq,
             pending_steps=slots.pending_steps,
             usage_before=st.usage,
@@ -499,7 +516,7 @@ class TaskWorkflow:
         """Run one call; returns its fingerprint (tool, arguments, result) for loop detection."""
         tools = self._tools(spec)
         if call.name not in tools:
-            known = "is not available" if call.name in ALL_TOOLS else "is an unknown tool"
+            known = "is not available" if call.name in ALL_TOOLS or self._mcp_tool(call.name) else "is an unknown tool"
             why = (self._state.unavailable_tools_why or {}).get(call.name) if self._work else None
             if why:
                 known = f"cannot work here ({why}); it is not available"
@@ -521,8 +538,11 @@ class TaskWorkflow:
             step_seq=slots.step_seq,
             repo_url=self._input.repo_url,
         )
+        mcp = self._mcp_tool(call.name)
         try:
-            if call.name in SANDBOX_TOOLS:
+            if mcp is not None:
+                outcome = await self._cancellable(self._start_mcp_call(req, mcp))
+            elif call.name in SANDBOX_TOOLS:
                 outcome = await self._run_in_sandbox(req)
             else:
                 outcome = await self._cancellable(self._start_tool(req, TOOL_RETRY))
@@ -546,6 +566,49 @@ class TaskWorkflow:
         )
         self._state.unavailable_tools = sorted(caps.unavailable)
         self._state.unavailable_tools_why = dict(caps.unavailable)
+        if self._mcp:
+            await self._learn_mcp_tools()
+
+    async def _learn_mcp_tools(self) -> None:
+        """The MCP servers' tools, fixed for the whole task (continue-as-new carries them): the same list in every
+        turn keeps the run deterministic and the provider's prompt cache valid. A server down now stays out."""
+        try:
+            listed = await workflow.execute_activity_method(
+                McpActivities.mcp_tools,
+                McpToolsRequest(task_id=self._task_id),
+                start_to_close_timeout=timedelta(minutes=3),  # each server's listing is bounded at 60 s
+                heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
+        except ActivityError as e:  # the task does its work without them rather than failing at its start
+            listed = McpToolList(notes=[f"MCP tools could not be listed ({_failure_message(e)}); none are offered."])
+        self._state.mcp_tools = listed.tools
+        for note in listed.notes:
+            self._ledger.defer_step(None, StepType.NOTIFICATION, note, {"kind": "mcp"})
+
+    def _mcp_tool(self, name: str) -> McpTool | None:
+        if not self._mcp:
+            return None
+        return next((t for t in self._state.mcp_tools or () if t.name == name), None)
+
+    def _mcp_names(self, phase: Phase) -> tuple[str, ...]:
+        if not self._mcp:
+            return ()
+        return tuple(t.name for t in self._state.mcp_tools or () if phase in t.phases)
+
+    def _mcp_tools(self, spec: PhaseSpec) -> list[McpTool]:
+        """The schemas of the MCP tools offered in this phase, sent with the LLM request."""
+        names = set(self._mcp_names(spec.phase))
+        return [t for t in self._state.mcp_tools or () if t.name in names]
+
+    def _start_mcp_call(self, req: ToolRequest, tool: McpTool) -> workflow.ActivityHandle[ToolOutcome]:
+        return workflow.start_activity_method(
+            McpActivities.mcp_call,
+            McpCallRequest(**req.model_dump(), server=tool.server, tool=tool.tool, timeout_s=tool.timeout_s),
+            start_to_close_timeout=timedelta(seconds=tool.timeout_s + MCP_START_GRACE_S),
+            heartbeat_timeout=timedelta(seconds=self._input.timeouts.heartbeat),
+            retry_policy=MCP_RETRY if tool.read_only or tool.idempotent else MCP_ONCE,
+        )
 
     def _note_work(self, phase: Phase, call: ToolCall, outcome: ToolOutcome) -> None:
         """What a phase must show before it may end: BUILD a changed workspace, EXECUTE a command that ran (a
@@ -888,13 +951,13 @@ class TaskWorkflow:
     def _tools(self, spec: PhaseSpec) -> tuple[str, ...]:
         """The tools this phase may call."""
         if self._work:
-            return allowed_tools(spec.phase, set(self._state.unavailable_tools or ()))
+            return allowed_tools(spec.phase, set(self._state.unavailable_tools or ())) + self._mcp_names(spec.phase)
         return phase_tools(spec.phase, self._current_tools)
 
     def _offered(self, spec: PhaseSpec) -> tuple[str, ...]:
         """The tools the model is shown: the same in every phase (the prefix cache), the phase's own check is ours."""
         if self._work:
-            return offered_tools(set(self._state.unavailable_tools or ()))
+            return offered_tools(set(self._state.unavailable_tools or ())) + self._mcp_names(spec.phase)
         return self._tools(spec)
 
     async def _cancellable(self, handle: workflow.ActivityHandle[_T]) -> _T:
