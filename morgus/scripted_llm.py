@@ -214,6 +214,9 @@ class ScriptedLLM:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out as two writes on a kept-alive connection: with Nagle on, the body waited for
+            # the client's delayed ACK, ~40 ms a reply (bench/orchestration.py counted it as orchestration)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
