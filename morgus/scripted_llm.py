@@ -264,10 +264,11 @@ class ScriptedLLM:
 
 
 def estimate(body: dict[str, Any]) -> int:
-    """The same estimate Morgus uses (characters / 4), so a test window means the same on both sides."""
-    return (
-        len(json.dumps(body.get("messages") or [], ensure_ascii=False)) + len(json.dumps(body.get("tools") or []))
-    ) // 4 + 4 * len(body.get("messages") or [])
+    """The same count Morgus makes (morgus/context.py: o200k_base tokens, or characters / 4 without the
+    tokenizer), so a test window means the same on both sides."""
+    from morgus.context import estimate_tokens
+
+    return estimate_tokens(body.get("messages") or [], body.get("tools") or [])
 
 
 def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
