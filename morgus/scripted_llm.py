@@ -214,6 +214,9 @@ class ScriptedLLM:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out as two writes on a kept-alive connection: with Nagle on, the body waited for
+            # the client's delayed ACK, ~40 ms a reply (bench/orchestration.py counted it as orchestration)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -261,10 +264,11 @@ class ScriptedLLM:
 
 
 def estimate(body: dict[str, Any]) -> int:
-    """The same estimate Morgus uses (characters / 4), so a test window means the same on both sides."""
-    return (
-        len(json.dumps(body.get("messages") or [], ensure_ascii=False)) + len(json.dumps(body.get("tools") or []))
-    ) // 4 + 4 * len(body.get("messages") or [])
+    """The same count Morgus makes (morgus/context.py: o200k_base tokens, or characters / 4 without the
+    tokenizer), so a test window means the same on both sides."""
+    from morgus.context import estimate_tokens
+
+    return estimate_tokens(body.get("messages") or [], body.get("tools") or [])
 
 
 def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:

@@ -305,6 +305,50 @@ async def test_fresh_steer_history_replays(client, store, settings, worker, llm)
     await replay_every_run(client, handle, record_as="task-steer-v12")
 
 
+async def test_fresh_local_tools_history_replays(client, store, settings, worker, llm):
+    """local-tools-v1: file_* and notify_user run as local activities (markers, no activity tasks); a sandbox
+    command and git stay activities."""
+    from temporalio.api.enums.v1 import EventType
+
+    read = {"content": None, "tool_calls": [{"name": "file_read", "arguments": {"path": "x.txt"}}]}
+    listing = {"content": None, "tool_calls": [{"name": "file_list", "arguments": {"path": "."}}]}
+    notify = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "built x.txt"}}]}
+    missing = {"content": None, "tool_calls": [{"name": "file_read", "arguments": {"path": "no/such.txt"}}]}
+    marker = llm.add(
+        "replay-local-tools",
+        [{"content": "r"}, {"content": "p"}, WRITE_X, read, listing, missing, {"content": "b"}, RUN_X, notify]
+        + [{"content": "ran"}, {"content": "done"}],
+    )
+    handle = await start(client, settings, marker)
+    assert (await handle.result()).status == "completed"
+    tool_results = [
+        m["content"] for m in llm.requests_for("replay-local-tools")[-1].body["messages"] if m["role"] == "tool"
+    ]
+    assert tool_results[1] == "x" and "x.txt" in tool_results[2]  # file_read and file_list answered as before
+    assert tool_results[3].startswith("Error: folder 'no' does not exist")  # a tool error reaches the model
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    events = [
+        e for wf in runs for e in (await client.get_workflow_handle(handle.id, run_id=wf.run_id).fetch_history()).events
+    ]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert not [
+        n for n in scheduled if n in ("tool:file_write", "tool:file_read", "tool:file_list", "tool:notify_user")
+    ]
+    assert "tool:shell_exec" in scheduled
+    local = [
+        e
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    assert len(local) == 5, len(local)  # one per local call
+    await replay_every_run(client, handle, record_as="task-local-tools-v17")
+
+
 async def _requests_at_least(llm, name: str, n: int) -> bool:
     return len(llm.requests_for(name)) >= n
 

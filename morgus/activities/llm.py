@@ -24,8 +24,8 @@ from morgus.config import Settings
 from morgus.context import (
     CONDENSE_PROMPT,
     Condensation,
-    build_request,
-    estimate_tokens,
+    DoesNotFit,
+    fit_request,
     is_protected,
     transcript,
     turn_start,
@@ -117,7 +117,7 @@ class LlmActivities:
             if name in REGISTRY or name in mcp
         ]
         cond = await self.store.latest_condensation(req.task_id)
-        messages = self._fit(messages_in, cond, tools, info)
+        messages, request_tokens, watermark = await asyncio.to_thread(self._fit, messages_in, cond, tools, info)
 
         extra: dict = {"tools": tools} if tools else {}
         if self.settings.llm_stop:
@@ -164,7 +164,7 @@ class LlmActivities:
                     "model": resp.model or model,
                     "usage": usage.model_dump(),
                     "tool_calls": len(calls),
-                    "request_tokens_estimate": estimate_tokens(messages, tools),
+                    "request_tokens_estimate": request_tokens,
                     **recovered,
                 },
             ),
@@ -190,6 +190,7 @@ class LlmActivities:
                 "steps_written": len(steps) - len(req.pending_steps),
                 "phase": req.phase.value,
                 "plan": req.phase == Phase.PLAN and not calls,
+                **({"elided_below": watermark} if watermark else {}),
             },
         )
         total = req.usage_before.plus(usage)
@@ -228,23 +229,21 @@ class LlmActivities:
             )
         return [by_seq[i] for i in range(message_count)]
 
-    def _fit(self, messages: list[ChatMessage], cond: Condensation | None, tools: list, info: ModelInfo) -> list[dict]:
-        """The request as sent: whole if it fits, else with older tool results elided; if even that does not
-        fit, ask the workflow to condense (ContextOverflow)."""
+    def _fit(
+        self, messages: list[ChatMessage], cond: Condensation | None, tools: list, info: ModelInfo
+    ) -> tuple[list[dict], int, int]:
+        """fit_request (morgus/context.py) within this model's share of its window; over it, ask the workflow to
+        condense (ContextOverflow). Token counting is CPU work: called in a thread."""
         limit = int(info.context_window * self.settings.context_threshold)
-        request = build_request(messages, cond, elide=False)
-        if estimate_tokens(request, tools) <= limit:
-            return request
-        request = build_request(messages, cond, elide=True)
-        size = estimate_tokens(request, tools)
-        if size <= limit:
-            return request
-        raise ApplicationError(
-            f"the conversation (~{size} tokens) exceeds {limit} tokens ({self.settings.context_threshold:.0%} of the "
-            f"{info.context_window}-token window)",
-            type=CONTEXT_OVERFLOW_TYPE,
-            non_retryable=True,
-        )
+        try:
+            return fit_request(messages, cond, tools, limit)
+        except DoesNotFit as e:
+            raise ApplicationError(
+                f"the conversation (~{e.size} tokens) exceeds {limit} tokens "
+                f"({self.settings.context_threshold:.0%} of the {info.context_window}-token window)",
+                type=CONTEXT_OVERFLOW_TYPE,
+                non_retryable=True,
+            ) from None
 
     @activity.defn(name="condense_conversation")
     async def condense(self, req: CondenseRequest) -> CondenseResult:

@@ -24,6 +24,7 @@ from morgus.activities.tools.workspace import ToolError
 class SiteHandler(BaseHTTPRequestHandler):
     server_version = "morgus-sites"
     sys_version = ""
+    disable_nagle_algorithm = True  # headers and body are two writes; with Nagle the body waits for a delayed ACK
 
     def __init__(self, *args: object, root: Path, **kwargs: object) -> None:
         self.root = root

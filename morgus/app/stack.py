@@ -59,6 +59,14 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+# The dev server's history service reads its transfer queue (the activity and workflow tasks to dispatch) at most 20
+# times a second by default (`history.transferProcessorMaxPollRPS`; the dev server has one history shard, so the cap
+# is server-wide): after a burst of ~25 tasks every activity and workflow task waited ~50 ms, which set Morgus's
+# ~100 ms per agent step. Measured in docs/benchmarks.md ("What sets the 50 ms plateau"). A production cluster has
+# many shards and its operator tunes this; the dev server that Morgus starts is ours to tune.
+DEV_SERVER_DYNAMIC_CONFIG: dict[str, int] = {"history.transferProcessorMaxPollRPS": 1000}
+
+
 @dataclass
 class TemporalDevServer:
     host: str = "127.0.0.1"
@@ -67,6 +75,7 @@ class TemporalDevServer:
     db_file: Path | None = None  # None: in memory
     namespace: str = "default"
     extra_args: list[str] = field(default_factory=list)
+    dynamic_config: dict[str, int] = field(default_factory=lambda: dict(DEV_SERVER_DYNAMIC_CONFIG))
     log_file: Path | None = None
     proc: subprocess.Popen | None = None
 
@@ -93,6 +102,8 @@ class TemporalDevServer:
             cmd += ["--db-filename", str(self.db_file)]
         for key in SEARCH_ATTRIBUTES:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
+        for name, value in self.dynamic_config.items():
+            cmd += ["--dynamic-config-value", f"{name}={value}"]
         return cmd + self.extra_args
 
     def start(self, timeout_s: float = 60) -> None:

@@ -162,6 +162,11 @@ CHECKED_SUMMARY_PATCH = "checked-summary-v1"
 LOOP_CHOICES_PATCH = "loop-choices-v1"
 # Messages the user sends (`say`) reach the model at its next turn; a phase does not end with one unread.
 STEER_PATCH = "steer-v1"
+# Cheap host tools run as local activities (issue 15): no activity task through the server, no extra workflow task
+# per step. Only tools that do one bounded piece of work on this worker's own files or database: a local activity
+# holds its workflow task while it runs and cannot heartbeat, so git, deploys, web and sandbox tools stay activities.
+LOCAL_TOOLS_PATCH = "local-tools-v1"
+LOCAL_TOOLS: frozenset[str] = frozenset({"file_read", "file_write", "file_list", "notify_user"})
 USER_SAYS = "The user says: "
 # The operator's MCP servers' tools (MORGUS_MCP_CONFIG), listed once at task start and offered in their phases.
 MCP_PATCH = "mcp-tools-v1"
@@ -544,6 +549,8 @@ class TaskWorkflow:
                 outcome = await self._cancellable(self._start_mcp_call(req, mcp))
             elif call.name in SANDBOX_TOOLS:
                 outcome = await self._run_in_sandbox(req)
+            elif call.name in LOCAL_TOOLS and workflow.patched(LOCAL_TOOLS_PATCH):
+                outcome = await self._cancellable(self._start_local_tool(req))
             else:
                 outcome = await self._cancellable(self._start_tool(req, TOOL_RETRY))
         except ActivityError as e:
@@ -756,6 +763,17 @@ class TaskWorkflow:
             schedule_to_start_timeout=HOST_QUEUE_PICKUP if queue else None,
             heartbeat_timeout=timedelta(seconds=timeouts.heartbeat),
             retry_policy=retry,
+        )
+
+    def _start_local_tool(self, req: ToolRequest) -> workflow.ActivityHandle[ToolOutcome]:
+        """A LOCAL_TOOLS call as a local activity on this worker: the same registered activity, retried by the worker
+        (its result, or its last failure, is recorded as a marker, so replay never runs it again)."""
+        return workflow.start_local_activity(
+            f"tool:{req.call.name}",
+            req,
+            result_type=ToolOutcome,
+            start_to_close_timeout=timedelta(seconds=min(self._input.timeouts.tool_start_to_close, 60)),
+            retry_policy=TOOL_RETRY,
         )
 
     async def _run_in_sandbox(self, req: ToolRequest) -> ToolOutcome:
