@@ -150,20 +150,20 @@ class DockerBackend:
     def exec(self, name: str, command: str, *, timeout_s: float, env: dict[str, str], sink: CappedOutput) -> ExecResult:
         """`bash -lc <command>` as one argv element (never re-split); `timeout` kills the whole process group."""
         api = self.client.api
+        argv = ["timeout", "-s", "KILL", f"{timeout_s:g}", "bash", "-lc", command]
         try:
-            container = self.client.containers.get(name)
+            # by name: the daemon looks it up itself (one round trip fewer than inspecting it first)
+            exec_id = api.exec_create(
+                name,
+                argv,
+                stdout=True,
+                stderr=True,
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                workdir="/workspace",
+                environment=env or None,
+            )["Id"]
         except NotFound:
             raise SandboxUnavailable(f"sandbox {name} is gone") from None
-        argv = ["timeout", "-s", "KILL", f"{timeout_s:g}", "bash", "-lc", command]
-        exec_id = api.exec_create(
-            container.id,
-            argv,
-            stdout=True,
-            stderr=True,
-            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-            workdir="/workspace",
-            environment=env or None,
-        )["Id"]
         started = time.monotonic()
         for out, err in api.exec_start(exec_id, stream=True, demux=True):
             if out:
