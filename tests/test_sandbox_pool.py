@@ -79,6 +79,8 @@ def test_claim_refill_retry_and_release(pool, root):
     # other limits than the pool's: a cold container, the pool untouched
     cold = claim(pool, root, "t2", SandboxOptions(memory_mb=512))
     assert cold == "morgus-t2" and len(pool.ready()) == 2
+    # a task whose cold container runs (an earlier worker's) keeps it: its workspace is bound there
+    assert claim(pool, root, "t2") == cold and len(pool.ready()) == 2
     assert pool.remove(name) and pool.remove(cold)
     assert os.listdir(pool.files.claims) == [] and set(pool_containers(pool.backend, root)) == set(pool.ready())
 
