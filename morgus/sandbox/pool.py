@@ -110,7 +110,11 @@ class SandboxPool:
     def ensure(self, task_id: str, workflow_id: str, workspace: Path, options: SandboxOptions, host_queue: str) -> str:
         """The task's container: the one it already holds, else a pooled one, else a cold one."""
         self._last_ask = time.monotonic()
-        self.files.prepare()
+        try:
+            self.files.prepare()
+        except OSError as e:  # the pool's folder cannot be made here: sandboxes still start, cold
+            log.warning("sandbox pool unusable; starting a cold sandbox", error=str(e))
+            return self.backend.ensure(task_id, workflow_id, workspace, options, host_queue)
         try:
             with self.files.lock(task_id):
                 rec = self.files.load(task_id)
