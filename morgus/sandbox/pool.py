@@ -9,7 +9,7 @@ Claiming is exclusive: a pooled container leaves the ready list under a lock bef
 the ready list belongs to one worker process (its owner id is on the container's labels). The per-task claim
 record is written before the folder moves and says which container the task holds, so a retried create gets the
 same container back and a crash between the steps is completed or undone. Only Docker has a pool: a bubblewrap
-sandbox starts in a few milliseconds.
+sandbox has no container to start (create -> first command done ~17 ms, docs/sandbox.md).
 
 Why one module of ~350 lines: claiming, filling, reaping and the start-up clean-up all work on the ready list
 under its lock and on the same labels; the file side (folders, records, moves) is pool_files.py.
