@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # Read by the sandbox and tool modules; validated here so a bad value stops the process at start.
     sandbox: Literal["auto", "docker", "bwrap"] = Field(default="auto", alias="MORGUS_SANDBOX")
     sandbox_image: str | None = Field(default=None, alias="MORGUS_SANDBOX_IMAGE")
+    # Warm Docker sandboxes kept ready per worker (docs/sandbox.md, "Warm pool"); 0 turns the pool off. Reaped when
+    # no task has asked for a sandbox for `sandbox_pool_idle_s` seconds, refilled at the next ask.
+    sandbox_pool_size: int = Field(default=2, alias="MORGUS_SANDBOX_POOL_SIZE", ge=0, le=64)
+    sandbox_pool_idle_s: float = Field(default=600.0, alias="MORGUS_SANDBOX_POOL_IDLE_S", gt=0)
     policy_allow: str | None = Field(default=None, alias="MORGUS_POLICY_ALLOW")
     debian_mirror: str | None = Field(default=None, alias="MORGUS_DEBIAN_MIRROR")
     git_author: str = Field(default="Morgus <morgus@localhost>", alias="MORGUS_GIT_AUTHOR")

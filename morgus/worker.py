@@ -30,6 +30,7 @@ from morgus.db.store import Store
 from morgus.log import configure_logging
 from morgus.mcp.config import load_mcp_config
 from morgus.sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
+from morgus.sandbox.pool import pooled
 from morgus.workflows import TaskWorkflow
 
 
@@ -42,7 +43,9 @@ def sandbox_activities(settings: Settings, host_queue: str, backend: SandboxBack
     if backend is not None:
         return SandboxActivities(settings, backend, host_queue)
     try:
-        return SandboxActivities(settings, select_backend(settings, workspace_root=settings.workspace_root), host_queue)
+        return SandboxActivities(
+            settings, pooled(settings, select_backend(settings, settings.workspace_root)), host_queue
+        )
     except SandboxUnavailable as e:
         structlog.get_logger().warning("no sandbox on this worker; shell tools will report it", reason=str(e))
         return SandboxActivities(settings, None, host_queue, unavailable=str(e))
@@ -90,9 +93,20 @@ def build_workers(
 async def running_workers(
     client: Client, store: Store, settings: Settings, **kwargs: Any
 ) -> AsyncIterator[MorgusWorkers]:
+    from morgus.sandbox.pool import SandboxPool
+
     workers = build_workers(client, store, settings, **kwargs)
+    pool = workers.sandbox.backend if isinstance(workers.sandbox.backend, SandboxPool) else None
     async with workers.shared, workers.host:
-        yield workers
+        keeper = asyncio.create_task(pool.maintain()) if pool is not None else None
+        try:
+            yield workers
+        finally:
+            if keeper is not None and pool is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+                await asyncio.to_thread(pool.drain, close=True)  # unclaimed containers go with the worker
 
 
 async def run_worker(settings: Settings) -> None:

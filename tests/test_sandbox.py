@@ -20,7 +20,7 @@ import pytest
 from morgus.contracts import SandboxOptions, TaskResult
 from morgus.sandbox.output import CappedOutput
 from tests.conftest import settings_env, start, task_id_of, wait_for
-from tests.helpers.backends import bwrap_or_skip, docker_or_skip
+from tests.helpers.backends import bwrap_or_skip, docker_or_skip, pooled_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +30,26 @@ def docker_backend():
 
 @pytest.fixture(params=["docker", "bwrap"])
 def box(request, tmp_path):
-    backend = docker_or_skip() if request.param == "docker" else bwrap_or_skip()
+    backend = docker_or_skip() if request.param.startswith("docker") else bwrap_or_skip()
     task_id = f"t{uuid.uuid4().hex[:12]}"
     # pytest's tmp_path sits under a 0700 directory the unprivileged sandbox user cannot enter
     ws = Path(tempfile.mkdtemp(prefix="morgus-ws-"))
     ws.chmod(0o755)
-    name = backend.ensure(task_id, f"task-{task_id}", ws, SandboxOptions(), "test-queue")
+    if request.param == "docker-pool":  # a warm container claimed from the pool, its workspace renamed into place
+        backend, name = pooled_sandbox(backend, ws, task_id)
+        ws = ws / task_id
+    else:
+        name = backend.ensure(task_id, f"task-{task_id}", ws, SandboxOptions(), "test-queue")
     yield backend, name, ws
     backend.remove(name)
+    if request.param == "docker-pool":
+        backend.drain(close=True)
+        ws = ws.parent
     shutil.rmtree(ws, ignore_errors=True)
+
+
+# The isolation and limit checks also run on a pooled sandbox: it must be exactly as locked down as a cold one.
+WITH_POOL = pytest.mark.parametrize("box", ["docker", "docker-pool", "bwrap"], indirect=True)
 
 
 def run(box, command: str, timeout_s: float = 20) -> tuple[int, bool, str, str, CappedOutput]:
@@ -51,6 +62,7 @@ def run(box, command: str, timeout_s: float = 20) -> tuple[int, bool, str, str, 
 # ---------------------------------------------------------------- isolation
 
 
+@WITH_POOL
 def test_no_network_not_even_the_hosts_loopback(box, postgres):
     code, _, out, err, _ = run(
         box, f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {postgres.port}), timeout=3)\""
@@ -60,6 +72,7 @@ def test_no_network_not_even_the_hosts_loopback(box, postgres):
     assert code != 0
 
 
+@WITH_POOL
 def test_host_files_and_worker_environment_are_invisible(box, tmp_path):
     host_dir = Path(tempfile.mkdtemp(prefix="morgus-host-"))
     host_dir.chmod(0o755)  # readable by anyone on the host: only the sandbox may hide it
@@ -75,6 +88,7 @@ def test_host_files_and_worker_environment_are_invisible(box, tmp_path):
     assert "sk-must-not-leak" not in out and "OPENAI_API_KEY" not in out and "DATABASE_URL" not in out
 
 
+@WITH_POOL
 def test_only_workspace_and_tmp_are_writable_and_root_is_read_only(box):
     code, _, out, err, _ = run(
         box,
@@ -86,6 +100,7 @@ def test_only_workspace_and_tmp_are_writable_and_root_is_read_only(box):
     assert (box[2] / "ok.txt").read_text() == "hi\n"  # the workspace is the host's task workspace
 
 
+@WITH_POOL
 def test_not_root_and_no_capabilities(box):
     code, _, out, err, _ = run(
         box,
@@ -101,6 +116,7 @@ def test_not_root_and_no_capabilities(box):
 # ---------------------------------------------------------------- limits
 
 
+@WITH_POOL
 def test_fork_bomb_is_contained_by_the_pids_limit(box):
     code, timed_out, *_ = run(
         box, "python3 -c 'import os\nwhile True:\n  try: os.fork()\n  except OSError: pass'", timeout_s=5
@@ -110,6 +126,7 @@ def test_fork_bomb_is_contained_by_the_pids_limit(box):
     assert out.splitlines()[0] == "still alive" and int(out.splitlines()[1]) < 10
 
 
+@WITH_POOL
 def test_memory_bomb_is_stopped(box):
     code, timed_out, out, err, _ = run(box, "python3 -c 'a = bytearray(3 * 1024**3); print(len(a))'", timeout_s=60)
     assert code != 0 and not timed_out and str(3 * 1024**3) not in out
@@ -117,6 +134,7 @@ def test_memory_bomb_is_stopped(box):
     assert code == 137 or "MemoryError" in err
 
 
+@WITH_POOL
 @pytest.mark.parametrize("command", ["while :; do :; done", "sleep 1000", "setsid sleep 1000 & sleep 1000"])
 def test_runaway_commands_are_killed_at_the_timeout(box, command):
     started = time.monotonic()

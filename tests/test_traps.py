@@ -291,6 +291,13 @@ def test_the_sites_server_serves_no_link_or_special_file_on_its_own(tmp_path: Pa
 def _backend(kind: str, workspace_root: Path) -> Any:
     if kind == "docker":
         return docker_or_skip()
+    if kind == "docker-pool":  # one warm container, ready before the task asks: the task must claim it
+        from morgus.sandbox.pool import SandboxPool
+
+        pool = SandboxPool(docker_or_skip(), workspace_root, size=1, idle_s=3600)
+        pool.files.prepare()
+        pool.fill()
+        return pool
     bwrap_or_skip()
     from morgus.sandbox.bwrap_backend import BwrapBackend
 
@@ -323,7 +330,7 @@ def _plant(host_dir: Path, holder_pid: int) -> str:
             "python3 -c \"[open(f'many/f{i}.txt', 'w').close() for i in range(10050)]\"",
             "mkdir linkidx && ln -s /etc/passwd linkidx/index.html",
             f"ln -s {host_dir} sitelink",
-            "echo PLANTED",
+            'echo PLANTED; echo "box=$(hostname)"',
         ]
     )
 
@@ -351,7 +358,7 @@ LISTS = [".", "site", "linkdir"]
 DEPLOYS = ["site", "bigsite", "many", "linkidx", "sitelink"]
 
 
-@pytest.mark.parametrize("kind", ["docker", "bwrap"])
+@pytest.mark.parametrize("kind", ["docker", "docker-pool", "bwrap"])
 async def test_traps_planted_in_the_sandbox_never_reach_the_host(
     kind, client, store, llm, temporal_server, postgres, tmp_path, host_dir, env_holder, monkeypatch, worker_for
 ):
@@ -364,6 +371,7 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(
         temporal_server, postgres, llm, root, OPENAI_API_KEY=ENV_SECRET, MORGUS_GIT_TOKEN=TOKEN_SECRET
     )
     backend = _backend(kind, settings.workspace_root)
+    warm = [backend.backend.client.containers.get(n).id[:12] for n in backend.ready()] if kind == "docker-pool" else []
     server = serve_sites(settings.home.resolve() / "sites", f"http://127.0.0.1:{free_port()}")
     sites_base = f"http://127.0.0.1:{server.server_address[1]}"
     settings = settings.model_copy(update={"sites_url": sites_base})
@@ -407,6 +415,8 @@ async def test_traps_planted_in_the_sandbox_never_reach_the_host(
     after = tool_msgs[1 + len(READS) + len(WRITES) + len(LISTS)]
     deploys = tool_msgs[-len(DEPLOYS) :]
     assert "PLANTED" in planted, planted
+    if warm:
+        assert f"box={warm[0]}" in planted  # the traps were planted in the claimed warm container
     assert "MKNOD-REFUSED" in planted  # no capability to make a device node in either sandbox (host side: unit test)
 
     # every read of a trap is refused with a sentence; the one honest file is read

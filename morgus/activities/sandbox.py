@@ -22,6 +22,7 @@ from morgus.config import Settings
 from morgus.contracts import SandboxCreate, SandboxRef
 from morgus.log import activity_logger
 from morgus.sandbox.base import SandboxBackend
+from morgus.sandbox.pool import NAME_PREFIX as POOLED_PREFIX
 
 
 class SandboxActivities:
@@ -55,7 +56,11 @@ class SandboxActivities:
             backend.ensure, req.task_id, req.workflow_id, workspace, req.options, self.host_queue
         )
         activity_logger(req.task_id).info(
-            "sandbox ready", sandbox=name, backend=backend.name, host_queue=self.host_queue
+            "sandbox ready",
+            sandbox=name,
+            backend=backend.name,
+            host_queue=self.host_queue,
+            pooled=name.startswith(POOLED_PREFIX),
         )
         return SandboxRef(name=name, host_queue=self.host_queue, backend=backend.name, network=req.options.network)
 

@@ -84,42 +84,49 @@ class DockerBackend:
             ) from None
         workspace.mkdir(parents=True, exist_ok=True)
         give_to_sandbox_user(workspace)  # what the file tools wrote before the container existed
-        network = "none" if options.network == "none" else "bridge"
+        labels = {
+            LABEL: "1",
+            "morgus.task_id": task_id,
+            "morgus.workflow_id": workflow_id,
+            "morgus.host_queue": host_queue,
+        }
         try:
-            self.client.containers.run(
-                self.image,
-                ["sleep", "infinity"],
-                name=name,
-                detach=True,
-                init=True,  # PID 1 reaps zombies and survives `kill -9 -1`
-                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-                working_dir="/workspace",
-                labels={
-                    LABEL: "1",
-                    "morgus.task_id": task_id,
-                    "morgus.workflow_id": workflow_id,
-                    "morgus.host_queue": host_queue,
-                },
-                network_mode=network,
-                read_only=True,
-                tmpfs={
-                    "/tmp": f"rw,nosuid,nodev,size={options.tmp_mb}m,mode=1777",
-                    "/home/morgus": f"rw,nosuid,nodev,size={options.tmp_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID}",
-                },
-                volumes={str(workspace.resolve()): {"bind": "/workspace", "mode": "rw"}},
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                mem_limit=f"{options.memory_mb}m",
-                memswap_limit=f"{options.memory_mb}m",
-                nano_cpus=int(options.cpus * 1e9),
-                pids_limit=options.pids,
-                environment={"HOME": "/home/morgus"},
-            )
+            self.run_locked_down(name, labels, workspace.resolve(), options)
         except APIError as e:
             if e.status_code == 409:  # a concurrent attempt created it first
                 return name
             raise
         return name
+
+    def run_locked_down(self, name: str, labels: dict[str, str], workspace: Path, options: SandboxOptions) -> str:
+        """Start a container with every limit of docs/sandbox.md, `workspace` bind-mounted at /workspace; its id.
+        The one recipe for a cold sandbox and a pooled one (morgus/sandbox/pool.py), so both isolate the same."""
+        network = "none" if options.network == "none" else "bridge"
+        container = self.client.containers.run(
+            self.image,
+            ["sleep", "infinity"],
+            name=name,
+            detach=True,
+            init=True,  # PID 1 reaps zombies and survives `kill -9 -1`
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            working_dir="/workspace",
+            labels=labels,
+            network_mode=network,
+            read_only=True,
+            tmpfs={
+                "/tmp": f"rw,nosuid,nodev,size={options.tmp_mb}m,mode=1777",
+                "/home/morgus": f"rw,nosuid,nodev,size={options.tmp_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID}",
+            },
+            volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=f"{options.memory_mb}m",
+            memswap_limit=f"{options.memory_mb}m",
+            nano_cpus=int(options.cpus * 1e9),
+            pids_limit=options.pids,
+            environment={"HOME": "/home/morgus"},
+        )
+        return str(container.id)
 
     def alive(self, name: str) -> bool:
         try:
@@ -143,20 +150,20 @@ class DockerBackend:
     def exec(self, name: str, command: str, *, timeout_s: float, env: dict[str, str], sink: CappedOutput) -> ExecResult:
         """`bash -lc <command>` as one argv element (never re-split); `timeout` kills the whole process group."""
         api = self.client.api
+        argv = ["timeout", "-s", "KILL", f"{timeout_s:g}", "bash", "-lc", command]
         try:
-            container = self.client.containers.get(name)
+            # by name: the daemon looks it up itself (one round trip fewer than inspecting it first)
+            exec_id = api.exec_create(
+                name,
+                argv,
+                stdout=True,
+                stderr=True,
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                workdir="/workspace",
+                environment=env or None,
+            )["Id"]
         except NotFound:
             raise SandboxUnavailable(f"sandbox {name} is gone") from None
-        argv = ["timeout", "-s", "KILL", f"{timeout_s:g}", "bash", "-lc", command]
-        exec_id = api.exec_create(
-            container.id,
-            argv,
-            stdout=True,
-            stderr=True,
-            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-            workdir="/workspace",
-            environment=env or None,
-        )["Id"]
         started = time.monotonic()
         for out, err in api.exec_start(exec_id, stream=True, demux=True):
             if out:

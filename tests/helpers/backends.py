@@ -36,3 +36,16 @@ def bwrap_or_skip() -> Any:
     if probe.returncode != 0:
         pytest.skip(f"bwrap cannot create namespaces here: {probe.stderr.strip()[:200]}")
     return backend
+
+
+def pooled_sandbox(backend: Any, workspace_root: Path, task_id: str) -> tuple[Any, str]:
+    """A sandbox claimed from a warm pool of one (morgus/sandbox/pool.py) over `workspace_root / task_id`: the pool
+    (a SandboxBackend) and the claimed container's name. The caller removes both (`remove(name)`, `drain`)."""
+    from morgus.sandbox.pool import NAME_PREFIX, SandboxPool
+
+    pool = SandboxPool(backend, workspace_root, size=1, idle_s=3600)
+    pool.files.prepare()
+    pool.fill()
+    name = pool.ensure(task_id, f"task-{task_id}", workspace_root / task_id, SandboxOptions(), "test-queue")
+    assert name.startswith(NAME_PREFIX), name  # claimed, not a cold fallback
+    return pool, name

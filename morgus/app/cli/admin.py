@@ -47,9 +47,10 @@ def sandbox_build(
 def sandbox_list() -> None:
     """List the sandboxes Morgus manages on this host."""
     from morgus.sandbox.base import SandboxUnavailable, select_backend
+    from morgus.sandbox.pool import pooled
 
     try:
-        backend = select_backend(settings())
+        backend = pooled(settings(), select_backend(settings()))  # claimed pooled sandboxes too
     except SandboxUnavailable as e:
         raise ConfigError(str(e)) from None
     for sb in backend.list_managed():
