@@ -44,6 +44,30 @@ export interface paths {
      */
     post: operations["send_message_api_tasks__task_id__messages_post"];
   };
+  "/api/tasks/{task_id}/pause": {
+    /**
+     * Pause
+     * @description Pause a task: no LLM or tool call starts until it is resumed; the running one finishes first. 409 when it
+     * has ended, is being cancelled or is already paused.
+     */
+    post: operations["pause_api_tasks__task_id__pause_post"];
+  };
+  "/api/tasks/{task_id}/resume": {
+    /**
+     * Resume
+     * @description Resume a paused task where it stopped. 409 when it is not paused.
+     */
+    post: operations["resume_api_tasks__task_id__resume_post"];
+  };
+  "/api/tasks/{task_id}/approvals": {
+    /**
+     * Decide
+     * @description Decide on the call the task waits to have approved (its id is in the APPROVAL step's metadata): approve,
+     * deny (the agent reads `reason` as the call's result) or approve_all (this and every later call of the same
+     * tool in this task). 409 when that call is not waiting.
+     */
+    post: operations["decide_api_tasks__task_id__approvals_post"];
+  };
   "/api/tasks/{task_id}/cancel": {
     /**
      * Cancel
@@ -106,6 +130,42 @@ export interface components {
       /** Max Steps */
       max_steps?: number | null;
     };
+    /**
+     * ApprovalBody
+     * @description The decision on the call a task waits to have approved.
+     */
+    ApprovalBody: {
+      /** Call Id */
+      call_id: string;
+      /**
+       * Decision
+       * @enum {string}
+       */
+      decision: "approve" | "deny" | "approve_all";
+      /**
+       * Reason
+       * @description for deny: the agent reads it as the call's result
+       * @default
+       */
+      reason?: string;
+    };
+    /**
+     * ApprovalPolicy
+     * @description Which calls need a human yes before they run (morgus/workflows/approvals.py applies it). A speed bump for an
+     * honest model, not a sandbox boundary: see docs/architecture.md for what the command patterns catch.
+     */
+    ApprovalPolicy: {
+      /**
+       * Tools
+       * @description tools every call of which needs approval (`shell_exec` here: every command)
+       */
+      tools?: string[];
+      /**
+       * Commands
+       * @description shell_exec commands that need approval: a program name, optionally followed by words that must come after it in the same command ('npm publish' matches `npm --tag x publish`)
+       */
+      commands?: string[];
+    };
     /** ArtifactView */
     ArtifactView: {
       /**
@@ -164,6 +224,18 @@ export interface components {
       namespace: string;
       /** Auth */
       auth: boolean;
+    };
+    /** DecisionView */
+    DecisionView: {
+      /** Call Id */
+      call_id: string;
+      /** Tool */
+      tool: string;
+      /**
+       * Decision
+       * @enum {string}
+       */
+      decision: "approve" | "deny" | "approve_all";
     };
     /**
      * ErrorView
@@ -291,6 +363,16 @@ export interface components {
       /** Ok */
       ok: boolean;
     };
+    /** PauseView */
+    PauseView: {
+      /**
+       * Paused
+       * @description the task is now paused (or pausing: the running call finishes first)
+       */
+      paused: boolean;
+      /** Message */
+      message: string;
+    };
     /**
      * Phase
      * @enum {string}
@@ -300,7 +382,7 @@ export interface components {
      * StepType
      * @enum {string}
      */
-    StepType: "TASK_START" | "PHASE_START" | "LLM_RESPONSE" | "TOOL_CALL" | "TOOL_RESULT" | "NOTIFICATION" | "QUESTION" | "ANSWER" | "USER_MESSAGE" | "ERROR" | "TASK_END";
+    StepType: "TASK_START" | "PHASE_START" | "LLM_RESPONSE" | "TOOL_CALL" | "TOOL_RESULT" | "NOTIFICATION" | "QUESTION" | "ANSWER" | "USER_MESSAGE" | "PAUSED" | "RESUMED" | "APPROVAL" | "DECISION" | "ERROR" | "TASK_END";
     /** StepView */
     StepView: {
       /** Seq */
@@ -351,6 +433,8 @@ export interface components {
       /** Repo Url */
       repo_url?: string | null;
       budget?: components["schemas"]["ApiBudget"];
+      /** @description calls that need the user's yes; default: the server's (MORGUS_APPROVAL_TOOLS/_COMMANDS) */
+      approvals?: components["schemas"]["ApprovalPolicy"] | null;
     };
     /** TaskDetail */
     TaskDetail: {
@@ -418,7 +502,7 @@ export interface components {
      * TaskStatus
      * @enum {string}
      */
-    TaskStatus: "pending" | "running" | "waiting_for_input" | "completed" | "error" | "cancelled";
+    TaskStatus: "pending" | "running" | "waiting_for_input" | "waiting_for_approval" | "paused" | "completed" | "error" | "cancelled";
     /**
      * TaskView
      * @description A row of `tasks` (the projection).
@@ -846,6 +930,215 @@ export interface operations {
       202: {
         content: {
           "application/json": components["schemas"]["MessageSentView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Pause
+   * @description Pause a task: no LLM or tool call starts until it is resumed; the running one finishes first. 409 when it
+   * has ended, is being cancelled or is already paused.
+   */
+  pause_api_tasks__task_id__pause_post: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PauseView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Resume
+   * @description Resume a paused task where it stopped. 409 when it is not paused.
+   */
+  resume_api_tasks__task_id__resume_post: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PauseView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Decide
+   * @description Decide on the call the task waits to have approved (its id is in the APPROVAL step's metadata): approve,
+   * deny (the agent reads `reason` as the call's result) or approve_all (this and every later call of the same
+   * tool in this task). 409 when that call is not waiting.
+   */
+  decide_api_tasks__task_id__approvals_post: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ApprovalBody"];
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["DecisionView"];
         };
       };
       /** @description Bad Request */
