@@ -307,10 +307,16 @@ async def test_approve_deny_and_approve_all_and_a_push_never_runs_unapproved(
 
 
 async def test_cancel_while_waiting_for_approval(client, store, settings, worker, llm):
-    marker = llm.add("approve-cancel", [calls(("notify_user", {"message": "hi"}))])
+    marker = llm.add(
+        "approve-cancel", [calls(("notify_user", {"message": "hi"})), calls(("notify_user", {"message": "again"}))]
+    )
     handle = await start(client, settings, marker, approvals=ApprovalPolicy(tools=["notify_user"]))
     task_id = task_id_of(handle)
     await wait_task_status(store, task_id, "waiting_for_approval")
+    approved = await morgus_cli(settings, "task", "approve", task_id)  # the one call waiting is picked
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.startswith("notify_user call ") and approved.stdout.strip().endswith("approved")
+    await wait_for(lambda: _pending_tool(handle, "notify_user"), what="the second call to wait")
     await handle.execute_update("pause", result_type=PauseResult)  # pausing while it waits is taken too
     cancelled = await morgus_cli(settings, "task", "cancel", task_id)
     assert cancelled.returncode == 0, cancelled.stderr
@@ -319,6 +325,9 @@ async def test_cancel_while_waiting_for_approval(client, store, settings, worker
     assert row["status"] == "cancelled" and row["pending_question"] is None
     steps = await store.fetch_steps(task_id)
     assert [s["type"] for s in steps][-2:] == ["APPROVAL", "TASK_END"]
+    assert sum(1 for s in steps if s["type"] == "NOTIFICATION") == 1  # the approved one ran, the other never
+    nothing = await morgus_cli(settings, "task", "approve", task_id)
+    assert nothing.returncode == 2 and "has ended" in nothing.stderr
 
 
 async def _pending_tool(handle, tool: str) -> bool:

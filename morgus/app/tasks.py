@@ -166,6 +166,9 @@ async def decide_task(
     """Decide on the call waiting for approval through the `decide` update (its validator refuses a call that is
     not waiting). Without `call_id`, the call waiting is asked of the task (the `status` query)."""
     if call_id is None:
+        _, desc = await _described(client, task_id)
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            raise TaskOpError(f"task {task_id} has ended ({desc.status.name.lower()}); there is nothing to approve")
         status = await query_status(client, task_id)
         if status.pending_approval is None:
             raise TaskOpError(f"task {task_id} has no call waiting for approval")
