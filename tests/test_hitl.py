@@ -187,6 +187,10 @@ async def test_a_paused_task_can_be_cancelled_and_a_cancelling_task_refuses_mess
         await wait_for(lambda: asyncio.sleep(0, llm.in_flight("pause-cancel") > 0), what="the first call")
         await handle.execute_update("pause", result_type=PauseResult)
         await wait_task_status(store, task_id, "paused")
+        async with served(settings, client, store) as http:
+            again = await http.post(f"/api/tasks/{task_id}/pause", json={})
+            assert is_error(again, 409) == f"task {task_id} is already paused"
+            is_error(await http.post(f"/api/tasks/{task_id}/resume", json={"now": True}), 422)
     # no worker: the cancel and the message reach the task in one activation, the cancel first
     await handle.signal("cancel")
     say = asyncio.create_task(handle.execute_update("say", {"text": "too late"}, result_type=SayResult))

@@ -363,6 +363,11 @@ export interface components {
       /** Ok */
       ok: boolean;
     };
+    /**
+     * PauseBody
+     * @description Pause and resume take no fields; an optional `{}` body (anything else is a 422, like every write's).
+     */
+    PauseBody: Record<string, never>;
     /** PauseView */
     PauseView: {
       /**
@@ -993,6 +998,11 @@ export interface operations {
         task_id: string;
       };
     };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["PauseBody"] | null;
+      };
+    };
     responses: {
       /** @description Successful Response */
       200: {
@@ -1058,6 +1068,11 @@ export interface operations {
     parameters: {
       path: {
         task_id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["PauseBody"] | null;
       };
     };
     responses: {

@@ -100,6 +100,12 @@ class MessageBody(BaseModel):
     text: Text = Field(min_length=1, max_length=20_000)
 
 
+class PauseBody(BaseModel):
+    """Pause and resume take no fields; an optional `{}` body (anything else is a 422, like every write's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class ApprovalBody(BaseModel):
     """The decision on the call a task waits to have approved."""
 

@@ -26,6 +26,7 @@ from morgus.app.api_models import (
     MessageBody,
     MessageSentView,
     OkView,
+    PauseBody,
     PauseView,
     StepsView,
     TaskCreate,
@@ -164,7 +165,7 @@ def _running(row: dict, tid: str, what: str) -> None:
 
 
 @router.post("/tasks/{task_id}/pause", response_model=PauseView, responses=WRITE_ERRORS)
-async def pause(task_id: str, store: StoreDep, client: ClientDep) -> PauseView:
+async def pause(task_id: str, store: StoreDep, client: ClientDep, body: PauseBody | None = None) -> PauseView:
     """Pause a task: no LLM or tool call starts until it is resumed; the running one finishes first. 409 when it
     has ended, is being cancelled or is already paused."""
     from morgus.app.tasks import TaskOpError, pause_task
@@ -178,7 +179,7 @@ async def pause(task_id: str, store: StoreDep, client: ClientDep) -> PauseView:
 
 
 @router.post("/tasks/{task_id}/resume", response_model=PauseView, responses=WRITE_ERRORS)
-async def resume(task_id: str, store: StoreDep, client: ClientDep) -> PauseView:
+async def resume(task_id: str, store: StoreDep, client: ClientDep, body: PauseBody | None = None) -> PauseView:
     """Resume a paused task where it stopped. 409 when it is not paused."""
     from morgus.app.tasks import TaskOpError, resume_task
 
