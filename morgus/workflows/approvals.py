@@ -53,16 +53,22 @@ def _pattern_words(pattern: str) -> list[str]:
 
 def command_matches(pattern: str, command: str) -> bool:
     """`pattern`'s first word is a word of `command`, followed in the same simple command by the others in order."""
-    wanted = _pattern_words(pattern)
+    return _matches(_pattern_words(pattern), _words(command))
+
+
+def _matches(wanted: list[str], segments: list[list[str]]) -> bool:
     if not wanted:
         return False
-    for words in _words(command):
-        for i, word in enumerate(words):
-            if word != wanted[0]:
-                continue
-            rest = iter(words[i + 1 :])
-            if all(any(w == want for w in rest) for want in wanted[1:]):  # a subsequence: `rest` is consumed
-                return True
+    for words in segments:
+        # the first occurrence of the first word is enough: every later one has fewer words after it, so a
+        # command of 50,000 words is one pass per pattern, never a pass per occurrence
+        try:
+            first = words.index(wanted[0])
+        except ValueError:
+            continue
+        rest = iter(words[first + 1 :])
+        if all(any(w == want for w in rest) for want in wanted[1:]):  # a subsequence: `rest` is consumed
+            return True
     return False
 
 
@@ -89,9 +95,9 @@ def approval_needed(
         return None
     if arguments is None:  # too large to carry: the workflow cannot read it, so it asks
         return "the command is too large to check"
-    command = _command_of(arguments)
+    segments = _words(_command_of(arguments))  # split once, whatever the number of patterns
     for pattern in policy.commands:
-        if command_matches(pattern, command):
+        if _matches(_pattern_words(pattern), segments):
             return f"the command matches {pattern!r}"
     return None
 
