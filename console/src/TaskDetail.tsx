@@ -32,6 +32,9 @@ export function TaskDetail({ id }: { id: string }) {
     else if (kind === "task") setTask((cur) => (cur ? { ...cur, ...data } : (data as Task)));
     else if (kind === "artifact") setArtifacts((cur) => (cur.some((a) => a.id === data.id) ? cur : [...cur, data as Artifact]));
   }), [id]);
+  // The pause/resume note is about the status it changed: it goes once the status moves on.
+  const status = task?.status;
+  useEffect(() => { setNote(null); }, [status]);
   // A reconnect after the API restarts replays missed events; this also catches anything else.
   useEffect(() => { const t = setInterval(refresh, 15000); return () => clearInterval(t); }, [refresh]);
 
