@@ -112,8 +112,8 @@ async def run_task(
     sites: str,
     transcripts: Path | None = None,
 ) -> Outcome:
-    from morgus.app.auto_answer import UnattendedUser
-    from morgus.app.tasks import answer_task, cancel_task, start_task
+    from morgus.app.auto_answer import UnattendedUser, decision_for
+    from morgus.app.tasks import answer_task, cancel_task, decide_task, start_task
     from morgus.contracts import Budget, TaskInput
     from morgus.ids import new_task_id
 
@@ -141,6 +141,11 @@ async def run_task(
                 # the task may have moved on; the next poll sees it
                 with contextlib.suppress(Exception):
                     await answer_task(client, task_id, reply)
+            elif step["type"] == "APPROVAL" and step["seq"] not in asked:  # nobody to approve: denied
+                asked.add(step["seq"])
+                call_id, decision, reason = decision_for(step)
+                with contextlib.suppress(Exception):
+                    await decide_task(client, task_id, decision, call_id=call_id, reason=reason)
         desc = await handle.describe()
         if desc.status is not None and desc.status.name != "RUNNING":
             break

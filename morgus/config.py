@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     # git tools (morgus/activities/tools/git.py): bounds on one git command and on one staged file
     git_timeout_s: float = Field(default=300.0, alias="MORGUS_GIT_TIMEOUT_S", gt=0)
     git_max_file_mb: int = Field(default=100, alias="MORGUS_GIT_MAX_FILE_MB", ge=1)
+    # The server's approval policy for tasks started from the API, the CLI and the demo (a task may give its own):
+    # tools every call of which needs the user's yes, and shell_exec commands that do (comma-separated; empty: none).
+    approval_tools: str = Field(default="git_push,cloudflare_deploy", alias="MORGUS_APPROVAL_TOOLS")
+    approval_commands: str = Field(default="npm publish,curl,wget,git push,ssh,scp", alias="MORGUS_APPROVAL_COMMANDS")
 
     @field_validator("sandbox", "search_provider", "log_level", "log_format", mode="before")
     @classmethod
@@ -172,6 +176,28 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown rule {sorted(unknown)[0]!r}; rules are {', '.join(POLICY_RULES)} or all")
         return v or None
+
+    @field_validator("approval_tools")
+    @classmethod
+    def _approval_tools(cls, v: str) -> str:
+        names = [t.strip() for t in v.split(",") if t.strip()]
+        if len(names) > 50:
+            raise ValueError("at most 50 tools")
+        for name in names:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+                raise ValueError(f"{name!r} is not a tool name (e.g. git_push,cloudflare_deploy)")
+        return v
+
+    @field_validator("approval_commands")
+    @classmethod
+    def _approval_commands(cls, v: str) -> str:
+        patterns = [c.strip() for c in v.split(",") if c.strip()]
+        if len(patterns) > 100:
+            raise ValueError("at most 100 patterns")
+        for pattern in patterns:
+            if _CONTROL.search(pattern) or len(pattern) > 200:
+                raise ValueError("each pattern must be one line of at most 200 characters (e.g. npm publish,curl)")
+        return v
 
     @field_validator("git_author")
     @classmethod

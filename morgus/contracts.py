@@ -10,7 +10,7 @@ one place when a change might break their replay; each model is a few lines and 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,8 @@ class TaskStatus(StrEnum):
     pending = "pending"
     running = "running"
     waiting_for_input = "waiting_for_input"
+    waiting_for_approval = "waiting_for_approval"  # a call needs the user's yes (the `decide` update)
+    paused = "paused"  # the `pause` update: no LLM or tool call starts until `resume`
     completed = "completed"
     error = "error"
     cancelled = "cancelled"
@@ -48,6 +50,10 @@ class StepType(StrEnum):
     QUESTION = "QUESTION"
     ANSWER = "ANSWER"
     USER_MESSAGE = "USER_MESSAGE"  # a message the user sent to the running task (`say`), as the model got it
+    PAUSED = "PAUSED"  # the task stopped before its next call (`pause`)
+    RESUMED = "RESUMED"  # it goes on where it stopped (`resume`)
+    APPROVAL = "APPROVAL"  # a call waits for the user's yes; metadata: tool_call_id, tool, arguments, why
+    DECISION = "DECISION"  # the user's decision on it; metadata: tool_call_id, tool, decision, reason
     ERROR = "ERROR"
     TASK_END = "TASK_END"
 
@@ -177,6 +183,10 @@ class ResumeState(BaseModel):
     inbox: list[str] = Field(default_factory=list)
     # the MCP servers' tools, listed once at task start (workflow.patched "mcp-tools-v1"); None: not listed
     mcp_tools: list[McpTool] | None = None
+    # the user paused the task: no LLM or tool call starts until `resume` (workflow.patched "pause-v1")
+    paused: bool = False
+    # tools the user approved for the rest of the task (`decide` approve_all; workflow.patched "approvals-v1")
+    approved_tools: list[str] = Field(default_factory=list)
 
 
 class TaskInput(BaseModel):
@@ -191,12 +201,73 @@ class TaskInput(BaseModel):
     timeouts: ActivityTimeouts = Field(default_factory=ActivityTimeouts)
     sandbox: SandboxOptions = Field(default_factory=SandboxOptions)
     resume: ResumeState | None = None
+    # which calls wait for the user's yes; None: none do (a task started with `temporal workflow start` and no
+    # policy). The API, the CLI and the demo fill in the server's default (MORGUS_APPROVAL_TOOLS/_COMMANDS).
+    approvals: ApprovalPolicy | None = None
 
     def display_title(self) -> str:
         if self.title.strip():
             return self.title.strip()[:200]
         first_line = self.description.strip().splitlines()[0] if self.description.strip() else "Untitled task"
         return first_line[:80]
+
+
+_TOOL_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class ApprovalPolicy(BaseModel):
+    """Which calls need a human yes before they run (morgus/workflows/approvals.py applies it). A speed bump for an
+    honest model, not a sandbox boundary: see docs/architecture.md for what the command patterns catch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tools: list[Annotated[str, Field(pattern=_TOOL_NAME)]] = Field(
+        default_factory=lambda: ["git_push", "cloudflare_deploy"],
+        max_length=50,
+        description="tools every call of which needs approval (`shell_exec` here: every command)",
+    )
+    commands: list[
+        Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")]
+    ] = Field(
+        default_factory=lambda: ["npm publish", "curl", "wget", "git push", "ssh", "scp"],
+        max_length=100,
+        description="shell_exec commands that need approval: a program name, optionally followed by words "
+        "that must come after it in the same command ('npm publish' matches `npm --tag x publish`)",
+    )
+
+
+class ApprovalDecision(BaseModel):
+    """The `decide` update: the user's answer to the call waiting for approval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str = Field(min_length=1, max_length=200)
+    decision: Literal["approve", "deny", "approve_all"]
+    reason: str = Field(default="", max_length=2000, description="why (for deny: the model reads it)")
+
+
+class PendingApproval(BaseModel):
+    """The call a task waits to have approved (the `status` query's `pending_approval`)."""
+
+    call_id: str
+    tool: str
+    arguments: str = Field(description="the call's arguments as the model wrote them (cut at 4000 characters)")
+    why: str = Field(description="which rule of the policy asks for approval")
+
+
+class DecisionResult(BaseModel):
+    """What the `decide` update did."""
+
+    call_id: str
+    tool: str
+    decision: Literal["approve", "deny", "approve_all"]
+
+
+class PauseResult(BaseModel):
+    """What the `pause` and `resume` updates did."""
+
+    paused: bool = Field(description="the task is now paused (or pausing: the running call finishes first)")
+    message: str
 
 
 class AnswerSignal(BaseModel):
@@ -257,6 +328,8 @@ class TaskStatusView(BaseModel):
     llm_calls: int = 0
     budget: Budget | None = None
     messages_waiting: int = 0  # messages sent with `say` that have not reached the model yet
+    paused: bool = False  # pause requested: `status` becomes paused once the running call has finished
+    pending_approval: PendingApproval | None = None
 
 
 class TaskResult(BaseModel):

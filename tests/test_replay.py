@@ -400,3 +400,69 @@ async def test_replay_catches_a_non_deterministic_change():
     changed = Replayer(workflows=[ChangedWithoutPatch], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
         await changed.replay_workflow(history)
+
+
+async def test_fresh_pause_history_replays(client, store, settings, worker, llm):
+    """pause-v1: paused (the update) while an LLM call is in flight, the call's tool call waits; resumed (the
+    signal), it runs once and the task goes on."""
+    from morgus.contracts import PauseResult
+
+    note = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "looking"}}]}
+    marker = llm.add(
+        "replay-pause",
+        [
+            {**note, "delay_s": 3},
+            {"content": "r"},
+            {"content": "p"},
+            {"content": "b"},
+            {"content": "e"},
+            {"content": "f"},
+        ],
+    )
+    handle = await start(client, settings, marker)
+    task_id = task_id_of(handle)
+    await wait_for(lambda: _in_flight(llm, "replay-pause"), what="the first LLM call")
+    await handle.execute_update("pause", result_type=PauseResult)
+    await wait_task_status(store, task_id, "paused")
+    await handle.signal("resume")
+    result: TaskResult = await handle.result()
+    assert result.status == "completed"
+    assert [s["type"] for s in await store.fetch_steps(task_id)].count("RESUMED") == 1  # the patched branch
+    await replay_every_run(client, handle, record_as="task-pause-v13")
+
+
+async def test_fresh_approvals_history_replays(client, store, settings, worker, llm):
+    """approvals-v1: a call the policy names waits; approved, denied (its reason is the result), approved for the
+    rest of the task; the next call of that tool runs unasked."""
+    from morgus.contracts import ApprovalPolicy, TaskStatusView
+
+    def note(text: str) -> dict:
+        return {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": text}}]}
+
+    marker = llm.add(
+        "replay-approve",
+        [note("a"), note("b"), note("c"), note("d"), {"content": "r"}, {"content": "p"}, {"content": "b"},
+         {"content": "e"}, {"content": "f"}],
+    )  # fmt: skip
+    handle = await start(client, settings, marker, approvals=ApprovalPolicy(tools=["notify_user"]))
+    for decision in ({"decision": "approve"}, {"decision": "deny", "reason": "not now"}, {"decision": "approve_all"}):
+        await wait_for(lambda: _approval_pending(handle), what="a call waiting for approval")
+        status = await handle.query("status", result_type=TaskStatusView)
+        assert status.pending_approval is not None
+        await handle.execute_update("decide", {"call_id": status.pending_approval.call_id, **decision})
+    result: TaskResult = await handle.result()
+    assert result.status == "completed"
+    kinds = [s["type"] for s in await store.fetch_steps(task_id_of(handle))]
+    assert kinds.count("DECISION") == 3 and kinds.count("NOTIFICATION") == 3  # the patched branch
+    await replay_every_run(client, handle, record_as="task-approve-v14")
+
+
+async def _in_flight(llm, name: str) -> bool:
+    return llm.in_flight(name) > 0
+
+
+async def _approval_pending(handle) -> bool:
+    from morgus.contracts import TaskStatusView
+
+    status = await handle.query("status", result_type=TaskStatusView)
+    return status.pending_approval is not None

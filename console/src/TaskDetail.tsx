@@ -12,6 +12,8 @@ export function TaskDetail({ id }: { id: string }) {
   const [message, setMessage] = useState("");
   const [sent, setSent] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [reason, setReason] = useState("");
+  const [note, setNote] = useState<string | null>(null);
 
   const refresh = useCallback(async () => {
     try {
@@ -31,11 +33,15 @@ export function TaskDetail({ id }: { id: string }) {
     else if (kind === "task") setTask((cur) => (cur ? { ...cur, ...data } : (data as Task)));
     else if (kind === "artifact") setArtifacts((cur) => (cur.some((a) => a.id === data.id) ? cur : [...cur, data as Artifact]));
   }), [id]);
+  // The pause/resume note is about the status it changed: it goes once the status moves on.
+  const status = task?.status;
+  useEffect(() => { setNote(null); }, [status]);
   // A reconnect after the API restarts replays missed events; this also catches anything else.
   useEffect(() => { const t = setInterval(refresh, 15000); return () => clearInterval(t); }, [refresh]);
 
   if (!task) return error ? <p className="error">{error}</p> : <p className="loading">Loading task…</p>;
-  const live = ["pending", "running", "waiting_for_input"].includes(task.status);
+  const live = ["pending", "running", "waiting_for_input", "waiting_for_approval", "paused"].includes(task.status);
+  const approval = task.status === "waiting_for_approval" ? pendingApproval(steps) : null;
   const preview = previewUrl(artifacts);
   // the workspace changes with tool calls: its open folders and file are listed again after each result
   const toolResults = steps.filter((s) => s.type === "TOOL_RESULT").length;
@@ -68,12 +74,36 @@ export function TaskDetail({ id }: { id: string }) {
     }
   }
 
+  // Pause and resume: the update's answer says whether the running call finishes first.
+  async function pauseOrResume(pause: boolean) {
+    try {
+      const r = pause ? await api.pause(id) : await api.resume(id);
+      setNote(r.message);
+      setError(null);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  }
+
+  async function decide(decision: "approve" | "deny" | "approve_all") {
+    if (!approval) return;
+    try {
+      await api.decide(id, { call_id: approval.call_id, decision, reason });
+      setReason("");
+      setError(null);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  }
+
   return (
     <div className="task-detail">
       <header>
         <h2>{task.title}</h2>
         <StatusBadge status={task.status} />
         {task.temporal_url && <a className="temporal-link" href={task.temporal_url} target="_blank" rel="noreferrer">Temporal history ↗</a>}
+        {live && task.status !== "paused" && <button onClick={() => pauseOrResume(true)}>Pause</button>}
+        {task.status === "paused" && <button onClick={() => pauseOrResume(false)}>Resume</button>}
         {live && <button className="danger" onClick={() => api.cancel(id).catch((e) => setError(e.message))}>Cancel</button>}
       </header>
       <p className="description">{task.description}</p>
@@ -84,6 +114,18 @@ export function TaskDetail({ id }: { id: string }) {
           <input aria-label="answer" value={answer} onChange={(e) => setAnswer(e.target.value)} placeholder="Your answer" />
           <button type="submit" disabled={!answer.trim()}>Answer</button>
         </form>
+      )}
+      {note && live && <p className="pause-note" role="status">{note}</p>}
+      {approval && (
+        <section className="approval" aria-label="approval">
+          <p><strong>Waiting for your approval</strong> ({approval.why}):</p>
+          <pre className="approval-call"><code>{approval.tool}({approval.arguments})</code></pre>
+          <input aria-label="reason" value={reason} maxLength={2000} onChange={(e) => setReason(e.target.value)}
+            placeholder="Reason (the agent reads it when you deny)" />
+          <button onClick={() => decide("approve")}>Approve</button>
+          <button onClick={() => decide("approve_all")}>Approve all {approval.tool} calls</button>
+          <button className="danger" onClick={() => decide("deny")}>Deny</button>
+        </section>
       )}
       {live && (
         <form className="say" onSubmit={say}>
@@ -122,4 +164,17 @@ export function TaskDetail({ id }: { id: string }) {
       </div>
     </div>
   );
+}
+
+/** The call waiting for approval: the latest APPROVAL step with no DECISION on its call after it. */
+export function pendingApproval(steps: Step[]): { call_id: string; tool: string; arguments: string; why: string } | null {
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const s = steps[i];
+    if (s.type === "DECISION") return null;
+    if (s.type === "APPROVAL") {
+      const m = s.metadata ?? {};
+      return { call_id: String(m.call_id ?? ""), tool: String(m.tool ?? ""), arguments: String(m.arguments ?? ""), why: String(m.why ?? "") };
+    }
+  }
+  return null;
 }

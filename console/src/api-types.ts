@@ -44,6 +44,30 @@ export interface paths {
      */
     post: operations["send_message_api_tasks__task_id__messages_post"];
   };
+  "/api/tasks/{task_id}/pause": {
+    /**
+     * Pause
+     * @description Pause a task: no LLM or tool call starts until it is resumed; the running one finishes first. 409 when it
+     * has ended, is being cancelled or is already paused.
+     */
+    post: operations["pause_api_tasks__task_id__pause_post"];
+  };
+  "/api/tasks/{task_id}/resume": {
+    /**
+     * Resume
+     * @description Resume a paused task where it stopped. 409 when it is not paused.
+     */
+    post: operations["resume_api_tasks__task_id__resume_post"];
+  };
+  "/api/tasks/{task_id}/approvals": {
+    /**
+     * Decide
+     * @description Decide on the call the task waits to have approved (its id is in the APPROVAL step's metadata): approve,
+     * deny (the agent reads `reason` as the call's result) or approve_all (this and every later call of the same
+     * tool in this task). 409 when that call is not waiting.
+     */
+    post: operations["decide_api_tasks__task_id__approvals_post"];
+  };
   "/api/tasks/{task_id}/cancel": {
     /**
      * Cancel
@@ -113,6 +137,42 @@ export interface components {
       max_cost_usd?: number | null;
       /** Max Steps */
       max_steps?: number | null;
+    };
+    /**
+     * ApprovalBody
+     * @description The decision on the call a task waits to have approved.
+     */
+    ApprovalBody: {
+      /** Call Id */
+      call_id: string;
+      /**
+       * Decision
+       * @enum {string}
+       */
+      decision: "approve" | "deny" | "approve_all";
+      /**
+       * Reason
+       * @description for deny: the agent reads it as the call's result
+       * @default
+       */
+      reason?: string;
+    };
+    /**
+     * ApprovalPolicy
+     * @description Which calls need a human yes before they run (morgus/workflows/approvals.py applies it). A speed bump for an
+     * honest model, not a sandbox boundary: see docs/architecture.md for what the command patterns catch.
+     */
+    ApprovalPolicy: {
+      /**
+       * Tools
+       * @description tools every call of which needs approval (`shell_exec` here: every command)
+       */
+      tools?: string[];
+      /**
+       * Commands
+       * @description shell_exec commands that need approval: a program name, optionally followed by words that must come after it in the same command ('npm publish' matches `npm --tag x publish`)
+       */
+      commands?: string[];
     };
     /** ArtifactView */
     ArtifactView: {
@@ -211,6 +271,18 @@ export interface components {
       namespace: string;
       /** Auth */
       auth: boolean;
+    };
+    /** DecisionView */
+    DecisionView: {
+      /** Call Id */
+      call_id: string;
+      /** Tool */
+      tool: string;
+      /**
+       * Decision
+       * @enum {string}
+       */
+      decision: "approve" | "deny" | "approve_all";
     };
     /**
      * ErrorView
@@ -357,6 +429,21 @@ export interface components {
       ok: boolean;
     };
     /**
+     * PauseBody
+     * @description Pause and resume take no fields; an optional `{}` body (anything else is a 422, like every write's).
+     */
+    PauseBody: Record<string, never>;
+    /** PauseView */
+    PauseView: {
+      /**
+       * Paused
+       * @description the task is now paused (or pausing: the running call finishes first)
+       */
+      paused: boolean;
+      /** Message */
+      message: string;
+    };
+    /**
      * Phase
      * @enum {string}
      */
@@ -365,7 +452,7 @@ export interface components {
      * StepType
      * @enum {string}
      */
-    StepType: "TASK_START" | "PHASE_START" | "LLM_RESPONSE" | "TOOL_CALL" | "TOOL_RESULT" | "NOTIFICATION" | "QUESTION" | "ANSWER" | "USER_MESSAGE" | "ERROR" | "TASK_END";
+    StepType: "TASK_START" | "PHASE_START" | "LLM_RESPONSE" | "TOOL_CALL" | "TOOL_RESULT" | "NOTIFICATION" | "QUESTION" | "ANSWER" | "USER_MESSAGE" | "PAUSED" | "RESUMED" | "APPROVAL" | "DECISION" | "ERROR" | "TASK_END";
     /** StepView */
     StepView: {
       /** Seq */
@@ -416,6 +503,8 @@ export interface components {
       /** Repo Url */
       repo_url?: string | null;
       budget?: components["schemas"]["ApiBudget"];
+      /** @description calls that need the user's yes; default: the server's (MORGUS_APPROVAL_TOOLS/_COMMANDS) */
+      approvals?: components["schemas"]["ApprovalPolicy"] | null;
     };
     /** TaskDetail */
     TaskDetail: {
@@ -489,7 +578,7 @@ export interface components {
      * TaskStatus
      * @enum {string}
      */
-    TaskStatus: "pending" | "running" | "waiting_for_input" | "completed" | "error" | "cancelled";
+    TaskStatus: "pending" | "running" | "waiting_for_input" | "waiting_for_approval" | "paused" | "completed" | "error" | "cancelled";
     /**
      * TaskView
      * @description A row of `tasks` (the projection).
@@ -923,6 +1012,225 @@ export interface operations {
       202: {
         content: {
           "application/json": components["schemas"]["MessageSentView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Pause
+   * @description Pause a task: no LLM or tool call starts until it is resumed; the running one finishes first. 409 when it
+   * has ended, is being cancelled or is already paused.
+   */
+  pause_api_tasks__task_id__pause_post: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["PauseBody"] | null;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PauseView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Resume
+   * @description Resume a paused task where it stopped. 409 when it is not paused.
+   */
+  resume_api_tasks__task_id__resume_post: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["PauseBody"] | null;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["PauseView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Decide
+   * @description Decide on the call the task waits to have approved (its id is in the APPROVAL step's metadata): approve,
+   * deny (the agent reads `reason` as the call's result) or approve_all (this and every later call of the same
+   * tool in this task). 409 when that call is not waiting.
+   */
+  decide_api_tasks__task_id__approvals_post: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ApprovalBody"];
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["DecisionView"];
         };
       };
       /** @description Bad Request */

@@ -30,7 +30,7 @@ export type GitLog = Schemas["GitLogView"];
 export type Commit = Schemas["CommitView"];
 
 // The filters' values, in display order; the checks below fail the build if the API gains a value they lack.
-export const STATUSES = ["pending", "running", "waiting_for_input", "completed", "error", "cancelled"] as const satisfies readonly TaskStatus[];
+export const STATUSES = ["pending", "running", "waiting_for_input", "waiting_for_approval", "paused", "completed", "error", "cancelled"] as const satisfies readonly TaskStatus[];
 export const PHASES = ["RESEARCH", "PLAN", "BUILD", "EXECUTE", "FINALIZE"] as const satisfies readonly Phase[];
 type Exhaustive<All, Listed> = [Exclude<All, Listed>] extends [never] ? true : Exclude<All, Listed>;
 const statusesComplete: Exhaustive<TaskStatus, (typeof STATUSES)[number]> = true;
@@ -135,6 +135,12 @@ export const api = {
   say: (id: string, text: string) =>
     call<Schemas["MessageSentView"]>(`/api/tasks/${encodeURIComponent(id)}/messages`, { method: "POST", body: JSON.stringify({ text }) }),
   cancel: (id: string) => call<Ok>(`/api/tasks/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
+  /** No LLM or tool call starts until `resume`; the running one finishes first. */
+  pause: (id: string) => call<Schemas["PauseView"]>(`${taskPath(id)}/pause`, { method: "POST", body: "{}" }),
+  resume: (id: string) => call<Schemas["PauseView"]>(`${taskPath(id)}/resume`, { method: "POST", body: "{}" }),
+  /** The decision on the call waiting for approval (its id is in the APPROVAL step's metadata). */
+  decide: (id: string, body: Schemas["ApprovalBody"]) =>
+    call<Schemas["DecisionView"]>(`${taskPath(id)}/approvals`, { method: "POST", body: JSON.stringify(body) }),
   /** One folder of the task's workspace ('' is its top). */
   folder: (id: string, path: string) => call<Folder>(`${taskPath(id)}/files?${pathQuery(path)}`),
   /** One file's text (or `binary`), the first MiB. */

@@ -4,6 +4,7 @@ import { DiffView, stepDiff } from "./Changes";
 
 const STATUS_LABEL: Record<TaskStatus, string> = {
   pending: "pending", running: "running", waiting_for_input: "waiting for input",
+  waiting_for_approval: "waiting for approval", paused: "paused",
   completed: "completed", error: "error", cancelled: "cancelled",
 };
 
@@ -35,6 +36,7 @@ export function PhaseProgress({ phase, status }: { phase: Phase | null; status: 
 export const STEP_ICONS: Record<string, string> = {
   TASK_START: "▶", PHASE_START: "■", LLM_RESPONSE: "◆", TOOL_CALL: "→", TOOL_RESULT: "←",
   NOTIFICATION: "!", QUESTION: "?", ANSWER: "✎", USER_MESSAGE: "»", ERROR: "✗", TASK_END: "✓",
+  PAUSED: "‖", RESUMED: "▷", APPROVAL: "⚠", DECISION: "✔",
 };
 
 const COLLAPSIBLE = new Set(["TOOL_CALL", "TOOL_RESULT", "LLM_RESPONSE"]);

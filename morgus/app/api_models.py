@@ -17,7 +17,17 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from morgus.contracts import ArtifactRecord, Budget, Phase, SayResult, StepRecord, TaskStatus
+from morgus.contracts import (
+    ApprovalPolicy,
+    ArtifactRecord,
+    Budget,
+    DecisionResult,
+    PauseResult,
+    Phase,
+    SayResult,
+    StepRecord,
+    TaskStatus,
+)
 from morgus.text import clean_text
 
 # A one-line field (title, search, model name) refuses every control character, newlines included.
@@ -74,6 +84,10 @@ class TaskCreate(BaseModel):
     model: Line | None = Field(default=None, max_length=200)
     repo_url: Line | None = Field(default=None, max_length=2000)
     budget: ApiBudget = Field(default_factory=ApiBudget)
+    approvals: ApprovalPolicy | None = Field(
+        default=None,
+        description="calls that need the user's yes; default: the server's (MORGUS_APPROVAL_TOOLS/_COMMANDS)",
+    )
 
 
 class AnswerBody(BaseModel):
@@ -84,6 +98,20 @@ class MessageBody(BaseModel):
     """A message to a running task (multi-line text, as an answer is)."""
 
     text: Text = Field(min_length=1, max_length=20_000)
+
+
+class PauseBody(BaseModel):
+    """Pause and resume take no fields; an optional `{}` body (anything else is a 422, like every write's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApprovalBody(BaseModel):
+    """The decision on the call a task waits to have approved."""
+
+    call_id: Line = Field(min_length=1, max_length=200)
+    decision: Literal["approve", "deny", "approve_all"]
+    reason: Text = Field(default="", max_length=2000, description="for deny: the agent reads it as the call's result")
 
 
 class CancelBody(BaseModel):
@@ -159,6 +187,14 @@ class TaskPage(BaseModel):
 
 
 class MessageSentView(SayResult):
+    model_config = RESPONSE
+
+
+class PauseView(PauseResult):
+    model_config = RESPONSE
+
+
+class DecisionView(DecisionResult):
     model_config = RESPONSE
 
 

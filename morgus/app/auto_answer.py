@@ -2,7 +2,12 @@
 (bench/agent_eval.py) and the real-model smoke test answer as a user who wants the work done.
 
 The workflow's own questions carry a `kind` in the step's metadata (docs/llm.md); the agent's own questions
-(ask_user) have none and get the run's answer."""
+(ask_user) have none and get the run's answer.
+
+A call waiting for approval (an APPROVAL step: git_push, cloudflare_deploy, a shell command such as curl under the
+server's approval policy) is denied with UNATTENDED_DENIAL: nobody is there to say yes, and the safe answer to "may I
+push/deploy/fetch?" with nobody to ask is no. The agent reads the reason as the call's result and goes on; the run
+never hangs on it."""
 
 from __future__ import annotations
 
@@ -16,6 +21,14 @@ WORKFLOW_QUESTION_ANSWERS = {
     "iteration_cap": "move on",
     "budget": "stop",  # an unattended run never raises its own budget
 }
+
+
+UNATTENDED_DENIAL = "unattended run; nobody to approve"
+
+
+def decision_for(step: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(call id, decision, reason) for an APPROVAL step of an unattended run: always a denial (see above)."""
+    return str((step.get("metadata") or {}).get("call_id") or ""), "deny", UNATTENDED_DENIAL
 
 
 # A phase that still shows no work after this many retries goes on without it: a 1.5B model answered every retry

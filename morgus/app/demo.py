@@ -8,6 +8,7 @@ pinned weights, or MORGUS_LOCAL_MODEL): nothing is scripted, and any question th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import stat
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from morgus.app.tasks import default_approvals
 from morgus.app.terminal import term_safe
 from morgus.config import Settings
 from morgus.contracts import TaskInput
@@ -62,7 +64,10 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
                 **offline_env(settings, console),
             }
             task = TaskInput(
-                title="Bakery page (local model)", description=LOCAL_DEMO_TASK, model=stack.local_model.alias
+                title="Bakery page (local model)",
+                description=LOCAL_DEMO_TASK,
+                model=stack.local_model.alias,
+                approvals=default_approvals(settings),  # an approval is denied: nobody is there (auto_answer.py)
             )
             answer_text = LOCAL_DEMO_ANSWER
             console.print(
@@ -77,6 +82,7 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
                 title="Bakery landing page (demo)",
                 description="Build a landing page for my bakery, Crumb & Co.: hero, menu, opening hours. [scenario:demo]",
                 model="scripted-demo",
+                approvals=default_approvals(settings),
             )
             answer_text = DEMO_ANSWER
         console.print("Starting Temporal dev server and Postgres…")
@@ -106,10 +112,10 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 
 
 async def _run(settings: Settings, console: Console, task: TaskInput, answer_text: str) -> int:
-    from morgus.app.auto_answer import UnattendedUser
+    from morgus.app.auto_answer import UnattendedUser, decision_for
     from morgus.app.client import connect_temporal
     from morgus.app.progress import follow
-    from morgus.app.tasks import answer_task, start_task
+    from morgus.app.tasks import TaskOpError, answer_task, decide_task, start_task
 
     client = await connect_temporal(settings)
     handle = await start_task(client, task, task_queue=DEMO_QUEUE)
@@ -122,6 +128,18 @@ async def _run(settings: Settings, console: Console, task: TaskInput, answer_tex
     user = UnattendedUser(answer_text)
 
     async def answer(tid: str, step: dict) -> None:
+        if step["type"] == "APPROVAL":  # nobody to approve: denied, the agent reads why (auto_answer.py)
+            call_id, decision, reason = decision_for(step)
+            console.print(
+                f"[yellow]Waiting for approval:[/yellow] {term_safe(step['content'] or '', newlines=True, markup=True)}"
+            )
+            console.print(
+                f"[yellow]Denying (as you would with `morgus task deny {tid} --reason …`):[/yellow] "
+                f"{term_safe(reason, markup=True)}"
+            )
+            with contextlib.suppress(TaskOpError):  # the task may have been cancelled meanwhile
+                await decide_task(client, tid, decision, call_id=call_id, reason=reason)
+            return
         reply = user.answer(step)
         console.print(
             f"[yellow]The agent asks:[/yellow] {term_safe(step['content'] or '', newlines=True, markup=True)}"

@@ -22,6 +22,10 @@ ICONS = {
     "QUESTION": "?",
     "ANSWER": "✎",
     "USER_MESSAGE": "»",
+    "PAUSED": "⏸",
+    "RESUMED": "⏵",
+    "APPROVAL": "⚠",
+    "DECISION": "⚖",
     "ERROR": "✗",
     "TASK_END": "✓",
 }
@@ -38,7 +42,8 @@ def render_step(step: dict[str, Any], width: int = 160) -> str:
     return f"{step['seq']:>4} {phase:<8} {icon} {term_safe(step['type']):<12} {content}"
 
 
-OnQuestion = Callable[[str, dict], Awaitable[None]]  # (task id, the QUESTION step)
+OnQuestion = Callable[[str, dict], Awaitable[None]]  # (task id, the QUESTION or APPROVAL step)
+WAITS_ON_USER = ("QUESTION", "APPROVAL")  # steps after which the task waits for the user
 
 
 async def follow(
@@ -61,7 +66,7 @@ async def follow(
             for step in await store.fetch_steps(task_id, after=last_seq):
                 console.print(render_step(step), markup=False)
                 last_seq = step["seq"]
-                if step["type"] == "QUESTION" and on_question is not None and step["seq"] not in asked:
+                if step["type"] in WAITS_ON_USER and on_question is not None and step["seq"] not in asked:
                     asked.add(step["seq"])
                     await on_question(task_id, step)
             desc = await handle.describe()

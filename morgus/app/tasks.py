@@ -1,4 +1,5 @@
-"""Task operations shared by the CLI (and the HTTP API): start, inspect, answer, send a message, cancel.
+"""Task operations shared by the CLI (and the HTTP API): start, inspect, answer, send a message, pause, resume,
+decide on a call waiting for approval, cancel.
 
 Each raises `TaskOpError` with one sentence a user can act on.
 """
@@ -12,8 +13,20 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from morgus.config import ConfigError
-from morgus.contracts import AnswerSignal, CancelSignal, SayMessage, SayResult, TaskInput, TaskResult, TaskStatusView
+from morgus.config import ConfigError, Settings
+from morgus.contracts import (
+    AnswerSignal,
+    ApprovalDecision,
+    ApprovalPolicy,
+    CancelSignal,
+    DecisionResult,
+    PauseResult,
+    SayMessage,
+    SayResult,
+    TaskInput,
+    TaskResult,
+    TaskStatusView,
+)
 from morgus.ids import new_task_id, normalize_task_ref, workflow_id_for
 from morgus.text import clean_text
 
@@ -22,6 +35,14 @@ ANSWER_MAX_CHARS = next(m.max_length for m in AnswerSignal.model_fields["text"].
 
 class TaskOpError(ConfigError):
     pass
+
+
+def default_approvals(settings: Settings) -> ApprovalPolicy:
+    """The server's approval policy (MORGUS_APPROVAL_TOOLS, MORGUS_APPROVAL_COMMANDS), for a task that gives none."""
+    return ApprovalPolicy(
+        tools=[t.strip() for t in settings.approval_tools.split(",") if t.strip()],
+        commands=[c.strip() for c in settings.approval_commands.split(",") if c.strip()],
+    )
 
 
 def parse_task_ref(ref: str) -> str:
@@ -109,6 +130,54 @@ async def say_task(client: Client, task_id: str, text: str) -> SayResult:
         if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
             raise TaskOpError(f"task {task_id} has ended; a message can only be sent to a running task") from None
         raise
+
+
+async def _running_update(client: Client, task_id: str, name: str, arg: Any, result_type: type, ended: str) -> Any:
+    """Run update `name` on a running task; its validator's refusal (or the task's end) becomes a TaskOpError."""
+    handle, desc = await _described(client, task_id)
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        raise TaskOpError(f"task {task_id} has ended ({desc.status.name.lower()}); {ended}")
+    await query_status(client, task_id)  # fails fast, with a sentence, when no worker is running
+    try:
+        if arg is None:
+            return await handle.execute_update(name, result_type=result_type)
+        return await handle.execute_update(name, arg, result_type=result_type)
+    except WorkflowUpdateFailedError as e:
+        cause = e.cause
+        raise TaskOpError(getattr(cause, "message", None) or str(cause or e)) from None
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the update
+            raise TaskOpError(f"task {task_id} has ended; {ended}") from None
+        raise
+
+
+async def pause_task(client: Client, task_id: str) -> PauseResult:
+    """Pause through the `pause` update: no LLM or tool call starts until `resume_task`; the running one finishes."""
+    return await _running_update(client, task_id, "pause", None, PauseResult, "there is nothing to pause")
+
+
+async def resume_task(client: Client, task_id: str) -> PauseResult:
+    return await _running_update(client, task_id, "resume", None, PauseResult, "there is nothing to resume")
+
+
+async def decide_task(
+    client: Client, task_id: str, decision: str, *, call_id: str | None = None, reason: str = ""
+) -> DecisionResult:
+    """Decide on the call waiting for approval through the `decide` update (its validator refuses a call that is
+    not waiting). Without `call_id`, the call waiting is asked of the task (the `status` query)."""
+    if call_id is None:
+        _, desc = await _described(client, task_id)
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            raise TaskOpError(f"task {task_id} has ended ({desc.status.name.lower()}); there is nothing to approve")
+        status = await query_status(client, task_id)
+        if status.pending_approval is None:
+            raise TaskOpError(f"task {task_id} has no call waiting for approval")
+        call_id = status.pending_approval.call_id
+    try:
+        body = ApprovalDecision(call_id=call_id, decision=decision, reason=clean_text(reason))
+    except ValidationError as e:
+        raise TaskOpError(f"invalid decision: {e.errors()[0]['msg']}") from None
+    return await _running_update(client, task_id, "decide", body, DecisionResult, "there is nothing to approve")
 
 
 async def cancel_task(client: Client, task_id: str, reason: str | None = None) -> None:

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from morgus.contracts import AnswerSignal, SayMessage, TaskInput
+    from morgus.contracts import AnswerSignal, ApprovalDecision, SayMessage, TaskInput
     from morgus.text import clean_text
 
 # Answers to a stuck phase's questions (the loop, no work shown, the iteration cap); see `starts_with`.
@@ -65,6 +65,22 @@ def decode_say(raw: RawValue) -> str:
     if not text.strip():
         raise ApplicationError("the message is empty; give the text to send to the agent", type="InvalidMessage")
     return text
+
+
+def decode_decision(raw: RawValue) -> ApprovalDecision:
+    """A `decide` update's decision, its reason cleaned; an `InvalidDecision` error for its sender otherwise (an
+    unknown decision kind, a missing call id, a reason over 2000 characters)."""
+    try:
+        value = workflow.payload_converter().from_payload(raw.payload, ApprovalDecision)
+    except Exception:  # noqa: BLE001 - a bad payload is the sender's mistake; tell them what is expected
+        value = None
+    if not isinstance(value, ApprovalDecision):
+        raise ApplicationError(
+            'the decision must be {"call_id": "...", "decision": "approve" | "deny" | "approve_all", "reason": "..."} '
+            "(reason at most 2000 characters)",
+            type="InvalidDecision",
+        )
+    return value.model_copy(update={"reason": clean_text(value.reason)})
 
 
 def inbox_problem(inbox: list[str], text: str) -> str | None:

@@ -41,16 +41,20 @@ with workflow.unsafe.imports_passed_through():
     from morgus.contracts import (
         PHASE_ORDER,
         AnswerSignal,
+        ApprovalDecision,
         AskUserArgs,
         Budget,
         CancelSignal,
         CondenseRequest,
+        DecisionResult,
         LlmRequest,
         LlmTurn,
         McpCallRequest,
         McpTool,
         McpToolList,
         McpToolsRequest,
+        PauseResult,
+        PendingApproval,
         Phase,
         ProjectionBatch,
         RaiseBudgetSignal,
@@ -84,12 +88,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from morgus.search_attributes import MORGUS_PHASE, MORGUS_STATUS
     from morgus.text import clean_json
+    from morgus.workflows.approvals import approval_needed, shown_arguments
     from morgus.workflows.budget import BudgetPolicy, means_stop
     from morgus.workflows.inbound import (
         MOVE_ON_WORDS,
         STOP_WORDS,
         InvalidInput,
         decode_answer,
+        decode_decision,
         decode_input,
         decode_say,
         inbox_problem,
@@ -177,6 +183,11 @@ MCP_RETRY = RetryPolicy(
 )
 MCP_ONCE = RetryPolicy(maximum_attempts=1)
 MCP_START_GRACE_S = 30  # beyond a call's own deadline: starting a stdio server, connecting
+# The user pauses the task (`pause`): no LLM or tool call starts until `resume`; the running one finishes.
+PAUSE_PATCH = "pause-v1"
+# A call the task's approval policy names waits for the user's decision (`decide`): approve, deny, approve_all.
+APPROVALS_PATCH = "approvals-v1"
+DENIED = "denied by the user: "
 
 
 _T = TypeVar("_T")
@@ -236,6 +247,9 @@ class TaskWorkflow:
         # 'continue with blue' waives the phase's work, any words double the budget), so a message meant for the
         # agent waits in the inbox instead; only the `answer` update settles such a question.
         self._agent_asks = False
+        # approvals-v1: the call waiting for the user's decision, and the decision once taken
+        self._pending_approval: PendingApproval | None = None
+        self._decision: ApprovalDecision | None = None
 
     # ------------------------------------------------------------------ signals and queries
 
@@ -278,6 +292,13 @@ class TaskWorkflow:
 
     @say.validator
     def _validate_say(self, raw: RawValue) -> None:
+        # Here, not in _say_checked: a validator is not part of history, so refusing in it needs no patch; the handler
+        # and the signal (replayed) keep their recorded behaviour, and a message taken before the cancel is still
+        # recorded, undelivered, at the end.
+        if self._cancel is not None:
+            raise ApplicationError(
+                f"task {self._task_id} is being cancelled; it takes no more messages", type="TaskEnded"
+            )
         self._say_checked(raw)
 
     @workflow.signal(name="say")
@@ -312,6 +333,115 @@ class TaskWorkflow:
         pending = self._question if self._waits_for_answer() else None  # Morgus's: the sender must answer it
         return SayResult(answered=False, question=pending, waiting=len(self._state.inbox))
 
+    # ------------------------------------------------------------------ pause and resume (PAUSE_PATCH)
+
+    @workflow.update(name="pause")
+    def pause(self, raw: RawValue = None) -> PauseResult:  # type: ignore[assignment]
+        """Pause the task: no LLM or tool call starts until `resume`; the one running finishes first. The validator
+        refuses a task already paused, ending or being cancelled. Any argument is ignored."""
+        return self._paused()
+
+    def _paused(self) -> PauseResult:
+        self._pause_problem()
+        self._state.paused = True
+        running = self._status is TaskStatus.running
+        return PauseResult(
+            paused=True,
+            message=f"task {self._task_id} pauses"
+            + (" once its running call has finished" if running else "")
+            + "; no LLM or tool call starts until it is resumed",
+        )
+
+    @pause.validator
+    def _validate_pause(self, raw: RawValue = None) -> None:  # type: ignore[assignment]
+        self._pause_problem()
+
+    @workflow.signal(name="pause")
+    def pause_signal(self, raw: RawValue = None) -> None:  # type: ignore[assignment]
+        """For `temporal workflow signal --name pause`: one the update would refuse is logged and dropped."""
+        try:
+            self._paused()
+        except ApplicationError as e:
+            workflow.logger.warning(f"pause dropped: {e.message}")
+
+    def _pause_problem(self) -> None:
+        if self._ending:
+            raise ApplicationError(f"task {self._task_id} has ended; there is nothing to pause", type="TaskEnded")
+        if self._cancel is not None:
+            raise ApplicationError(f"task {self._task_id} is being cancelled; it cannot be paused", type="TaskEnded")
+        if self._state.paused:
+            raise ApplicationError(f"task {self._task_id} is already paused", type="AlreadyPaused")
+
+    @workflow.update(name="resume")
+    def resume(self, raw: RawValue = None) -> PauseResult:  # type: ignore[assignment]
+        """Resume a paused task where it stopped. The validator refuses a task that is not paused."""
+        return self._resumed()
+
+    def _resumed(self) -> PauseResult:
+        self._resume_problem()
+        self._state.paused = False
+        return PauseResult(paused=False, message=f"task {self._task_id} resumes where it stopped")
+
+    @resume.validator
+    def _validate_resume(self, raw: RawValue = None) -> None:  # type: ignore[assignment]
+        self._resume_problem()
+
+    @workflow.signal(name="resume")
+    def resume_signal(self, raw: RawValue = None) -> None:  # type: ignore[assignment]
+        """For `temporal workflow signal --name resume`: one the update would refuse is logged and dropped."""
+        try:
+            self._resumed()
+        except ApplicationError as e:
+            workflow.logger.warning(f"resume dropped: {e.message}")
+
+    def _resume_problem(self) -> None:
+        if self._ending:
+            raise ApplicationError(f"task {self._task_id} has ended; there is nothing to resume", type="TaskEnded")
+        if self._cancel is not None:
+            raise ApplicationError(f"task {self._task_id} is being cancelled; it cannot be resumed", type="TaskEnded")
+        if not self._state.paused:
+            raise ApplicationError(f"task {self._task_id} is not paused", type="NotPaused")
+
+    # ------------------------------------------------------------------ approvals (APPROVALS_PATCH)
+
+    @workflow.update(name="decide")
+    def decide(self, raw: RawValue) -> DecisionResult:
+        """The user's decision on the call waiting for approval: approve, deny (the reason is the call's result for
+        the model) or approve_all (this call and every later call of that tool in this task). The validator refuses
+        a decision for a call that is not waiting, and an unknown or undecodable decision."""
+        return self._decided(raw)
+
+    def _decided(self, raw: RawValue) -> DecisionResult:
+        decision = self._decision_checked(raw)
+        self._decision = decision
+        assert self._pending_approval is not None
+        return DecisionResult(call_id=decision.call_id, tool=self._pending_approval.tool, decision=decision.decision)
+
+    @decide.validator
+    def _validate_decide(self, raw: RawValue) -> None:
+        self._decision_checked(raw)
+
+    @workflow.signal(name="decide")
+    def decide_signal(self, raw: RawValue) -> None:
+        """For `temporal workflow signal --name decide`: one the update would refuse is logged and dropped."""
+        try:
+            self._decided(raw)
+        except ApplicationError as e:
+            workflow.logger.warning(f"decision dropped: {e.message}")
+
+    def _decision_checked(self, raw: RawValue) -> ApprovalDecision:
+        decision = decode_decision(raw)
+        pending = self._pending_approval
+        if pending is None or self._decision is not None:
+            raise ApplicationError(f"task {self._task_id} has no call waiting for approval", type="NotPending")
+        if decision.call_id != pending.call_id:
+            raise ApplicationError(
+                f"call {decision.call_id!r} is not waiting for approval; the waiting call is {pending.call_id!r} "
+                f"({pending.tool})",
+                type="NotPending",
+            )
+        return decision
+
     @workflow.signal(name="cancel")
     def cancel(self, signal: CancelSignal | None = None) -> None:
         self._cancel = signal or CancelSignal()
@@ -337,6 +467,8 @@ class TaskWorkflow:
             llm_calls=self._state.llm_calls,
             budget=self._budget,
             messages_waiting=len(self._state.inbox),
+            paused=self._state.paused,
+            pending_approval=self._pending_approval,
         )
 
     # ------------------------------------------------------------------ main loop
@@ -467,6 +599,7 @@ class TaskWorkflow:
 
     async def _call_llm(self, spec: PhaseSpec) -> LlmTurn:
         st = self._state
+        await self._hold_if_paused(spec.phase)
         self._deliver_messages(spec.phase)
         slots = self._ledger.llm_slots()
         req = LlmRequest(
@@ -533,6 +666,18 @@ class TaskWorkflow:
             await self._ask_user(spec.phase, call)
             # the same question again is a repeat however it was answered (call ids are unique, so not those)
             return f"ask_user:{call.digest}" if self._work else f"ask_user:{call.id}"
+        await self._hold_if_paused(spec.phase)
+        denied = await self._approval(spec.phase, call)
+        if denied is not None:
+            self._queue_message("tool", denied, tool_call_id=call.id)
+            self._ledger.defer_step(
+                spec.phase,
+                StepType.TOOL_RESULT,
+                denied,
+                {"tool": call.name, "tool_call_id": call.id, "ok": False, "denied": True},
+            )
+            return f"{call.name}:{call.digest}:denied"
+        await self._hold_if_paused(spec.phase)  # paused while it waited for the decision
         slots = self._ledger.tool_slots()
         req = ToolRequest(
             task_id=self._task_id,
@@ -876,6 +1021,96 @@ class TaskWorkflow:
         await self._set_status(TaskStatus.running, steps, clear_question=True)
         return answer
 
+    async def _hold_if_paused(self, phase: Phase) -> None:
+        """pause-v1: a paused task waits here, before its next LLM or tool call, and goes on from here when resumed
+        (nothing re-run, nothing skipped). The state is in ResumeState, so a restarted worker waits here too."""
+        if not self._state.paused or not workflow.patched(PAUSE_PATCH):
+            return
+        await self._set_status(
+            TaskStatus.paused,
+            [
+                self._step(
+                    phase,
+                    StepType.PAUSED,
+                    "Paused by the user: no LLM or tool call starts until the task is resumed.",
+                    {"kind": "pause"},
+                )
+            ],
+        )
+        await workflow.wait_condition(lambda: not self._state.paused or self._cancel is not None)
+        if self._cancel is not None:
+            raise _Cancelled()
+        await self._set_status(
+            TaskStatus.running,
+            [
+                self._step(
+                    phase,
+                    StepType.RESUMED,
+                    "Resumed by the user: the task goes on where it stopped.",
+                    {"kind": "resume"},
+                )
+            ],
+        )
+
+    async def _approval(self, phase: Phase, call: ToolCall) -> str | None:
+        """approvals-v1: a call the task's policy names waits for the user's decision. Returns the tool result the
+        model gets when it is denied, None when the call may run."""
+        policy = self._input.approvals
+        if policy is None or not workflow.patched(APPROVALS_PATCH):
+            return None
+        why = approval_needed(policy, self._state.approved_tools, call.name, call.arguments)
+        if why is None:
+            return None
+        pending = PendingApproval(call_id=call.id, tool=call.name, arguments=shown_arguments(call.arguments), why=why)
+        self._pending_approval, self._decision = pending, None
+        shown = f"{call.name}({pending.arguments})"
+        await self._set_status(
+            TaskStatus.waiting_for_approval,
+            [
+                self._step(
+                    phase,
+                    StepType.APPROVAL,
+                    f"{shown} waits for approval: {why}",
+                    {"kind": "approval", **pending.model_dump()},
+                )
+            ],
+            pending_question=f"Approve {shown[:500]}? ({why})",
+        )
+        await workflow.wait_condition(lambda: self._decision is not None or self._cancel is not None)
+        if self._cancel is not None:
+            raise _Cancelled()
+        decision, self._pending_approval, self._decision = self._decision, None, None
+        assert decision is not None
+        reason = decision.reason.strip()
+        if decision.decision == "approve_all":
+            self._state.approved_tools = sorted({*self._state.approved_tools, call.name})
+        said = {
+            "approve": f"Approved by the user: {call.name}",
+            "approve_all": f"Approved by the user: {call.name}, and every later {call.name} call of this task",
+            "deny": f"Denied by the user: {call.name}",
+        }[decision.decision] + (f" ({reason})" if reason else "")
+        await self._set_status(
+            TaskStatus.running,
+            [
+                self._step(
+                    phase,
+                    StepType.DECISION,
+                    said,
+                    {
+                        "kind": "decision",
+                        "call_id": call.id,
+                        "tool": call.name,
+                        "decision": decision.decision,
+                        "reason": reason,
+                    },
+                )
+            ],
+            clear_question=True,
+        )
+        if decision.decision == "deny":
+            return f"{DENIED}{reason or 'no reason given'}"
+        return None
+
     # ------------------------------------------------------------------ budget, loops, context
 
     def _budget_policy(self) -> BudgetPolicy:
@@ -945,6 +1180,7 @@ class TaskWorkflow:
         return False
 
     async def _condense(self, spec: PhaseSpec, req: LlmRequest) -> None:
+        await self._hold_if_paused(spec.phase)
         t = self._input.timeouts
         result = await self._cancellable(
             workflow.start_activity_method(
@@ -1044,6 +1280,7 @@ class TaskWorkflow:
             self._state.inbox = []
         steps.append(self._step(phase, StepType.ERROR if status is TaskStatus.error else StepType.TASK_END, message))
         self._question = None
+        self._pending_approval = None
         await self._set_status(
             status,
             steps=steps,

@@ -1,5 +1,5 @@
 """/api/tasks: start, list and inspect tasks, a task's steps and artifacts, answer its question, send it a message,
-cancel it."""
+pause and resume it, decide on a call waiting for approval, cancel it."""
 
 from __future__ import annotations
 
@@ -21,11 +21,15 @@ from morgus.app.api_deps import (
 from morgus.app.api_errors import READ_ERRORS, WRITE_ERRORS
 from morgus.app.api_models import (
     AnswerBody,
+    ApprovalBody,
     ArtifactsView,
     CancelBody,
+    DecisionView,
     MessageBody,
     MessageSentView,
     OkView,
+    PauseBody,
+    PauseView,
     StepsView,
     TaskCreate,
     TaskDetail,
@@ -69,7 +73,7 @@ def _priced(settings: Settings, rows: list[dict[str, Any]]) -> list[dict[str, An
 
 @router.post("/tasks", status_code=201, response_model=TaskView, responses=WRITE_ERRORS)
 async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, client: ClientDep) -> TaskView:
-    from morgus.app.tasks import start_task
+    from morgus.app.tasks import default_approvals, start_task
     from morgus.ids import new_task_id, workflow_id_for
 
     task = TaskInput(
@@ -79,6 +83,7 @@ async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, 
         repo_url=body.repo_url,
         budget=Budget(**body.budget.model_dump()),
         limits=TaskLimits(require_work=settings.require_work),
+        approvals=body.approvals if body.approvals is not None else default_approvals(settings),
     )
     task_id = new_task_id()
     await store.insert_pending(task_id, workflow_id_for(task_id), task.display_title(), task.description, task.model)
@@ -168,6 +173,54 @@ async def send_message(task_id: str, body: MessageBody, store: StoreDep, client:
     except TaskOpError as e:
         raise HTTPException(409, str(e)) from None
     return MessageSentView(**result.model_dump())
+
+
+def _running(row: dict, tid: str, what: str) -> None:
+    if row["completed_at"] is not None:
+        raise HTTPException(409, f"task {tid} has ended ({row['status']}); {what}")
+
+
+@router.post("/tasks/{task_id}/pause", response_model=PauseView, responses=WRITE_ERRORS)
+async def pause(task_id: str, store: StoreDep, client: ClientDep, body: PauseBody | None = None) -> PauseView:
+    """Pause a task: no LLM or tool call starts until it is resumed; the running one finishes first. 409 when it
+    has ended, is being cancelled or is already paused."""
+    from morgus.app.tasks import TaskOpError, pause_task
+
+    tid = task_id_of(task_id)
+    _running(await row_or_404(store, tid), tid, "there is nothing to pause")
+    try:
+        return PauseView(**(await pause_task(client, tid)).model_dump())
+    except TaskOpError as e:
+        raise HTTPException(409, str(e)) from None
+
+
+@router.post("/tasks/{task_id}/resume", response_model=PauseView, responses=WRITE_ERRORS)
+async def resume(task_id: str, store: StoreDep, client: ClientDep, body: PauseBody | None = None) -> PauseView:
+    """Resume a paused task where it stopped. 409 when it is not paused."""
+    from morgus.app.tasks import TaskOpError, resume_task
+
+    tid = task_id_of(task_id)
+    _running(await row_or_404(store, tid), tid, "there is nothing to resume")
+    try:
+        return PauseView(**(await resume_task(client, tid)).model_dump())
+    except TaskOpError as e:
+        raise HTTPException(409, str(e)) from None
+
+
+@router.post("/tasks/{task_id}/approvals", response_model=DecisionView, responses=WRITE_ERRORS)
+async def decide(task_id: str, body: ApprovalBody, store: StoreDep, client: ClientDep) -> DecisionView:
+    """Decide on the call the task waits to have approved (its id is in the APPROVAL step's metadata): approve,
+    deny (the agent reads `reason` as the call's result) or approve_all (this and every later call of the same
+    tool in this task). 409 when that call is not waiting."""
+    from morgus.app.tasks import TaskOpError, decide_task
+
+    tid = task_id_of(task_id)
+    _running(await row_or_404(store, tid), tid, "there is nothing to approve")
+    try:
+        result = await decide_task(client, tid, body.decision, call_id=body.call_id, reason=body.reason)
+    except TaskOpError as e:
+        raise HTTPException(409, str(e)) from None
+    return DecisionView(**result.model_dump())
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=OkView, responses=WRITE_ERRORS)

@@ -1,4 +1,4 @@
-"""`morgus task …`: start, list, show, answer, steer (`say`) and cancel tasks."""
+"""`morgus task …`: start, list, show, answer, steer (`say`), pause, resume, approve, deny and cancel tasks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from morgus.app.terminal import term_safe
 from morgus.config import ConfigError, Settings
 from morgus.contracts import TaskInput, TaskLimits, TaskStatus
 
-task_app = typer.Typer(no_args_is_help=True, help="Start, inspect, answer, steer and cancel tasks.")
+task_app = typer.Typer(
+    no_args_is_help=True, help="Start, inspect, answer, steer, pause, resume, approve and cancel tasks."
+)
 
 
 @task_app.command("start")
@@ -25,9 +27,15 @@ def task_start(
     task_queue: str | None = typer.Option(None, help="Task queue (default: MORGUS_TASK_QUEUE)."),
 ) -> None:
     """Start a task; prints its id."""
+    from morgus.app.tasks import default_approvals
+
     try:
         task = TaskInput(
-            title=title, description=description, model=model, limits=TaskLimits(require_work=settings().require_work)
+            title=title,
+            description=description,
+            model=model,
+            limits=TaskLimits(require_work=settings().require_work),
+            approvals=default_approvals(settings()),
         )
     except ValidationError as e:
         raise ConfigError(f"invalid task: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
@@ -114,7 +122,12 @@ def task_show(task: str = typer.Argument(..., help="Task id (or task-<id>).")) -
         f"completion {row['completion_tokens']})   cost ${float(row['cost_usd']):.4f}",
         markup=False,
     )
-    if row["pending_question"]:
+    if row["pending_question"] and row["status"] == TaskStatus.waiting_for_approval:
+        out.print(
+            f"[yellow]waiting for approval (`morgus task approve` / `deny`):[/yellow] "
+            f"{term_safe(row['pending_question'], newlines=True, markup=True)}"
+        )
+    elif row["pending_question"]:
         out.print(
             f"[yellow]waiting for an answer:[/yellow] {term_safe(row['pending_question'], newlines=True, markup=True)}"
         )
@@ -172,6 +185,82 @@ def task_say(task: str, text: str) -> None:
         out.print(
             f"sent to task {task_id}; the agent reads it at its next turn ({result.waiting} waiting)", markup=False
         )
+
+
+@task_app.command("pause")
+def task_pause(task: str) -> None:
+    """Pause a task: no LLM or tool call starts until `morgus task resume`; the running one finishes first."""
+    from morgus.app.tasks import parse_task_ref, pause_task
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> Any:
+        from morgus.app.client import connect_temporal
+
+        return await pause_task(await connect_temporal(settings), task_id)
+
+    out.print(run(go).message, markup=False)
+
+
+@task_app.command("resume")
+def task_resume(task: str) -> None:
+    """Resume a paused task where it stopped."""
+    from morgus.app.tasks import parse_task_ref, resume_task
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> Any:
+        from morgus.app.client import connect_temporal
+
+        return await resume_task(await connect_temporal(settings), task_id)
+
+    out.print(run(go).message, markup=False)
+
+
+def _decide(task: str, decision: str, call: str | None, reason: str) -> None:
+    from morgus.app.tasks import decide_task, parse_task_ref
+
+    task_id = parse_task_ref(task)
+
+    async def go(settings: Settings) -> Any:
+        from morgus.app.client import connect_temporal
+
+        return await decide_task(await connect_temporal(settings), task_id, decision, call_id=call, reason=reason)
+
+    result = run(go)
+    said = {
+        "approve": "approved",
+        "approve_all": "approved (and every later call of it in this task)",
+        "deny": "denied",
+    }
+    out.print(
+        f"{term_safe(result.tool)} call {term_safe(result.call_id)} of task {task_id} {said[result.decision]}",
+        markup=False,
+    )
+
+
+CALL_HELP = "The call id (default: the one call waiting for approval)."
+
+
+@task_app.command("approve")
+def task_approve(
+    task: str,
+    all_: bool = typer.Option(False, "--all", help="Also approve every later call of the same tool in this task."),
+    call: str | None = typer.Option(None, "--call", help=CALL_HELP),
+    reason: str = typer.Option("", help="Why (kept in the task's timeline)."),
+) -> None:
+    """Approve the call a task waits to have approved (see `morgus task show`)."""
+    _decide(task, "approve_all" if all_ else "approve", call, reason)
+
+
+@task_app.command("deny")
+def task_deny(
+    task: str,
+    reason: str = typer.Option(..., help="Why: the agent gets 'denied by the user: <reason>' as the call's result."),
+    call: str | None = typer.Option(None, "--call", help=CALL_HELP),
+) -> None:
+    """Deny the call a task waits to have approved; the agent reads the reason."""
+    _decide(task, "deny", call, reason)
 
 
 @task_app.command("cancel")
