@@ -44,7 +44,7 @@ def pool(root):
 
 def pool_containers(backend, root: Path) -> dict[str, str]:
     """name -> owner of every container of this pool folder, claimed or not, running or not."""
-    found = backend.client.containers.list(all=True, filters={"label": f"{POOL_LABEL}={root / '.morgus-pool'}"})
+    found = backend.labelled([f"{POOL_LABEL}={root / '.morgus-pool'}"])
     return {c.name: c.labels["morgus.pool.owner"] for c in found}
 
 

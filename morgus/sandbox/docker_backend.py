@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -34,6 +35,13 @@ def _timed_out(e: BaseException) -> bool:
             return True
         chain = chain.__cause__ or chain.__context__
     return "timed out" in str(e).lower()
+
+
+@dataclass(frozen=True)
+class ListedContainer:
+    name: str
+    labels: dict[str, str]
+    running: bool
 
 
 class DockerBackend:
@@ -141,9 +149,21 @@ class DockerBackend:
         except NotFound:
             return False
 
+    def labelled(self, labels: list[str]) -> list[ListedContainer]:
+        """The containers carrying every label in `labels`, from ONE list request: the SDK's containers.list
+        inspects each container after listing, and one removed in between (the pool's refill and reaper remove
+        containers all the time) made the whole listing fail with 404."""
+        return [
+            ListedContainer(
+                name=((d.get("Names") or [""])[0] or "").lstrip("/") or d.get("Id", ""),
+                labels=d.get("Labels") or {},
+                running=d.get("State") == "running",
+            )
+            for d in self.client.api.containers(all=True, filters={"label": labels})
+        ]
+
     def list_managed(self) -> list[ManagedSandbox]:
-        found = self.client.containers.list(all=True, filters={"label": LABEL})
-        return [ManagedSandbox(c.name or c.id or "", c.labels.get("morgus.workflow_id", "")) for c in found]
+        return [ManagedSandbox(c.name, c.labels.get("morgus.workflow_id", "")) for c in self.labelled([LABEL])]
 
     # ------------------------------------------------------------------ commands
 

@@ -292,15 +292,13 @@ class SandboxPool:
         removed: list[str] = []
         records = [r for r in self.files.records() if r.host == self.host]
         by_container = {r.container: r for r in records}
-        found = self.backend.client.containers.list(
-            all=True, filters={"label": [f"{POOL_LABEL}={self.files.root}", f"morgus.pool.host={self.host}"]}
-        )
+        found = self.backend.labelled([f"{POOL_LABEL}={self.files.root}", f"morgus.pool.host={self.host}"])
         for c in found:
-            name = c.name or ""
+            name = c.name
             owner = c.labels.get("morgus.pool.owner", "")
             rec = by_container.get(name)
             if rec is not None:
-                if owner_alive(rec.owner) or (self.files.claimed(rec) and c.status == "running"):
+                if owner_alive(rec.owner) or (self.files.claimed(rec) and c.running):
                     continue
                 self._undo(rec)
             elif owner != self.owner and not owner_alive(owner):
