@@ -26,7 +26,8 @@ try {
   step("live reply survives a reload");
   step("release");
 
-  await page.locator(`.step-llm_response[data-seq="${seq}"]`).getByText("opening hours", { exact: false }).waitFor({ timeout: 60000 });
+  // the step (collapsed to its first 160 characters, like every long reply) takes the live reply's place
+  await page.locator(`.step-llm_response[data-seq="${seq}"]`).getByText("Sourdough first", { exact: false }).waitFor({ timeout: 60000 });
   await page.locator(".step-live").first().waitFor({ state: "detached", timeout: 30000 });
   const shown = await page.locator(`.step-llm_response[data-seq="${seq}"] pre`).innerText();
   if ((shown.match(/Sourdough/g) || []).length !== 1) throw new Error(`the reply is not shown once: ${shown}`);
