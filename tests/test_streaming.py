@@ -19,6 +19,7 @@ import structlog
 from morgus.activities.live import MAX_UNITS, LiveStream
 from morgus.activities.llm import LlmActivities
 from morgus.activities.llm_stream import StreamedReply
+from morgus.app.event_stream import live_piece, render_live
 from morgus.contracts import TaskResult
 from morgus.live_text import TerminalText, notices, utf16_len
 from morgus.sandbox.bwrap_backend import BwrapBackend
@@ -49,6 +50,17 @@ def test_notices_fit_postgres_payload_limit_and_count_utf16_offsets() -> None:
     assert "".join(p["text"] for p in pieces) == worst
     assert [p["offset"] for p in pieces] == [7, 1007, 2007]
     assert utf16_len("a\U0001f600") == 3
+
+
+def test_a_foreign_notify_is_ignored_and_no_text_can_end_a_frame() -> None:
+    for junk in ("", "not json", "[]", '{"task_id": 1}', '{"task_id": "t", "text": "x", "seq": "1"}'):
+        assert live_piece(junk) is None
+    piece = live_piece(json.dumps({"task_id": "t", "seq": 1, "run": 10, "attempt": 1, "offset": 0,
+                                   "text": "a\n\ndata: x\r\n\u2028\x00"}))  # fmt: skip
+    assert piece is not None
+    frame = render_live(piece)
+    assert frame.endswith("\n\n") and frame.count("\n") == 3 and "\r" not in frame
+    assert json.loads(frame.split("data: ", 1)[1])["text"] == "a\n\ndata: x\r\n\u2028\x00"
 
 
 def test_the_stream_accumulator_rebuilds_native_tool_calls_and_usage() -> None:
