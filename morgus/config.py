@@ -265,6 +265,9 @@ class Settings(BaseSettings):
     # local model's worker gets LOCAL_MAX_TOKENS: a 1.5B model on 2 cores once generated 2,300+ tokens (4 minutes)
     # for one BUILD reply, past the activity's timeout, and would have again on the retry.
     llm_max_tokens: int | None = Field(default=None, alias="MORGUS_LLM_MAX_TOKENS", ge=16, le=1_000_000)
+    # Stream replies (the console shows them as they are generated). On by default; a server that refuses a
+    # streamed request is asked without streaming from then on, so this is only for a server that misbehaves.
+    llm_stream: bool = Field(default=True, alias="MORGUS_LLM_STREAM")
     # The local model (`morgus up --local-model`): a GGUF file (else the pinned one of `morgus[local-model]`),
     # a llama-server binary (else PATH, else built once into MORGUS_HOME/bin), and how to serve it.
     local_model: Path | None = Field(default=None, alias="MORGUS_LOCAL_MODEL")

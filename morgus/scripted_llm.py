@@ -8,8 +8,17 @@ break the tool-call protocol (an assistant `tool_calls` message must be answered
 
 Script: {"scenarios": {"NAME": [REPLY, ...]}}, REPLY = {"content": str, "tool_calls": [{"name": str,
 "arguments": object | str}], "finish_reason": str, "delay_s": float, "fail": [{"status": int, "times": int, "message": str,
-"retry_after": float}]}. A scenario with "repeat_last": true repeats its last reply forever; past its end any
-scenario answers "Done." with no tool call (which ends a phase).
+"retry_after": float}], "stream": STREAM}. A scenario with "repeat_last": true repeats its last reply forever; past
+its end any scenario answers "Done." with no tool call (which ends a phase).
+
+Streaming (`"stream": true` in the request) answers with Server-Sent Events as OpenAI does: `chat.completion.chunk`
+objects (the role first, then content pieces, then each tool call as its id and name followed by argument pieces,
+then the finish reason), with `stream_options.include_usage` a last chunk with no choices and the usage (every
+earlier chunk then says `"usage": null`), then `data: [DONE]`. STREAM = {"chunk_chars": int (8), "delay_s": float
+between chunks (0), "pause_after_chars": int (hold the stream there until `release(f"{scenario}#{n}")`, n counting this
+reply's streamed requests from 1, so each attempt of a retried call has its own gate), "fail_after_chars": int (drop
+the connection there, like a provider that fails mid-reply; a pause before it is held first), "fail_times": int (1),
+"refuse": bool (answer 400 "streaming is not supported", like a server without streaming)}.
 
 Longer than ~300 lines because it is one server with one job, the scripted model: its script format, the protocol
 checks a real provider makes, and the request log tests read are kept together so a test author reads one file.
@@ -17,10 +26,13 @@ checks a real provider makes, and the request log tests read are kept together s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -82,6 +94,7 @@ class ScriptedLLM:
     requests: list[Recorded] = field(default_factory=list)
     _failures: dict[tuple[str, int, int], int] = field(default_factory=dict)
     _in_flight: dict[str, int] = field(default_factory=dict)
+    _gates: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -111,6 +124,14 @@ class ScriptedLLM:
         with self._lock:
             return self._in_flight.get(name, 0)
 
+    def gate(self, name: str) -> threading.Event:
+        """Where a stream with `pause_after_chars` waits (`scenario#n`); `release(name)` opens it for good."""
+        with self._lock:
+            return self._gates.setdefault(name, threading.Event())
+
+    def release(self, name: str) -> None:
+        self.gate(name).set()
+
     def requests_for(self, name: str) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.scenario == name]
@@ -118,12 +139,25 @@ class ScriptedLLM:
     # ---------------------------------------------------------------- protocol
 
     def respond(self, body: dict[str, Any], auth: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+        return self.respond_full(body, auth)[:3]
+
+    def respond_full(
+        self, body: dict[str, Any], auth: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str], dict[str, Any] | None]:
+        """The status, body and headers of the answer, and for a streamed 200 how to stream it: the reply's
+        STREAM spec with its scenario's name and index."""
+        status, payload, headers, plan = self._answer(body, auth)
+        return status, payload, headers, (plan if status == 200 and body.get("stream") else None)
+
+    def _answer(
+        self, body: dict[str, Any], auth: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str], dict[str, Any] | None]:
         if self.api_key and auth != f"Bearer {self.api_key}":
-            return 401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), {}
+            return 401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), {}, None
         messages = body.get("messages") or []
         text = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
         if CONDENSE_MARKER in text:
-            return self._condense(body)
+            return (*self._condense(body), {"_scenario": "_condense", "_index": 0})
         match = SCENARIO_RE.search(text)
         name = match.group(1) if match else "default"
         # turns a summary replaced still count, so the script stays in step after a condensation
@@ -135,34 +169,43 @@ class ScriptedLLM:
         with self._lock:
             spec = self.scenarios.get(name)
         if spec is None:
-            return self._record(
-                name,
-                index,
-                body,
-                404,
-                _error(f"The model script {name!r} does not exist.", "invalid_request_error", "model_not_found"),
+            return (
+                *self._record(
+                    name,
+                    index,
+                    body,
+                    404,
+                    _error(f"The model script {name!r} does not exist.", "invalid_request_error", "model_not_found"),
+                ),
+                None,
             )
         if not body.get("model"):
-            return self._record(
-                name, index, body, 400, _error("you must provide a model parameter", "invalid_request_error", None)
+            return (
+                *self._record(
+                    name, index, body, 400, _error("you must provide a model parameter", "invalid_request_error", None)
+                ),
+                None,
             )
         try:
             validate_messages(messages)
         except ProtocolError as e:
-            return self._record(name, index, body, 400, _error(str(e), "invalid_request_error", None))
+            return (*self._record(name, index, body, 400, _error(str(e), "invalid_request_error", None)), None)
         window = spec.get("context_window")
         size = estimate(body)
         if window and size > window:
-            return self._record(
-                name,
-                index,
-                body,
-                400,
-                _error(
-                    f"This model's maximum context length is {window} tokens. However, your messages resulted in {size} tokens.",
-                    "invalid_request_error",
-                    "context_length_exceeded",
+            return (
+                *self._record(
+                    name,
+                    index,
+                    body,
+                    400,
+                    _error(
+                        f"This model's maximum context length is {window} tokens. However, your messages resulted in {size} tokens.",
+                        "invalid_request_error",
+                        "context_length_exceeded",
+                    ),
                 ),
+                None,
             )
 
         replies = spec["replies"]
@@ -184,7 +227,14 @@ class ScriptedLLM:
                 status = int(fail["status"])
                 headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
                 payload = _error(fail.get("message", f"scripted error {status}"), "server_error", fail.get("code"))
-                return (*self._record(name, index, body, status, payload)[:2], headers)
+                return (*self._record(name, index, body, status, payload)[:2], headers, None)
+        if body.get("stream") and (reply.get("stream") or {}).get("refuse"):
+            return (
+                *self._record(
+                    name, index, body, 400, _error("streaming is not supported", "invalid_request_error", None)
+                ),
+                None,
+            )
         if reply.get("delay_s"):
             with self._lock:
                 self._in_flight[name] = self._in_flight.get(name, 0) + 1
@@ -193,7 +243,11 @@ class ScriptedLLM:
             finally:
                 with self._lock:
                     self._in_flight[name] -= 1
-        return self._record(name, index, body, 200, _completion(body["model"], index, reply, messages))
+        payload = _completion(body["model"], index, reply, messages)
+        return (
+            *self._record(name, index, body, 200, payload),
+            {**(reply.get("stream") or {}), "_scenario": name, "_index": index},
+        )
 
     def _condense(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         transcript = str(body["messages"][-1].get("content") or "")
@@ -206,6 +260,59 @@ class ScriptedLLM:
         with self._lock:
             self.requests.append(Recorded(name, index, body, status))
         return status, payload, {}
+
+    # ---------------------------------------------------------------- streaming
+
+    def _stream(
+        self, handler: BaseHTTPRequestHandler, payload: dict[str, Any], plan: dict[str, Any], usage: bool
+    ) -> None:
+        """Send `payload` as a chunked SSE stream, pausing or failing where the plan says."""
+        name = plan["_scenario"]
+        pause_at = plan.get("pause_after_chars")
+        fail_at = plan.get("fail_after_chars")
+        key = (name, int(plan["_index"]), -1)  # -1: this reply's streamed requests, counted apart from "fail"
+        with self._lock:
+            number = self._failures.get(key, 0) + 1
+            self._failures[key] = number
+        if number > int(plan.get("fail_times", 1)):
+            fail_at = None
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+
+        def write(data: str) -> None:
+            raw = data.encode()
+            handler.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+            handler.wfile.flush()
+
+        with self._lock:
+            self._in_flight[name] = self._in_flight.get(name, 0) + 1
+        try:
+            sent = 0
+            for chunk, chars in stream_chunks(payload, usage, int(plan.get("chunk_chars", 8))):
+                if pause_at is not None and sent >= pause_at:
+                    self.gate(f"{name}#{number}").wait(timeout=120)
+                    pause_at = None
+                if fail_at is not None and sent >= fail_at:
+                    # a provider that dies mid-reply: the body ends without its last chunk (an incomplete read)
+                    handler.close_connection = True
+                    with contextlib.suppress(OSError):
+                        handler.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                write(f"data: {json.dumps(chunk)}\n\n")
+                sent += chars
+                if plan.get("delay_s"):
+                    time.sleep(float(plan["delay_s"]))
+            write("data: [DONE]\n\n")
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except OSError:
+            handler.close_connection = True  # the client went away
+        finally:
+            with self._lock:
+                self._in_flight[name] -= 1
 
     # ---------------------------------------------------------------- server
 
@@ -248,8 +355,11 @@ class ScriptedLLM:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     return self._send(400, _error("request body is not valid JSON", "invalid_request_error", None))
-                status, payload, headers = llm.respond(body, self.headers.get("Authorization"))
-                self._send(status, payload, headers)
+                status, payload, headers, plan = llm.respond_full(body, self.headers.get("Authorization"))
+                if plan is None:
+                    return self._send(status, payload, headers)
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                llm._stream(self, payload, plan, include_usage)
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
@@ -318,6 +428,48 @@ def _completion(model: str, index: int, reply: dict[str, Any], messages: list[di
             "prompt_tokens_details": {"cached_tokens": cached},
         },
     }
+
+
+def stream_chunks(
+    completion: dict[str, Any], include_usage: bool, chunk_chars: int = 8
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """A completion as OpenAI streams it: `chat.completion.chunk` objects, each with the characters of text or
+    arguments it carries. The role first; content in pieces; each tool call as its index, id, type and name with
+    empty arguments, then its arguments in pieces; the finish reason in an empty delta; with include_usage, a last
+    chunk with no choices and the usage (the earlier ones say `"usage": null`)."""
+    step = max(1, chunk_chars)
+    choice = completion["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        out = {
+            "id": completion["id"],
+            "object": "chat.completion.chunk",
+            "created": completion["created"],
+            "model": completion["model"],
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        return out | ({"usage": None} if include_usage else {})
+
+    yield chunk({"role": "assistant", "content": "", "refusal": None}), 0
+    content = message.get("content") or ""
+    for i in range(0, len(content), step):
+        yield chunk({"content": content[i : i + step]}), len(content[i : i + step])
+    for n, call in enumerate(message.get("tool_calls") or []):
+        fn = call["function"]
+        head = {"index": n, "id": call["id"], "type": "function", "function": {"name": fn["name"], "arguments": ""}}
+        yield chunk({"tool_calls": [head]}), 0
+        args = fn["arguments"]
+        for i in range(0, len(args), step):
+            yield (
+                chunk({"tool_calls": [{"index": n, "function": {"arguments": args[i : i + step]}}]}),
+                len(args[i : i + step]),
+            )
+    yield chunk({}, choice["finish_reason"]), 0
+    if include_usage:
+        last = chunk({}) | {"choices": [], "usage": completion["usage"]}
+        yield last, 0
 
 
 def main() -> None:  # pragma: no cover - `python -m morgus.scripted_llm SCRIPT.json [PORT]`

@@ -1,13 +1,18 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { api, subscribe, type Artifact, type Step, type Task } from "./api";
 import { mergeSteps, PhaseProgress, StatusBadge, Timeline } from "./components";
 import { FilesPanel, Preview, previewUrl } from "./Files";
 import { Commits } from "./Changes";
+import { applyLive, inFlight, mergeLive, type LiveMap, type LivePiece } from "./live";
 
 export function TaskDetail({ id }: { id: string }) {
   const [task, setTask] = useState<Task | null>(null);
   const [steps, setSteps] = useState<Step[]>([]);
   const [artifacts, setArtifacts] = useState<Artifact[]>([]);
+  const [live, setLive] = useState<LiveMap>({});
+  // the live text as the event handler last left it (applyLive must see every piece in order, synchronously)
+  const liveNow = useRef<LiveMap>({});
+  const updateLive = useCallback((next: LiveMap) => { liveNow.current = next; setLive(next); }, []);
   const [answer, setAnswer] = useState("");
   const [message, setMessage] = useState("");
   const [sent, setSent] = useState<string | null>(null);
@@ -17,22 +22,30 @@ export function TaskDetail({ id }: { id: string }) {
 
   const refresh = useCallback(async () => {
     try {
-      const [t, s, a] = await Promise.all([api.get(id), api.steps(id), api.artifacts(id)]);
+      const [t, s, a, l] = await Promise.all([api.get(id), api.steps(id), api.artifacts(id), api.live(id)]);
       setTask(t);
       setSteps((cur) => mergeSteps(cur, s.steps));
       setArtifacts(a.artifacts);
+      updateLive(mergeLive(liveNow.current, l.live));
       setError(null);
     } catch (e) {
       setError((e as Error).message);
     }
-  }, [id]);
+  }, [id, updateLive]);
 
   useEffect(() => { refresh(); }, [refresh]);
+  useEffect(() => { updateLive({}); }, [id, updateLive]);
   useEffect(() => subscribe(id, (kind, data) => {
     if (kind === "step") setSteps((cur) => mergeSteps(cur, [data as Step]));
     else if (kind === "task") setTask((cur) => (cur ? { ...cur, ...data } : (data as Task)));
     else if (kind === "artifact") setArtifacts((cur) => (cur.some((a) => a.id === data.id) ? cur : [...cur, data as Artifact]));
-  }), [id]);
+    else if (kind === "live") {
+      const r = applyLive(liveNow.current, data as LivePiece);
+      updateLive(r.live);
+      // a piece was missed (the stream dropped one): the text so far, read again
+      if (r.gap) api.live(id).then((l) => updateLive(mergeLive(liveNow.current, l.live))).catch(() => {});
+    }
+  }), [id, updateLive]);
   // The pause/resume note is about the status it changed: it goes once the status moves on.
   const status = task?.status;
   useEffect(() => { setNote(null); }, [status]);
@@ -40,13 +53,15 @@ export function TaskDetail({ id }: { id: string }) {
   useEffect(() => { const t = setInterval(refresh, 15000); return () => clearInterval(t); }, [refresh]);
 
   if (!task) return error ? <p className="error">{error}</p> : <p className="loading">Loading task…</p>;
-  const live = ["pending", "running", "waiting_for_input", "waiting_for_approval", "paused"].includes(task.status);
+  const active = ["pending", "running", "waiting_for_input", "waiting_for_approval", "paused"].includes(task.status);
   const approval = task.status === "waiting_for_approval" ? pendingApproval(steps) : null;
   const preview = previewUrl(artifacts);
   // the workspace changes with tool calls: its open folders and file are listed again after each result
   const toolResults = steps.filter((s) => s.type === "TOOL_RESULT").length;
   // the log changes only with a commit: read it again after each git_commit result (each read runs git on the host)
   const commits = steps.filter((s) => s.type === "TOOL_RESULT" && s.metadata?.tool === "git_commit").length;
+  // the calls in flight, each shown where its step will land, until that step arrives
+  const flying = inFlight(live, new Set(steps.map((s) => s.seq)), active);
 
   async function send(e: React.FormEvent) {
     e.preventDefault();
@@ -102,9 +117,9 @@ export function TaskDetail({ id }: { id: string }) {
         <h2>{task.title}</h2>
         <StatusBadge status={task.status} />
         {task.temporal_url && <a className="temporal-link" href={task.temporal_url} target="_blank" rel="noreferrer">Temporal history ↗</a>}
-        {live && task.status !== "paused" && <button onClick={() => pauseOrResume(true)}>Pause</button>}
+        {active && task.status !== "paused" && <button onClick={() => pauseOrResume(true)}>Pause</button>}
         {task.status === "paused" && <button onClick={() => pauseOrResume(false)}>Resume</button>}
-        {live && <button className="danger" onClick={() => api.cancel(id).catch((e) => setError(e.message))}>Cancel</button>}
+        {active && <button className="danger" onClick={() => api.cancel(id).catch((e) => setError(e.message))}>Cancel</button>}
       </header>
       <p className="description">{task.description}</p>
       <PhaseProgress phase={task.phase} status={task.status} />
@@ -115,7 +130,7 @@ export function TaskDetail({ id }: { id: string }) {
           <button type="submit" disabled={!answer.trim()}>Answer</button>
         </form>
       )}
-      {note && live && <p className="pause-note" role="status">{note}</p>}
+      {note && active && <p className="pause-note" role="status">{note}</p>}
       {approval && (
         <section className="approval" aria-label="approval">
           <p><strong>Waiting for your approval</strong> ({approval.why}):</p>
@@ -127,7 +142,7 @@ export function TaskDetail({ id }: { id: string }) {
           <button className="danger" onClick={() => decide("deny")}>Deny</button>
         </section>
       )}
-      {live && (
+      {active && (
         <form className="say" onSubmit={say}>
           <textarea aria-label="message to the agent" value={message} rows={2} maxLength={20000}
             onChange={(e) => { setMessage(e.target.value); setSent(null); }}
@@ -159,7 +174,7 @@ export function TaskDetail({ id }: { id: string }) {
       <FilesPanel taskId={id} refreshKey={`${task.status}:${task.phase}:${artifacts.length}:${toolResults}`} />
       <Commits taskId={id} refreshKey={`${task.status}:${commits}`} />
       <div className={preview ? "task-body with-preview" : "task-body"}>
-        <Timeline steps={steps} />
+        <Timeline steps={steps} live={flying} />
         {preview && <Preview url={preview} />}
       </div>
     </div>

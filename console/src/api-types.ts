@@ -31,6 +31,14 @@ export interface paths {
     /** Get Artifacts */
     get: operations["get_artifacts_api_tasks__task_id__artifacts_get"];
   };
+  "/api/tasks/{task_id}/live": {
+    /**
+     * Get Live
+     * @description The calls in flight and their text so far (a reply being generated, a command's output as it runs); the
+     * event stream (`event: live`) carries what follows. Empty when nothing is running.
+     */
+    get: operations["get_live_api_tasks__task_id__live_get"];
+  };
   "/api/tasks/{task_id}/answer": {
     /** Answer */
     post: operations["answer_api_tasks__task_id__answer_post"];
@@ -395,6 +403,38 @@ export interface components {
       temporal: boolean;
       /** Database */
       database: boolean;
+    };
+    /**
+     * LiveEntryView
+     * @description A call in flight and its text so far: an LLM reply being generated or a command's output as it runs.
+     * `seq` is the step it becomes; `run` grows when the text starts over (a new attempt), so a client drops the
+     * text of a lower run. Offsets of the event stream's pieces count UTF-16 units (a browser string's length).
+     */
+    LiveEntryView: {
+      /** Seq */
+      seq: number;
+      /**
+       * Kind
+       * @enum {string}
+       */
+      kind: "llm" | "shell";
+      phase: components["schemas"]["Phase"] | null;
+      /** Run */
+      run: number;
+      /** Attempt */
+      attempt: number;
+      /** Text */
+      text: string;
+      /**
+       * Updated At
+       * Format: date-time
+       */
+      updated_at: string;
+    };
+    /** LiveView */
+    LiveView: {
+      /** Live */
+      live: components["schemas"]["LiveEntryView"][];
     };
     /**
      * MessageBody
@@ -893,6 +933,50 @@ export interface operations {
       200: {
         content: {
           "application/json": components["schemas"]["ArtifactsView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /**
+   * Get Live
+   * @description The calls in flight and their text so far (a reply being generated, a command's output as it runs); the
+   * event stream (`event: live`) carries what follows. Empty when nothing is running.
+   */
+  get_live_api_tasks__task_id__live_get: {
+    parameters: {
+      path: {
+        task_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["LiveView"];
         };
       };
       /** @description Bad Request */
@@ -1576,7 +1660,7 @@ export interface operations {
       };
     };
     responses: {
-      /** @description `text/event-stream`: events `task`, `step`, `artifact`; `data` is the changed row as JSON, `id` the event id to resume after */
+      /** @description `text/event-stream`: events `task`, `step`, `artifact`; `data` is the changed row as JSON, `id` the event id to resume after. With `task_id`, also `live` (no id): a piece of a call's text in flight (`seq`, `kind` llm|shell, `run`, `attempt`, `offset` in UTF-16 units, `text`, `snapshot`), starting with a snapshot of each call in flight */
       200: {
         content: {
           "text/event-stream": string;

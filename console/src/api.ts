@@ -28,6 +28,8 @@ export type FileText = Schemas["FileView"];
 /** A task's git log (GET /api/tasks/{id}/git/log) and one commit of it. */
 export type GitLog = Schemas["GitLogView"];
 export type Commit = Schemas["CommitView"];
+/** The calls in flight and their text so far (GET /api/tasks/{id}/live; the event stream's `live` pieces follow). */
+export type Live = Schemas["LiveView"];
 
 // The filters' values, in display order; the checks below fail the build if the API gains a value they lack.
 export const STATUSES = ["pending", "running", "waiting_for_input", "waiting_for_approval", "paused", "completed", "error", "cancelled"] as const satisfies readonly TaskStatus[];
@@ -128,6 +130,7 @@ export const api = {
   get: (id: string) => call<TaskDetail>(`/api/tasks/${encodeURIComponent(id)}`),
   steps: (id: string, after = -1) => call<Schemas["StepsView"]>(`/api/tasks/${encodeURIComponent(id)}/steps?after=${after}`),
   artifacts: (id: string) => call<Schemas["ArtifactsView"]>(`/api/tasks/${encodeURIComponent(id)}/artifacts`),
+  live: (id: string) => call<Live>(`${taskPath(id)}/live`),
   create: (body: TaskCreate) =>
     call<Schemas["TaskView"]>("/api/tasks", { method: "POST", body: JSON.stringify(body) }),
   answer: (id: string, text: string) =>
@@ -151,14 +154,15 @@ export const api = {
   downloadArchive: (id: string) => download(`${taskPath(id)}/archive`, `task-${id}.tar.gz`),
 };
 
-/** Live changes, over fetch so the token goes in a header; resumes from the last event id (no gap, no duplicate). */
+/** Live changes, over fetch so the token goes in a header; resumes from the last event id (no gap, no duplicate).
+ * With a task id, also `live`: pieces of the text of its calls in flight (see ./live.ts). */
 export function subscribe(taskId: string | null, onEvent: (kind: string, data: any) => void): () => void {
   return streamEvents({
     url: `/api/events${taskId ? `?task_id=${encodeURIComponent(taskId)}` : ""}`,
     headers: authHeader,
     onUnauthorized: askForToken,
     onEvent: (e) => {
-      if (e.event === "task" || e.event === "step" || e.event === "artifact") onEvent(e.event, JSON.parse(e.data));
+      if (["task", "step", "artifact", "live"].includes(e.event)) onEvent(e.event, JSON.parse(e.data));
     },
   });
 }

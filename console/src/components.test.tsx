@@ -46,3 +46,25 @@ describe("steps", () => {
     expect(renderToStaticMarkup(<Timeline steps={[]} />)).toContain("No steps yet");
   });
 });
+
+describe("live text in the timeline", () => {
+  it("shows a call in flight in its phase, where its step will land", () => {
+    const html = renderToStaticMarkup(
+      <Timeline steps={[step(3, "PHASE_START", "BUILD")]} live={[
+        { seq: 4, kind: "llm", phase: "BUILD", run: 10, attempt: 1, text: "Writing the <page>…" },
+        { seq: 6, kind: "shell", phase: "BUILD", run: 20, attempt: 2, text: "npm install\n" },
+      ]} />,
+    );
+    expect(html.match(/<h3>/g)).toHaveLength(1);
+    expect(html).toContain('class="step step-live step-live-llm" data-seq="4"');
+    expect(html).toContain("replying…");
+    expect(html).toContain("Writing the &lt;page&gt;…");
+    expect(html).toContain("running… (attempt 2)"); // a retried call says so
+    expect(html.indexOf('data-seq="3"')).toBeLessThan(html.indexOf('data-seq="4"'));
+  });
+  it("shows the live text alone before any step", () => {
+    const html = renderToStaticMarkup(<Timeline steps={[]} live={[{ seq: 0, kind: "llm", phase: null, run: 10, attempt: 1, text: "hi" }]} />);
+    expect(html).not.toContain("No steps yet");
+    expect(html).toContain("hi");
+  });
+});

@@ -1,6 +1,7 @@
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { PHASES, type Phase, type Step, type TaskStatus } from "./api";
 import { DiffView, stepDiff } from "./Changes";
+import type { LiveEntry } from "./live";
 
 const STATUS_LABEL: Record<TaskStatus, string> = {
   pending: "pending", running: "running", waiting_for_input: "waiting for input",
@@ -59,9 +60,24 @@ export function StepItem({ step }: { step: Step }) {
   );
 }
 
+/** A call in flight: the reply as it is generated, or the command's output as it runs, until its step lands. */
+export function LiveItem({ entry }: { entry: LiveEntry }) {
+  const ref = useRef<HTMLPreElement>(null);
+  // a command's output follows its end, as a terminal does
+  useEffect(() => { if (ref.current) ref.current.scrollTop = ref.current.scrollHeight; }, [entry.text]);
+  const llm = entry.kind === "llm";
+  return (
+    <li className={`step step-live step-live-${entry.kind}`} data-seq={entry.seq} data-run={entry.run}>
+      <span className="step-icon" aria-hidden>{llm ? STEP_ICONS.LLM_RESPONSE : "$"}</span>
+      <span className="step-type">{llm ? "replying…" : "running…"}{entry.attempt > 1 ? ` (attempt ${entry.attempt})` : ""}</span>
+      <pre className="step-content live-text" ref={ref} aria-live="off">{entry.text}<span className="live-cursor" aria-hidden>▍</span></pre>
+    </li>
+  );
+}
+
 /** Steps grouped by phase, in order (steps before the first phase go under "Task"). */
-export function groupByPhase(steps: Step[]): [string, Step[]][] {
-  const groups: [string, Step[]][] = [];
+export function groupByPhase<T extends { seq: number; phase?: string | null }>(steps: T[]): [string, T[]][] {
+  const groups: [string, T[]][] = [];
   for (const s of [...steps].sort((a, b) => a.seq - b.seq)) {
     const name = s.phase ?? "Task";
     const last = groups[groups.length - 1];
@@ -78,14 +94,18 @@ export function mergeSteps(current: Step[], incoming: Step[]): Step[] {
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }
 
-export function Timeline({ steps }: { steps: Step[] }) {
-  if (steps.length === 0) return <p className="empty">No steps yet: the task is waiting for a worker.</p>;
+type Row = { seq: number; phase: string | null; step?: Step; live?: LiveEntry };
+
+/** The steps by phase, with the calls in flight (`live`) in their place: each where its step will land. */
+export function Timeline({ steps, live = [] }: { steps: Step[]; live?: LiveEntry[] }) {
+  if (steps.length === 0 && live.length === 0) return <p className="empty">No steps yet: the task is waiting for a worker.</p>;
+  const rows: Row[] = [...steps.map((s) => ({ seq: s.seq, phase: s.phase, step: s })), ...live.map((e) => ({ seq: e.seq, phase: e.phase, live: e }))];
   return (
     <div className="timeline">
-      {groupByPhase(steps).map(([phase, items], i) => (
+      {groupByPhase(rows).map(([phase, items], i) => (
         <section key={`${phase}-${i}`} className="phase-group">
           <h3>{phase}</h3>
-          <ul>{items.map((s) => <StepItem key={s.seq} step={s} />)}</ul>
+          <ul>{items.map((r) => r.step ? <StepItem key={r.seq} step={r.step} /> : <LiveItem key={`live-${r.seq}`} entry={r.live!} />)}</ul>
         </section>
       ))}
     </div>

@@ -17,8 +17,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from morgus.activities.common import activity_store, heartbeating
-from morgus.activities.llm_errors import CONTEXT_OVERFLOW_TYPE, classify_error
-from morgus.activities.llm_reply import _with_usage_of, reply_calls, usage_of
+from morgus.activities.live import LiveStream
+from morgus.activities.llm_errors import CONTEXT_OVERFLOW_TYPE, classify_error, refuses_streaming
+from morgus.activities.llm_reply import _with_usage_of, estimated_usage, reply_calls, usage_of
+from morgus.activities.llm_stream import stream_completion
 from morgus.activities.tools import REGISTRY
 from morgus.config import Settings
 from morgus.context import (
@@ -62,7 +64,10 @@ def _clip(text: str | None, limit: int = STEP_CONTENT_MAX) -> str:
 class LlmActivities:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = activity_store(store, settings)
+        self.live_store = store  # live text is best effort: it never waits out a database outage
         self.settings = settings
+        # MORGUS_LLM_STREAM, until the server refuses a streamed request once (then this worker stops asking)
+        self.stream = settings.llm_stream
         # Local endpoints (Ollama, vLLM, the scripted server) need no key, but the SDK insists on one.
         self.client = openai.AsyncOpenAI(
             base_url=settings.openai_base_url,
@@ -124,15 +129,27 @@ class LlmActivities:
             extra["stop"] = list(self.settings.llm_stop)
         if self.settings.llm_max_tokens:
             extra["max_tokens"] = self.settings.llm_max_tokens
-        async with heartbeating():
-            resp = await self._complete(log, model, messages, extra)
+        # The reply streams into the live view as it is generated (morgus/activities/live.py); the step below is
+        # still written once, from the completed reply. The heartbeat goes on in the background meanwhile: a
+        # stream that stalls is ended by the client's read timeout (MORGUS_LLM_TIMEOUT_S), not by the heartbeat.
+        live = LiveStream(
+            self.live_store,
+            task_id=req.task_id,
+            seq=req.step_seq,
+            kind="llm",
+            phase=req.phase.value,
+            attempt=activity.info().attempt,
+        )
+        async with heartbeating(), live:
+            resp = await self._complete(log, model, messages, extra, live)
             content, calls, recovered = await self._read_reply(resp, seq, req)
             if not (content or "").strip() and not calls:
                 # An empty reply would end the phase with nothing said; small models produce one now and then (or
                 # only text written as Morgus, dropped above) and usually answer when asked again. Once only: a
                 # model that keeps answering nothing is let through.
                 log.warning("llm returned an empty reply; asking once more", **recovered)
-                again = await self._complete(log, model, messages, extra)
+                live.restart()
+                again = await self._complete(log, model, messages, extra, live)
                 resp = _with_usage_of(again, resp)
                 first = recovered
                 content, calls, recovered = await self._read_reply(resp, seq, req)
@@ -153,6 +170,10 @@ class LlmActivities:
             for c in calls
         ]
         usage = usage_of(resp, info)
+        if resp.usage is None:
+            # a stream that sent no usage chunk (a server without `stream_options`): the budget still counts it
+            usage = estimated_usage(messages, tools, content, calls, info)
+            recovered = {**recovered, "usage_estimated": True}
         steps = [
             *req.pending_steps,
             StepRecord(
@@ -199,12 +220,25 @@ class LlmActivities:
         return self._turn_from(assistant)
 
     async def _complete(
-        self, log: FilteringBoundLogger, model: str, messages: list[dict], extra: dict
+        self, log: FilteringBoundLogger, model: str, messages: list[dict], extra: dict, live: LiveStream | None = None
     ) -> ChatCompletion:
         try:
-            # build_request's dicts are the wire format's messages; the SDK's TypedDicts describe the same shape
-            wire = cast("list[ChatCompletionMessageParam]", messages)
-            resp = await self.client.chat.completions.create(model=model, messages=wire, **extra)
+            resp = None
+            if self.stream and live is not None:
+                try:
+                    resp = await stream_completion(self.client, model, messages, extra, live.write)
+                except Exception as e:
+                    if not refuses_streaming(e):
+                        raise
+                    log.warning("the LLM server refuses streaming; this worker asks without it from now on")
+                    self.stream = False
+                if resp is None and self.stream:
+                    log.warning("the LLM server answered a streamed request with no chunk; asking without streaming")
+                    self.stream = False
+            if resp is None:
+                # build_request's dicts are the wire format's messages; the SDK's TypedDicts describe the same shape
+                wire = cast("list[ChatCompletionMessageParam]", messages)
+                resp = await self.client.chat.completions.create(model=model, messages=wire, **extra)
         except Exception as e:  # noqa: BLE001 - every provider error becomes a classified Temporal error
             err = classify_error(e)
             log.warning("llm call failed", error=err.message, retryable=not err.non_retryable)

@@ -53,3 +53,11 @@ def classify_error(err: Exception) -> ApplicationError:
     if isinstance(err, openai.APIConnectionError):
         return ApplicationError(f"cannot reach the LLM endpoint: {err}", type="LlmTransientError")
     return ApplicationError(f"LLM call failed: {type(err).__name__}: {err}", type="LlmTransientError")
+
+
+def refuses_streaming(err: Exception) -> bool:
+    """The server said it does not stream (or does not take `stream_options`): ask it again without streaming."""
+    if not isinstance(err, openai.APIStatusError) or err.status_code not in (400, 404, 405, 415, 422, 501):
+        return False
+    msg = _provider_message(err)
+    return "stream" in msg.lower() and not _OVERFLOW.search(msg)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from openai.types.chat import ChatCompletion
 
 from morgus.activities.tools import REGISTRY
+from morgus.context import estimate_tokens
 from morgus.contracts import TokenUsage, ToolCall
 from morgus.ids import digest
 from morgus.models import ModelInfo
@@ -77,4 +78,14 @@ def usage_of(resp: object, info: ModelInfo) -> TokenUsage:
         total_tokens=getattr(u, "total_tokens", 0) or 0,
         cached_tokens=getattr(details, "cached_tokens", 0) or 0,
     )
+    return usage.model_copy(update={"cost_usd": round(info.cost(usage), 8)})
+
+
+def estimated_usage(
+    messages: list[dict], tools: list, content: str | None, calls: list[ToolCall], info: ModelInfo
+) -> TokenUsage:
+    """Usage by Morgus's own estimate (characters / 4), for a reply whose server reported none."""
+    prompt = estimate_tokens(messages, tools)
+    completion = max(1, (len(content or "") + sum(len(c.name) + len(c.arguments or "") for c in calls)) // 4)
+    usage = TokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
     return usage.model_copy(update={"cost_usd": round(info.cost(usage), 8)})

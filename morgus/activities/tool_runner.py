@@ -8,6 +8,7 @@ transaction; a retried activity that finds its result already stored returns it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from temporalio import activity
 
 from morgus.activities.common import activity_store, heartbeating
+from morgus.activities.live import LiveStream
 from morgus.activities.tools import REGISTRY, ToolContext, ToolError, ToolOutput, ToolSpec, workspace_state
 from morgus.config import Settings
 from morgus.contracts import ChatMessage, StepRecord, StepType, ToolOutcome, ToolRequest
@@ -29,6 +31,8 @@ PREVIEW_MAX = 300
 # Tools that change the workspace whenever they succeed, and tools whose effect is measured (a command may or may
 # not write): the workflow ends BUILD only once something changed.
 WRITES_WORKSPACE = frozenset({"file_write"})
+# Tools whose output is shown as it runs (the live view, morgus/activities/live.py)
+LIVE_OUTPUT = frozenset({"shell_exec"})
 MAY_WRITE_WORKSPACE = frozenset({"shell_exec"})
 
 
@@ -61,6 +65,7 @@ def parse_arguments(spec: ToolSpec, raw: str) -> Any:
 class ToolActivities:
     def __init__(self, store: Store, settings: Settings, backend: Any = None) -> None:
         self.store = activity_store(store, settings)
+        self.live_store = store  # live output is best effort: it never waits out a database outage
         self.settings = settings
         self.backend = backend  # this worker's sandbox backend, for sandbox tools
 
@@ -115,7 +120,16 @@ class ToolActivities:
             assert spec.run is not None
             if spec.name in MAY_WRITE_WORKSPACE:
                 before = await asyncio.to_thread(workspace_state.fingerprint, root)
-            async with heartbeating():
+            if spec.name in LIVE_OUTPUT:
+                ctx.live = LiveStream(
+                    self.live_store,
+                    task_id=req.task_id,
+                    seq=req.step_seq,
+                    kind="shell",
+                    phase=req.phase.value,
+                    attempt=activity.info().attempt,
+                )
+            async with heartbeating(), ctx.live or contextlib.nullcontext():
                 ran = True
                 result = await spec.run(ctx, args)
             output = result if isinstance(result, ToolOutput) else ToolOutput(content=str(result))

@@ -222,6 +222,26 @@ class ArtifactsView(BaseModel):
     artifacts: list[ArtifactView]
 
 
+class LiveEntryView(BaseModel):
+    """A call in flight and its text so far: an LLM reply being generated or a command's output as it runs.
+    `seq` is the step it becomes; `run` grows when the text starts over (a new attempt), so a client drops the
+    text of a lower run. Offsets of the event stream's pieces count UTF-16 units (a browser string's length)."""
+
+    model_config = RESPONSE
+
+    seq: int
+    kind: Literal["llm", "shell"]
+    phase: Phase | None
+    run: int
+    attempt: int
+    text: str
+    updated_at: datetime
+
+
+class LiveView(BaseModel):
+    live: list[LiveEntryView]
+
+
 class FileEntryView(BaseModel):
     """One entry of a workspace folder. A link is reported as a link: its target is never read or followed."""
 

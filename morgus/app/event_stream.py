@@ -9,6 +9,12 @@ A new subscriber registers its queue first, then backfills from the database (th
 read comes back empty, then drains its queue skipping ids it already sent. Registration happens between two
 broadcasts (asyncio runs one at a time), so every event is either committed before the backfill ends or
 broadcast after the queue exists: no gap, and the id check removes duplicates.
+
+Live text (a reply being generated, a command's output: morgus/activities/live.py) rides the same connection as
+NOTIFY morgus_live, whose payload is the piece itself: it goes straight to the subscribers of that task (the
+all-tasks stream does not carry it) as an `event: live` frame with no id, so it never moves a client's resume
+point. A task's stream starts, after its backfill, with a `live` snapshot of each call in flight (its text so far,
+offset 0); pieces queued meanwhile overlap it, and the client keeps what extends its text (see console/src/live.ts).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ log = structlog.get_logger()
 
 EVENT_BATCH = 500
 QUEUE_SIZE = 2000  # frames a client may lag behind before it is dropped
+LIVE_CHANNEL = "morgus_live"
 APPLICATION_NAME = "morgus-api-events"  # how the one listener shows in pg_stat_activity
 POLL_S = 5.0  # read the table even without a NOTIFY, in case one was lost while reconnecting
 
@@ -55,11 +62,38 @@ def render(ev: dict[str, Any]) -> str:
     return f"id: {ev['id']}\nevent: {ev['kind']}\ndata: {data}\n\n"
 
 
+LIVE_FIELDS = ("task_id", "seq", "kind", "phase", "run", "attempt", "offset", "text")
+
+
+def render_live(piece: dict[str, Any]) -> str:
+    """A live piece as an SSE frame with no id (ASCII JSON: no byte of the text can end the frame)."""
+    data = json.dumps({k: piece.get(k) for k in LIVE_FIELDS} | {"snapshot": bool(piece.get("snapshot"))})
+    return f"event: live\ndata: {data}\n\n"
+
+
+def live_piece(payload: str) -> dict[str, Any] | None:
+    """A NOTIFY morgus_live payload, or None if it is not one (anyone with database access can NOTIFY)."""
+    try:
+        piece = json.loads(payload)
+    except ValueError:
+        return None
+    if (
+        not isinstance(piece, dict)
+        or not isinstance(piece.get("task_id"), str)
+        or not isinstance(piece.get("text"), str)
+    ):
+        return None
+    if not all(isinstance(piece.get(k), int) for k in ("seq", "run", "attempt", "offset")):
+        return None
+    return piece
+
+
 @dataclass(eq=False)
 class Subscriber:
     task_id: str | None
     start: int | None  # the broadcaster's cursor when the slot was taken: "from now" for a client with no resume id
-    queue: asyncio.Queue[tuple[int, str, str] | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    # (event id, task id, frame); a live frame has no id
+    queue: asyncio.Queue[tuple[int | None, str, str] | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
 
 
@@ -102,12 +136,21 @@ class Broadcaster:
                     self.dsn, autocommit=True, application_name=APPLICATION_NAME
                 ) as conn:
                     await conn.execute("listen morgus_events")
+                    await conn.execute(f"listen {LIVE_CHANNEL}")
                     delay = 0.5
                     await self._broadcast()  # whatever committed while (re)connecting
+                    loop = asyncio.get_running_loop()
+                    polled = loop.time()
                     while True:
-                        async for _ in conn.notifies(timeout=POLL_S, stop_after=1):
-                            pass
-                        await self._broadcast()
+                        # one packet may hold many notifications (a live write sends several): all are taken
+                        notes = [n async for n in conn.notifies(timeout=POLL_S, stop_after=1)]
+                        for note in notes:
+                            if note.channel == LIVE_CHANNEL:
+                                self._send_live(note.payload)
+                        events = not notes or any(n.channel != LIVE_CHANNEL for n in notes)
+                        if events or loop.time() - polled >= POLL_S:  # live pieces must not starve the poll
+                            await self._broadcast()  # an event, or the poll
+                            polled = loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - the database restarted or is unreachable: reconnect, keep the cursor
@@ -133,6 +176,18 @@ class Broadcaster:
                 self.cursor = ev["id"]
             if len(batch) < EVENT_BATCH:
                 return
+
+    def _send_live(self, payload: str) -> None:
+        piece = live_piece(payload)
+        if piece is None:
+            return
+        frame = render_live(piece)
+        for sub in list(self.subscribers):
+            if sub.task_id == piece["task_id"]:
+                try:
+                    sub.queue.put_nowait((None, piece["task_id"], frame))
+                except asyncio.QueueFull:
+                    self._drop(sub)
 
     def _drop(self, sub: Subscriber) -> None:
         sub.dropped = True
@@ -169,6 +224,9 @@ class Broadcaster:
                 yield render(ev)
             if len(batch) < EVENT_BATCH:
                 break
+        if sub.task_id is not None:  # the calls in flight, their text so far
+            for row in await self.store.live_rows(sub.task_id):
+                yield render_live({**row, "task_id": str(row["task_id"]), "offset": 0, "snapshot": True})
         while True:
             try:
                 item = await asyncio.wait_for(sub.queue.get(), self.keepalive_s)
@@ -178,6 +236,8 @@ class Broadcaster:
             if item is None:
                 return  # dropped (too slow, or the server is stopping): the client resumes from `last`
             ev_id, _, frame = item
-            if ev_id > last:
+            if ev_id is None:
+                yield frame
+            elif ev_id > last:
                 last = ev_id
                 yield frame

@@ -42,6 +42,7 @@ from morgus.contracts import (
 )
 from morgus.db.retry import DbRetry, retried
 from morgus.ids import artifact_id, step_id
+from morgus.live_text import LiveWrite
 from morgus.text import clean_json, clean_text
 
 # ------------------------------------------------------------------ the sanitiser
@@ -166,6 +167,10 @@ class Store:
             "values (%s, %s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
             [(step_id(task_id, s.seq), task_id, s.seq, s.phase, s.type, s.content, Jsonb(s.metadata)) for s in steps],
         )
+        # the live text of a call ends where its step lands, in the same transaction (no moment shows both)
+        await cur.execute(
+            "delete from task_live where task_id = %s and seq = any(%s)", (task_id, [s.seq for s in steps])
+        )
         await cur.execute(
             "update tasks set step_count = greatest(step_count, %s), updated_at = now() where id = %s",
             (max(s.seq for s in steps) + 1, task_id),
@@ -264,6 +269,8 @@ class Store:
             args += _usage_values(u.usage)
         if u.completed:
             sets.append("completed_at = coalesce(completed_at, now())")
+            # a call that never wrote its step (cancelled, failed for good) leaves no live text behind
+            await cur.execute("delete from task_live where task_id = %s", (task_id,))
         await cur.execute(f"update tasks set {', '.join(sets)} where id = %s", (*args, task_id))
 
     @retried
@@ -286,6 +293,50 @@ class Store:
                 "where id = %s and status = 'pending'",
                 (message, task_id),
             )
+
+    # ------------------------------------------------------------------ live text (morgus/activities/live.py)
+
+    @retried
+    async def live_append(self, live: LiveWrite) -> bool:
+        """Add `live.text` to a call's live text (or start it over: `replace`, or a higher run) and announce each
+        of `live.notices` (NOTIFY morgus_live) in the same transaction. False when nothing was written: a newer
+        run owns the row, or the call's step has landed (a late writer must not bring the text back)."""
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "insert into task_live as l (task_id, seq, kind, phase, run, attempt, text) "
+                "select %(t)s, %(s)s, %(k)s, %(p)s, %(r)s, %(a)s, %(x)s "
+                "where not exists (select 1 from task_steps where task_id = %(t)s and seq = %(s)s) "
+                "on conflict (task_id, seq) do update set "
+                "text = case when %(replace)s or l.run <> excluded.run then excluded.text else l.text || excluded.text end, "
+                "run = excluded.run, attempt = excluded.attempt, kind = excluded.kind, phase = excluded.phase, "
+                "updated_at = now() where l.run <= excluded.run returning 1",
+                {
+                    "t": live.task_id,
+                    "s": live.seq,
+                    "k": live.kind,
+                    "p": live.phase,
+                    "r": live.run,
+                    "a": live.attempt,
+                    "x": live.text,
+                    "replace": live.replace,
+                },
+            )
+            if await cur.fetchone() is None:
+                return False
+            for notice in live.notices:
+                await cur.execute("select pg_notify('morgus_live', %s)", (notice,))
+            return True
+
+    @retried
+    async def live_rows(self, task_id: str) -> list[dict[str, Any]]:
+        """The task's calls in flight and their text so far (rows whose step has landed are not in flight)."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select task_id, seq, kind, phase, run, attempt, text, updated_at from task_live l where task_id = %s "
+                "and not exists (select 1 from task_steps s where s.task_id = l.task_id and s.seq = l.seq) order by seq",
+                (task_id,),
+            )
+            return await cur.fetchall()
 
     # ------------------------------------------------------------------ reads (CLI, API, tests)
 

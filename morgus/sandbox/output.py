@@ -6,6 +6,8 @@ Memory stays constant whatever the command prints (a 1 GB flood costs the worker
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,10 +41,38 @@ class _Stream:
         return f"{head}\n[... {skipped} bytes omitted ...]\n{self.tail.decode('utf-8', errors='replace')}"
 
 
+class LiveTap:
+    """The first `max_bytes` of a command's output as it arrives, for the live view: fed from the thread that
+    reads the command, taken (in arrival order, per stream) from the event loop. Memory stays bounded."""
+
+    def __init__(self, max_bytes: int = 256 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, bytes]] = []
+        self._taken = 0
+
+    def feed(self, stream: str, data: bytes) -> None:
+        with self._lock:
+            keep = data[: self.max_bytes - self._taken]
+            if keep:
+                self._pending.append((stream, keep))
+                self._taken += len(keep)
+
+    def take(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        return pending
+
+
 class CappedOutput:
     def __init__(
-        self, model_bytes: int = DEFAULT_MODEL_BYTES, log_path: Path | None = None, log_bytes: int = DEFAULT_LOG_BYTES
+        self,
+        model_bytes: int = DEFAULT_MODEL_BYTES,
+        log_path: Path | None = None,
+        log_bytes: int = DEFAULT_LOG_BYTES,
+        tap: Callable[[str, bytes], None] | None = None,
     ) -> None:
+        self.tap = tap  # sees every piece as it arrives (the live view)
         per_part = max(256, model_bytes // 4)  # head + tail of stdout and of stderr
         self.streams = {"stdout": _Stream(per_part), "stderr": _Stream(per_part)}
         self.log_path = log_path
@@ -57,6 +87,8 @@ class CappedOutput:
 
     def feed(self, stream: str, data: bytes) -> None:
         self.streams[stream].feed(data)
+        if self.tap is not None:
+            self.tap(stream, data)
         if self._log is not None and self._logged < self.log_bytes:
             chunk = data[: self.log_bytes - self._logged]
             self._log.write(chunk)

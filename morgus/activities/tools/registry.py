@@ -36,6 +36,7 @@ class ToolContext:
     backend: Any = None  # sandbox.base.SandboxBackend of this worker, for sandbox tools
     memory_mb: int = 1024
     repo_url: str | None = None
+    live: Any = None  # morgus.activities.live.LiveStream: where a tool's output goes as it runs (shell_exec)
 
     @property
     def workspace(self) -> Path:

@@ -11,7 +11,8 @@ from pydantic import Field
 from morgus.activities.tools.registry import ToolArgs, ToolContext, ToolOutput, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.contracts import ArtifactRecord
-from morgus.sandbox.output import CappedOutput
+from morgus.live_text import TerminalText
+from morgus.sandbox.output import CappedOutput, LiveTap
 from morgus.sandbox.policy import check_command
 
 # Our own guard on top of the in-sandbox `timeout`: if the stream outlives it (a process that escaped and holds
@@ -57,7 +58,13 @@ async def shell_exec(ctx: ToolContext, args: ShellExecArgs) -> ToolOutput:
     if ctx.sandbox is None or ctx.backend is None:
         raise ToolError("no sandbox is available for this task; the command was not run")
     log_path = ctx.settings.home.resolve() / "logs" / ctx.task_id / log_name(ctx.call_id)
-    sink = await asyncio.to_thread(CappedOutput, log_path=log_path)  # makes the folder and opens the file
+    tap = None
+    if ctx.live is not None:
+        # the output as it arrives, to the live view (morgus/activities/live.py); the result below is unchanged
+        tap, terminal = LiveTap(), TerminalText()
+        ctx.live.pull = lambda: "".join(terminal.feed(stream, data) for stream, data in tap.take())
+    # makes the folder and opens the file
+    sink = await asyncio.to_thread(CappedOutput, log_path=log_path, tap=tap.feed if tap is not None else None)
     backend, name = ctx.backend, ctx.sandbox.name
     job = asyncio.ensure_future(
         asyncio.to_thread(backend.exec, name, args.command, timeout_s=args.timeout_s, env={}, sink=sink)

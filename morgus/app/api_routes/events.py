@@ -55,7 +55,9 @@ class EventStreamResponse(StreamingResponse):
     responses={
         200: {
             "description": "`text/event-stream`: events `task`, `step`, `artifact`; `data` is the changed row "
-            "as JSON, `id` the event id to resume after",
+            "as JSON, `id` the event id to resume after. With `task_id`, also `live` (no id): a piece of a call's "
+            "text in flight (`seq`, `kind` llm|shell, `run`, `attempt`, `offset` in UTF-16 units, `text`, "
+            "`snapshot`), starting with a snapshot of each call in flight",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         **json_errors(400, 401, 404, 422, 503),

@@ -1,5 +1,5 @@
-"""/api/tasks: start, list and inspect tasks, a task's steps and artifacts, answer its question, send it a message,
-pause and resume it, decide on a call waiting for approval, cancel it."""
+"""/api/tasks: start, list and inspect tasks, a task's steps, artifacts and live text, answer its question, send it
+a message, pause and resume it, decide on a call waiting for approval, cancel it."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from morgus.app.api_models import (
     ArtifactsView,
     CancelBody,
     DecisionView,
+    LiveView,
     MessageBody,
     MessageSentView,
     OkView,
@@ -140,6 +141,15 @@ async def get_artifacts(task_id: str, store: StoreDep) -> ArtifactsView:
     tid = task_id_of(task_id)
     await row_or_404(store, tid)
     return view(ArtifactsView, {"artifacts": await store.fetch_artifacts(tid)})
+
+
+@router.get("/tasks/{task_id}/live", response_model=LiveView, responses=READ_ERRORS)
+async def get_live(task_id: str, store: StoreDep) -> LiveView:
+    """The calls in flight and their text so far (a reply being generated, a command's output as it runs); the
+    event stream (`event: live`) carries what follows. Empty when nothing is running."""
+    tid = task_id_of(task_id)
+    await row_or_404(store, tid)
+    return view(LiveView, {"live": await store.live_rows(tid)})
 
 
 @router.post("/tasks/{task_id}/answer", response_model=OkView, responses=WRITE_ERRORS)
