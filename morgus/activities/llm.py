@@ -8,10 +8,9 @@ errors raise a retryable error (honouring Retry-After); a rejected request fails
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion
 from structlog.typing import FilteringBoundLogger
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,7 +19,7 @@ from morgus.activities.common import activity_store, heartbeating
 from morgus.activities.live import LiveStream
 from morgus.activities.llm_errors import CONTEXT_OVERFLOW_TYPE, classify_error, refuses_streaming
 from morgus.activities.llm_reply import _with_usage_of, estimated_usage, reply_calls, usage_of
-from morgus.activities.llm_stream import stream_completion
+from morgus.activities.llm_stream import post_completion, stream_completion
 from morgus.activities.tools import REGISTRY
 from morgus.config import Settings
 from morgus.context import (
@@ -236,9 +235,7 @@ class LlmActivities:
                     log.warning("the LLM server answered a streamed request with no chunk; asking without streaming")
                     self.stream = False
             if resp is None:
-                # build_request's dicts are the wire format's messages; the SDK's TypedDicts describe the same shape
-                wire = cast("list[ChatCompletionMessageParam]", messages)
-                resp = await self.client.chat.completions.create(model=model, messages=wire, **extra)
+                resp = await post_completion(self.client, {"model": model, "messages": messages, **extra})
         except Exception as e:  # noqa: BLE001 - every provider error becomes a classified Temporal error
             err = classify_error(e)
             log.warning("llm call failed", error=err.message, retryable=not err.non_retryable)
