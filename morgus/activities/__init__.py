@@ -8,6 +8,7 @@ from typing import Any
 
 from morgus.activities.capabilities import CapabilityActivities
 from morgus.activities.llm import LlmActivities
+from morgus.activities.memory import MemoryActivities
 from morgus.activities.projection import ProjectionActivities
 from morgus.activities.sandbox import SandboxActivities
 from morgus.activities.tool_runner import ToolActivities
@@ -25,6 +26,7 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
     llm = LlmActivities(store, settings)
     projection = ProjectionActivities(store, settings)
     tools = ToolActivities(store, settings, backend=sandbox.backend)
+    memory = MemoryActivities(store, settings)
     return ActivitySets(
         shared=[
             llm.llm_call,
@@ -34,6 +36,8 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
             sandbox.create,
             sandbox.destroy,
             *tools.activities(sandbox=False),
+            memory.recall,
+            memory.distil,
         ],
         host=[sandbox.supervise, sandbox.destroy, *tools.activities(sandbox=True)],
     )

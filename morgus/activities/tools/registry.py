@@ -36,6 +36,7 @@ class ToolContext:
     backend: Any = None  # sandbox.base.SandboxBackend of this worker, for sandbox tools
     memory_mb: int = 1024
     repo_url: str | None = None
+    store: Any = None  # db.store.Store of the activities (memory_search)
 
     @property
     def workspace(self) -> Path:
