@@ -306,3 +306,56 @@ def test_notes_from_a_reply_are_bounded_keyed_and_scrubbed():
     for bad in (None, "", "no json", "{", '{"notes": "x"}', "[" * 10_000 + "]" * 10_000, '{"notes": [' * 5000):
         assert parse_notes(bad) == []
     assert scrub("token=abc123") == "[redacted]"
+
+
+async def test_the_user_lists_shows_and_deletes_notes_through_the_cli_and_the_api(
+    client, store, settings_with, embeddings
+):
+    from tests.helpers.api import served
+    from tests.test_human import morgus_cli
+
+    settings = settings_with(MORGUS_EMBEDDING_BASE_URL=embeddings.url, MORGUS_API_TOKEN="mem-token")
+    owner, task_id = str(uuid.uuid4()), str(uuid.uuid4())
+    texts = ["The user likes [bold]rich markup[/bold] kept as text.", DEPLOYED]
+    vectors = await Embedder(settings).embed(texts, "passage")
+    await Knowledge(store).save_notes(
+        task_id=task_id,
+        owner_id=owner,
+        phase="FINALIZE",
+        model=settings.embedding_model,
+        notes=[
+            ("preference", t, f"k{i}", vector_literal(v)) for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        ],
+    )
+    listed = await morgus_cli(settings, "memory", "list", "--owner", owner)
+    assert listed.returncode == 0, listed.stderr
+    ids = [line.split()[1] for line in listed.stdout.splitlines() if line.strip().startswith("│")]
+    assert len(ids) == 2, listed.stdout
+    shown = await morgus_cli(settings, "memory", "show", ids[0])
+    assert shown.returncode == 0 and task_id in shown.stdout and "owner " + owner in shown.stdout, shown.stdout
+    assert any(t in shown.stdout for t in texts), shown.stdout  # printed as written: no markup interpreted
+    deleted = await morgus_cli(settings, "memory", "delete", ids[0])
+    assert deleted.returncode == 0 and f"deleted {ids[0]}" in deleted.stdout
+    again = await morgus_cli(settings, "memory", "delete", ids[0])
+    assert again.returncode == 2 and f"no note with id {ids[0]}" in again.stderr
+    bad = await morgus_cli(settings, "memory", "show", "../../etc/passwd")
+    assert bad.returncode == 2 and "must be a uuid" in bad.stderr
+
+    auth = {"Authorization": "Bearer mem-token"}
+    async with served(settings, client, store) as http:
+        assert (await http.get("/api/memory")).status_code == 401
+        page = await http.get("/api/memory", params={"owner": owner}, headers=auth)
+        assert page.status_code == 200 and [n["id"] for n in page.json()["notes"]] == [ids[1]]
+        note = (await http.get(f"/api/memory/{ids[1]}", headers=auth)).json()
+        assert note["owner_id"] == owner and note["task_id"] == task_id and "embedding" not in note
+        assert (await http.get(f"/api/memory/{ids[0]}", headers=auth)).status_code == 404
+        assert (await http.get("/api/memory/not-a-uuid", headers=auth)).json() == {
+            "error": "no note with that id (expected a uuid)"
+        }
+        assert (await http.get("/api/memory", params={"owner": "nobody"}, headers=auth)).status_code == 422
+        # a delete is a write: without Content-Type: application/json the guard refuses it (cross-site requests)
+        assert (await http.delete(f"/api/memory/{ids[1]}", headers=auth)).status_code == 415
+        json_auth = {**auth, "Content-Type": "application/json"}
+        assert (await http.delete(f"/api/memory/{ids[1]}", headers=json_auth)).json() == {"ok": True}
+        assert (await http.delete(f"/api/memory/{ids[1]}", headers=json_auth)).status_code == 404
+        assert (await http.get("/api/memory", params={"owner": owner}, headers=auth)).json() == {"notes": []}
