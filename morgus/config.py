@@ -257,9 +257,10 @@ class Settings(BaseSettings):
     )
     embedding_timeout_s: float = Field(default=20.0, alias="MORGUS_EMBEDDING_TIMEOUT_S", gt=0, le=600)
     embedding_port: int = Field(default=0, alias="MORGUS_EMBEDDING_PORT", ge=0, le=65535)  # embedded server; 0: free
-    memory_recall: int = Field(default=5, alias="MORGUS_MEMORY_RECALL", ge=0, le=20)  # notes in an opening message
-    # notes further than this (cosine distance) from the task are not put into an opening message
-    memory_max_distance: float = Field(default=0.25, alias="MORGUS_MEMORY_MAX_DISTANCE", gt=0, le=2)
+    memory_recall: int = Field(default=3, alias="MORGUS_MEMORY_RECALL", ge=0, le=20)  # notes in an opening message
+    # notes further than this (cosine distance) from the task are not put into an opening message; e5's distances
+    # are compressed (related 0.10-0.18, unrelated from 0.17): set it for another model (docs/benchmarks.md)
+    memory_max_distance: float = Field(default=0.2, alias="MORGUS_MEMORY_MAX_DISTANCE", gt=0, le=2)
 
     @field_validator("temporal_address")
     @classmethod

