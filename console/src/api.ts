@@ -25,6 +25,8 @@ type Ok = Schemas["OkView"];
 export type Folder = Schemas["FolderView"];
 export type FileEntry = Schemas["FileEntryView"];
 export type FileText = Schemas["FileView"];
+/** A note of semantic memory (GET /api/memory). */
+export type MemoryNote = Schemas["MemoryNoteView"];
 
 // The filters' values, in display order; the checks below fail the build if the API gains a value they lack.
 export const STATUSES = ["pending", "running", "waiting_for_input", "completed", "error", "cancelled"] as const satisfies readonly TaskStatus[];
@@ -139,6 +141,9 @@ export const api = {
   downloadFile: (id: string, path: string) =>
     download(`${taskPath(id)}/files/content?${pathQuery(path)}&download=1`, path.split("/").pop() || "file"),
   downloadArchive: (id: string) => download(`${taskPath(id)}/archive`, `task-${id}.tar.gz`),
+  /** What Morgus remembers across tasks, newest first; forgetting one note. */
+  memory: () => call<Schemas["MemoryPage"]>("/api/memory?limit=200"),
+  forget: (id: string) => call<Ok>(`/api/memory/${encodeURIComponent(id)}`, { method: "DELETE" }),
 };
 
 /** Live changes, over fetch so the token goes in a header; resumes from the last event id (no gap, no duplicate). */
