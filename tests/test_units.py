@@ -115,6 +115,7 @@ def test_registry_exposes_the_public_tool_contract():
         "fetch_url": {"url"},
         "deploy_local": {"directory"},
         "cloudflare_deploy": {"directory", "project_name"},
+        "memory_search": {"query", "limit"},
     }
     from morgus.phases import SANDBOX_TOOLS
 

@@ -123,6 +123,16 @@ export interface paths {
      */
     get: operations["events_api_events_get"];
   };
+  "/api/memory": {
+    /** List Memory */
+    get: operations["list_memory_api_memory_get"];
+  };
+  "/api/memory/{note_id}": {
+    /** Get Memory */
+    get: operations["get_memory_api_memory__note_id__get"];
+    /** Delete Memory */
+    delete: operations["delete_memory_api_memory__note_id__delete"];
+  };
 }
 
 export type webhooks = Record<string, never>;
@@ -435,6 +445,42 @@ export interface components {
     LiveView: {
       /** Live */
       live: components["schemas"]["LiveEntryView"][];
+    };
+    /**
+     * MemoryNoteView
+     * @description One note (a row of `knowledge`, its embedding left out).
+     */
+    MemoryNoteView: {
+      /**
+       * Id
+       * Format: uuid
+       */
+      id: string;
+      /** Owner Id */
+      owner_id: string | null;
+      /** Task Id */
+      task_id: string | null;
+      /**
+       * Kind
+       * @description preference, decision, fix, deployment or fact
+       */
+      kind: string;
+      /** Phase */
+      phase: string | null;
+      /** Content */
+      content: string;
+      /** Embedding Model */
+      embedding_model: string | null;
+      /**
+       * Created At
+       * Format: date-time
+       */
+      created_at: string;
+    };
+    /** MemoryPage */
+    MemoryPage: {
+      /** Notes */
+      notes: components["schemas"]["MemoryNoteView"][];
     };
     /**
      * MessageBody
@@ -1680,6 +1726,154 @@ export interface operations {
       };
       /** @description Not Found */
       404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /** List Memory */
+  list_memory_api_memory_get: {
+    parameters: {
+      query?: {
+        /** @description an owner's uuid, or 'local' for tasks without one */
+        owner?: string | null;
+        /** @description only the notes of this task */
+        task_id?: string | null;
+        limit?: number;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["MemoryPage"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /** Get Memory */
+  get_memory_api_memory__note_id__get: {
+    parameters: {
+      path: {
+        note_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["MemoryNoteView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unprocessable Entity */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+    };
+  };
+  /** Delete Memory */
+  delete_memory_api_memory__note_id__delete: {
+    parameters: {
+      path: {
+        note_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["OkView"];
+        };
+      };
+      /** @description Bad Request */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Not Found */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Conflict */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorView"];
+        };
+      };
+      /** @description Unsupported Media Type */
+      415: {
         content: {
           "application/json": components["schemas"]["ErrorView"];
         };

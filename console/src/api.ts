@@ -30,6 +30,8 @@ export type GitLog = Schemas["GitLogView"];
 export type Commit = Schemas["CommitView"];
 /** The calls in flight and their text so far (GET /api/tasks/{id}/live; the event stream's `live` pieces follow). */
 export type Live = Schemas["LiveView"];
+/** A note of semantic memory (GET /api/memory). */
+export type MemoryNote = Schemas["MemoryNoteView"];
 
 // The filters' values, in display order; the checks below fail the build if the API gains a value they lack.
 export const STATUSES = ["pending", "running", "waiting_for_input", "waiting_for_approval", "paused", "completed", "error", "cancelled"] as const satisfies readonly TaskStatus[];
@@ -152,6 +154,9 @@ export const api = {
     download(`${taskPath(id)}/files/content?${pathQuery(path)}&download=1`, path.split("/").pop() || "file"),
   gitLog: (id: string) => call<GitLog>(`${taskPath(id)}/git/log`),
   downloadArchive: (id: string) => download(`${taskPath(id)}/archive`, `task-${id}.tar.gz`),
+  /** What Morgus remembers across tasks, newest first; forgetting one note. */
+  memory: () => call<Schemas["MemoryPage"]>("/api/memory?limit=200"),
+  forget: (id: string) => call<Ok>(`/api/memory/${encodeURIComponent(id)}`, { method: "DELETE" }),
 };
 
 /** Live changes, over fetch so the token goes in a header; resumes from the last event id (no gap, no duplicate).

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { Dashboard } from "./Dashboard";
+import { Memory } from "./Memory";
 import { NewTask } from "./NewTask";
 import { TaskDetail } from "./TaskDetail";
 import "./styles.css";
@@ -24,8 +25,9 @@ function App() {
         <a className="brand" href="#/">Morgus</a>
         <a href="#/">Dashboard</a>
         <a href="#/new">New task</a>
+        <a href="#/memory">Memory</a>
       </nav>
-      <main>{task ? <TaskDetail id={task[1]} /> : hash === "#/new" ? <NewTask /> : <Dashboard />}</main>
+      <main>{task ? <TaskDetail id={task[1]} /> : hash === "#/new" ? <NewTask /> : hash === "#/memory" ? <Memory /> : <Dashboard />}</main>
     </>
   );
 }

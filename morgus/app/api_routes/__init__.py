@@ -8,6 +8,7 @@ with no line of its own (tests/test_api_routes.py checks every route of the buil
 - files.py: /api/tasks/{id}/files, /files/content, /archive: the task's workspace, read-only
 - git.py: /api/tasks/{id}/git/log, the task's commits
 - events.py: /api/events, the live Server-Sent Events stream
+- memory.py: /api/memory, what Morgus remembers (list, inspect, delete)
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from morgus.app.api_deps import authorized
-from morgus.app.api_routes import events, files, git, health, meta, tasks
+from morgus.app.api_routes import events, files, git, health, memory, meta, tasks
 
 __all__ = ["api_router", "open_router"]
 
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
-    for module in (meta, tasks, files, git, events):
+    for module in (meta, tasks, files, git, events, memory):
         api.include_router(module.router)
     return api
 

@@ -11,6 +11,7 @@ import typer
 from morgus.app.cli import services
 from morgus.app.cli.admin import db_app, local_app, sandbox_app
 from morgus.app.cli.common import Exit, err, out
+from morgus.app.cli.memory import memory_app
 from morgus.app.cli.tasks import task_app
 from morgus.app.terminal import term_safe
 from morgus.config import ConfigError
@@ -29,6 +30,7 @@ app.add_typer(task_app, name="task")
 app.add_typer(local_app, name="local-model")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(memory_app, name="memory")
 
 
 def _usage_error(e: UsageError) -> int:

