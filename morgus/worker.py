@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 from morgus.activities import build_activities
 from morgus.activities.sandbox import SandboxActivities
 from morgus.config import ConfigError, Settings, load_settings
-from morgus.db.migrate import apply_migrations
+from morgus.db.migrate import apply_migrations, set_public_read
 from morgus.db.store import Store
 from morgus.log import configure_logging
 from morgus.sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
@@ -96,9 +96,11 @@ async def running_workers(
 
 async def run_worker(settings: Settings) -> None:
     from morgus.app.client import connect_temporal, open_store, redact_dsn
+    from morgus.app.intake import maybe_intake
 
     log = structlog.get_logger().bind(task_queue=settings.task_queue)
     await asyncio.to_thread(apply_migrations, settings.dsn)
+    await asyncio.to_thread(set_public_read, settings.dsn, settings.public_read)
     client = await connect_temporal(settings, metrics=True)
     store = await open_store(settings, max_size=20)
     stop = asyncio.Event()
@@ -106,7 +108,7 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with running_workers(client, store, settings) as workers:
+        async with running_workers(client, store, settings) as workers, maybe_intake(settings, store, client):
             log.info(
                 "worker started",
                 temporal=settings.temporal_address,

@@ -109,6 +109,8 @@ def make_settings(
         "MORGUS_DB_RETRY_S": "120",
         # scripted replies that build nothing on purpose; tests/test_phase_work.py sets its own limits
         "MORGUS_REQUIRE_WORK": "0",
+        # the table intake sweeps every pending row of the shared database; only tests/test_supabase.py runs it
+        "MORGUS_INTAKE": "0",
         **extra,
     }
     return Settings(**env)  # type: ignore[arg-type]
@@ -127,6 +129,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MORGUS_TASK_QUEUE": settings.task_queue,
         "MORGUS_DB_RETRY_S": str(settings.db_retry_s),
         "MORGUS_REQUIRE_WORK": "1" if settings.require_work else "0",
+        "MORGUS_INTAKE": "1" if settings.intake else "0",
     }
 
 

@@ -1,0 +1,245 @@
+"""Supabase-native Morgus: owners and row-level security under Supabase's own roles (`anon`, `authenticated`, with
+`request.jwt.claims` set as PostgREST sets it), a migration from the previous release with data in it, the table
+intake (a pending row starts its task once, whatever number of intakes run; `task_inputs` delivered once, in order)
+and the API scoped to a Supabase JWT's user. Real embedded Postgres, real Temporal, the scripted LLM."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from morgus.config import EMBEDDED_DB_NAME
+from morgus.db.embedded import _DB_SETUP, EmbeddedPostgres
+from morgus.db.migrate import MIGRATIONS_DIR, apply_migrations, set_public_read
+from morgus.pgsecret import embedded_dsn
+
+A = str(uuid.uuid4())
+B = str(uuid.uuid4())
+# What the previous release shipped (main before the Supabase-native work): applied by name, in order.
+PREVIOUS_RELEASE = ("001_init.sql", "002_usage_and_condensation.sql", "003_events.sql")
+# Every table of the Morgus schema, and what a signed-in user may do to it (beyond that: refused).
+READABLE = ("tasks", "task_steps", "artifacts", "task_events", "task_inputs")
+PRIVATE = ("task_messages", "task_condensations", "knowledge", "morgus_config", "schema_migrations")
+
+
+def claims(sub: str | None, role: str = "authenticated", **extra: Any) -> str:
+    return json.dumps({"sub": sub, "role": role, **extra} if sub else {"role": role, **extra})
+
+
+@contextmanager
+def as_user(pg: EmbeddedPostgres, role: str, raw_claims: str, dbname: str = EMBEDDED_DB_NAME) -> Iterator[Any]:
+    """A connection acting as PostgREST does for one request: SET ROLE + request.jwt.claims, in one transaction
+    that is rolled back at the end (nothing a test does as a user stays)."""
+    with psycopg.connect(pg.admin_dsn(dbname)) as conn:
+        conn.execute(f"set local role {role}")
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (raw_claims,))
+        yield conn
+        conn.rollback()
+
+
+def refused(conn: Any, statement: str, params: tuple = ()) -> str:
+    """The statement fails (permission or policy) inside a savepoint; the transaction goes on."""
+    try:
+        with conn.transaction():
+            conn.execute(statement, params)
+    except (errors.InsufficientPrivilege, errors.CheckViolation) as e:
+        return str(e)
+    raise AssertionError(f"not refused: {statement}")
+
+
+def rows(conn: Any, statement: str, params: tuple = ()) -> list[tuple]:
+    with conn.transaction():
+        return conn.execute(statement, params).fetchall()
+
+
+def seed_task(conn: Any, owner: str | None, *, status: str = "completed") -> str:
+    """A task with one row in every table that hangs off it, written as Morgus writes them."""
+    tid = str(uuid.uuid4())
+    conn.execute(
+        "insert into tasks (id, workflow_id, title, description, status, owner_id) values (%s, %s, 't', 'd', %s, %s)",
+        (tid, f"task-{tid}", status, owner),
+    )
+    conn.execute("insert into task_steps (id, task_id, seq, type) values (gen_random_uuid(), %s, 0, 'NOTE')", (tid,))
+    conn.execute("insert into artifacts (id, task_id, type, name) values (gen_random_uuid(), %s, 'file', 'f')", (tid,))
+    conn.execute("insert into task_messages (task_id, seq, message) values (%s, 0, '{}')", (tid,))
+    conn.execute(
+        "insert into task_condensations (task_id, upto_seq, summary, turns) values (%s, 1, 'secret', 1)", (tid,)
+    )
+    conn.execute("insert into task_inputs (task_id, kind, status) values (%s, 'say', 'delivered')", (tid,))
+    return tid
+
+
+@pytest.fixture
+def two_users(postgres: EmbeddedPostgres) -> Iterator[dict[str, str]]:
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        tasks = {"A": seed_task(conn, A), "B": seed_task(conn, B)}
+        yield tasks
+        conn.execute("delete from tasks where id = any(%s::uuid[])", (list(tasks.values()),))
+
+
+# ---------------------------------------------------------------- row-level security through SQL roles
+
+
+def test_a_user_reads_and_writes_only_their_own_rows_in_every_table(postgres, two_users) -> None:
+    mine, theirs = two_users["A"], two_users["B"]
+    with as_user(postgres, "authenticated", claims(A)) as conn:
+        for table in READABLE:
+            key = "id" if table == "tasks" else "task_id"
+            assert rows(conn, f"select 1 from {table} where {key} = %s", (theirs,)) == [], table
+            assert rows(conn, f"select 1 from {table} where {key} = %s", (mine,)), table
+            # every verb but reading (and inserting where a user may) is refused outright, on any row
+            refused(conn, f"update {table} set {key} = {key} where {key} = %s", (theirs,))
+            refused(conn, f"delete from {table} where {key} = %s", (theirs,))
+            refused(conn, f"truncate {table} cascade")
+        for table in PRIVATE:
+            refused(conn, f"select * from {table}")
+            refused(conn, f"delete from {table}")
+            refused(conn, f"truncate {table} cascade")
+        for table in ("task_steps", "artifacts", "task_events", "task_messages", "task_condensations"):
+            refused(conn, f"insert into {table} (task_id) values (%s)", (mine,))
+        # a task in someone else's name, one that claims to be running, one with no owner, a workflow id of choice
+        assert "row-level security" in refused(conn, "insert into tasks (description, owner_id) values ('x', %s)", (B,))
+        refused(conn, "insert into tasks (description, status) values ('x', 'running')")
+        refused(conn, "insert into tasks (description, owner_id) values ('x', null)")
+        refused(conn, "insert into tasks (description, workflow_id) values ('x', 'task-mine')")
+        refused(conn, "insert into tasks (description, started_at) values ('x', now())")
+        # input to someone else's task, or to nobody's, or one that says it was already delivered
+        refused(conn, "insert into task_inputs (task_id, kind, payload) values (%s, 'cancel', '{}')", (theirs,))
+        refused(conn, "insert into task_inputs (task_id, kind) values (gen_random_uuid(), 'cancel')")
+        refused(conn, "insert into task_inputs (task_id, kind, status) values (%s, 'say', 'delivered')", (mine,))
+        # what a user may do: start a task of their own and send it input
+        with conn.transaction():
+            tid, owner, status, wf = conn.execute(
+                "insert into tasks (description) values ('mine') returning id, owner_id, status, workflow_id"
+            ).fetchone()
+            assert (str(owner), status, wf) == (A, "pending", f"task-{tid}")
+            conn.execute("insert into task_inputs (task_id, kind, payload) values (%s, 'say', '{}')", (mine,))
+        assert len(rows(conn, "select 1 from tasks")) >= 2 and not rows(
+            conn, "select 1 from tasks where owner_id <> %s", (A,)
+        )
+
+
+def test_anon_reads_nothing_unless_the_operator_opts_in(postgres, two_users) -> None:
+    with as_user(postgres, "anon", claims(None, "anon")) as conn:
+        for table in READABLE[:-1]:
+            assert rows(conn, f"select 1 from {table}") == [], table
+        for table in ("task_inputs", *PRIVATE):
+            refused(conn, f"select * from {table}")
+        refused(conn, "insert into tasks (description) values ('x')")
+        refused(conn, "insert into task_inputs (task_id, kind) values (%s, 'cancel')", (two_users["A"],))
+    set_public_read(postgres.dsn, True)
+    try:
+        with as_user(postgres, "anon", claims(None, "anon")) as conn:
+            for table in READABLE[:-1]:
+                key = "id" if table == "tasks" else "task_id"
+                assert (
+                    len(
+                        rows(
+                            conn,
+                            f"select distinct {key} from {table} where {key} = any(%s::uuid[])",
+                            (list(two_users.values()),),
+                        )
+                    )
+                    == 2
+                )
+            refused(conn, "select * from task_inputs")  # what an owner sent stays theirs
+            refused(conn, "select * from task_messages")
+            refused(conn, "update tasks set title = 'x'")
+    finally:
+        set_public_read(postgres.dsn, False)
+
+
+def test_morgus_own_role_sees_every_row(postgres, two_users) -> None:
+    with psycopg.connect(postgres.dsn) as conn:
+        for table in ("tasks", "task_steps", "artifacts", "task_events", "task_inputs", "task_messages"):
+            key = "id" if table == "tasks" else "task_id"
+            n = conn.execute(f"select count(*) from {table} where {key} = any(%s::uuid[])", (list(two_users.values()),))
+            assert n.fetchone()[0] >= 2, table
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        claims("not-a-uuid"),
+        claims("'; drop table tasks; --"),
+        json.dumps({"sub": {"nested": "x"}}),
+        "not json at all",
+        '{"sub": "' + A + "\"'",  # broken JSON that starts like A's claims
+    ],
+)
+def test_hostile_claims_read_nothing(postgres, two_users, raw) -> None:
+    with as_user(postgres, "authenticated", raw) as conn:
+        for table in READABLE:
+            with pytest.raises((errors.InvalidTextRepresentation, errors.InvalidParameterValue, psycopg.DataError)):
+                rows(conn, f"select * from {table}")
+    with psycopg.connect(postgres.dsn) as conn:
+        assert conn.execute("select count(*) from tasks where id = %s", (two_users["B"],)).fetchone()[0] == 1
+
+
+def test_a_role_claim_grants_nothing(postgres, two_users) -> None:
+    """The policies look at the user's id only: a token that says service_role in its claims is still that user."""
+    with as_user(postgres, "authenticated", claims(A, "service_role")) as conn:
+        assert rows(conn, "select 1 from tasks where id = %s", (two_users["B"],)) == []
+    with as_user(postgres, "authenticated", claims(None)) as conn:  # signed in with no sub: nobody
+        assert rows(conn, "select 1 from tasks where id = any(%s::uuid[])", (list(two_users.values()),)) == []
+        refused(conn, "insert into tasks (description) values ('x')")
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def test_a_database_from_the_previous_release_with_data_upgrades(postgres) -> None:
+    assert [p.name for p in sorted(MIGRATIONS_DIR.glob("*.sql"))][:3] == list(PREVIOUS_RELEASE)
+    db = f"morgus_prev_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.admin_dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"create database {db} owner morgus")
+    try:
+        with psycopg.connect(postgres.admin_dsn(db), autocommit=True) as admin:
+            admin.execute("create extension if not exists vector")  # the previous release's superuser step
+        dsn = embedded_dsn(postgres.secrets_dir, postgres.host, postgres.port, db)
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the previous release's migrations, as it ran them
+            conn.execute(
+                "create table schema_migrations (name text primary key, applied_at timestamptz not null default now())"
+            )
+            for name in PREVIOUS_RELEASE:
+                conn.execute((MIGRATIONS_DIR / name).read_text())
+                conn.execute("insert into schema_migrations (name) values (%s)", (name,))
+            old = str(uuid.uuid4())
+            conn.execute(
+                "insert into tasks (id, workflow_id, title, description, status) values (%s, %s, 'old', 'd', 'completed')",
+                (old, f"task-{old}"),
+            )
+            conn.execute(
+                "insert into task_steps (id, task_id, seq, type) values (gen_random_uuid(), %s, 0, 'NOTE')", (old,)
+            )
+            conn.execute("insert into task_messages (task_id, seq, message) values (%s, 0, '{}')", (old,))
+        with psycopg.connect(postgres.admin_dsn(db), autocommit=True) as admin:
+            admin.execute(_DB_SETUP)  # what this release's `morgus up` does before migrating
+        applied = apply_migrations(dsn)
+        assert "010_owners_rls.sql" in applied and "011_intake_and_inputs.sql" in applied
+        assert not set(PREVIOUS_RELEASE) & set(applied)
+        assert apply_migrations(dsn) == []
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute("select owner_id, status, title from tasks where id = %s", (old,)).fetchone()
+            assert row == (None, "completed", "old")  # kept, and nobody's: only the operator sees it
+            assert conn.execute("select count(*) from task_events where task_id = %s", (old,)).fetchone()[0] >= 2
+            open_policies = "select policyname from pg_policies where qual = 'true' and roles && '{anon,authenticated}'"
+            assert conn.execute(open_policies).fetchall() == []  # the previous release's `using (true)` are gone
+        for role, raw in (("anon", claims(None, "anon")), ("authenticated", claims(A))):
+            with as_user(postgres, role, raw, dbname=db) as conn:
+                assert rows(conn, "select 1 from tasks") == [] and rows(conn, "select 1 from task_steps") == []
+        with as_user(postgres, "authenticated", claims(A), dbname=db) as conn:
+            with conn.transaction():
+                conn.execute("insert into tasks (description) values ('after the upgrade')")
+            assert len(rows(conn, "select 1 from tasks")) == 1
+            assert len(rows(conn, "select 1 from task_events")) == 1  # the event trigger runs as the owner
+    finally:
+        with psycopg.connect(postgres.admin_dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f"drop database if exists {db} with (force)")
