@@ -243,3 +243,68 @@ def test_a_database_from_the_previous_release_with_data_upgrades(postgres) -> No
     finally:
         with psycopg.connect(postgres.admin_dsn("postgres"), autocommit=True) as admin:
             admin.execute(f"drop database if exists {db} with (force)")
+
+
+# ---------------------------------------------------------------- the intake (real Temporal, the scripted LLM)
+
+
+def insert_as(pg: EmbeddedPostgres, user: str, statement: str, params: tuple = ()) -> Any:
+    """One committed insert as a signed-in user (what supabase-js does through PostgREST)."""
+    with psycopg.connect(pg.admin_dsn(EMBEDDED_DB_NAME)) as conn:
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (claims(user),))
+        row = conn.execute(statement + " returning id", params).fetchone()
+        conn.commit()
+    return row[0]
+
+
+async def workflow_runs(client: Any, task_id: str) -> int:
+    """Starts of workflow task-<id>: its runs, a continue-as-new counting with the run it continues."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    runs = [w async for w in client.list_workflows(f'WorkflowId = "task-{task_id}"')]
+    return len([w for w in runs if w.status != WorkflowExecutionStatus.CONTINUED_AS_NEW])
+
+
+async def test_a_pending_row_starts_its_task_once_whatever_number_of_intakes_run(
+    postgres, settings_with, client, store, llm, worker_for
+) -> None:
+    from morgus.app.intake import Intake
+    from tests.conftest import wait_task_status
+    from tests.helpers.api import served
+
+    settings = settings_with(MORGUS_INTAKE="1", MORGUS_INTAKE_SWEEP_S="1")
+    early = llm.add("supa-intake-early", [])
+    late = llm.add("supa-intake-late", [])
+    insert = "insert into tasks (description, model) values (%s, 'scripted')"
+    # inserted while no intake runs: started by the start-up sweep
+    before = str(insert_as(postgres, A, insert, (f"Test task {early}",)))
+    bad = str(insert_as(postgres, A, "insert into tasks (description) values ('')"))
+    controls = str(insert_as(postgres, A, "insert into tasks (title, description) values (%s, 'x')", ("\x1b[2J",)))
+    async with (
+        worker_for(settings),
+        Intake(settings, store, client) as one,
+        Intake(settings, store, client) as two,
+        served(settings, client, store) as http,  # a third intake, in the API process
+    ):
+        after = str(insert_as(postgres, A, insert, (f"Test task {late}",)))
+        api = (await http.post("/api/tasks", json={"description": f"Test task {late}", "model": "scripted"})).json()
+        for tid in (before, after, api["id"]):
+            await wait_task_status(store, tid, "completed")
+        await wait_task_status(store, bad, "error")
+        await wait_task_status(store, controls, "error")
+    assert sorted(one.started + two.started) == sorted([before, after])
+    for tid in (before, after, api["id"]):
+        assert await workflow_runs(client, tid) == 1
+    assert api["id"] not in one.started + two.started  # the API started it; the intakes left it alone
+    row = await store.fetch_task(bad)
+    assert "description" in row["error_message"] and row["completed_at"] is not None
+    assert "title: must not contain control characters" in (await store.fetch_task(controls))["error_message"]
+    assert await workflow_runs(client, bad) == 0
+    with as_user(postgres, "authenticated", claims(A)) as conn:  # the owner reads what Morgus wrote
+        assert len(rows(conn, "select 1 from task_steps where task_id = %s", (before,))) >= 5
+        assert rows(conn, "select status, title from tasks where id = %s", (after,)) == [
+            ("completed", f"Test task {late}")
+        ]
+    with as_user(postgres, "authenticated", claims(B)) as conn:
+        assert rows(conn, "select 1 from task_steps where task_id = any(%s::uuid[])", ([before, after],)) == []

@@ -104,7 +104,8 @@ def task_input_of(row: dict[str, Any], settings: Settings) -> TaskInput:
 def _sentence(e: ValidationError) -> str:
     first = e.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg", "invalid value"))
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
 
 
 class Intake:
