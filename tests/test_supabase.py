@@ -308,3 +308,76 @@ async def test_a_pending_row_starts_its_task_once_whatever_number_of_intakes_run
         ]
     with as_user(postgres, "authenticated", claims(B)) as conn:
         assert rows(conn, "select 1 from task_steps where task_id = any(%s::uuid[])", ([before, after],)) == []
+
+
+async def test_task_inputs_are_delivered_once_in_order_and_refused_with_a_reason(
+    postgres, settings_with, client, store, llm, worker_for
+) -> None:
+    from morgus.app.intake import Intake
+    from tests.conftest import ask, wait_for, wait_task_status
+
+    settings = settings_with(MORGUS_INTAKE="1", MORGUS_INTAKE_SWEEP_S="1")
+    marker = llm.add("supa-inputs", [ask("Which colour?"), {"content": "noted", "delay_s": 2}], repeat_last=True)
+    send = "insert into task_inputs (task_id, kind, payload) values (%s, %s, %s)"
+
+    async def fate(input_id: int) -> Any:
+        async def done() -> Any:
+            with psycopg.connect(postgres.dsn) as conn:
+                row = conn.execute("select status, reason, result from task_inputs where id = %s", (input_id,))
+                found = row.fetchone()
+            return found if found and found[0] != "pending" else None
+
+        return await wait_for(done, 60, what=f"input {input_id} delivered or rejected")
+
+    async def answers(tid: str) -> int:
+        return len([s for s in await store.fetch_steps(tid) if s["type"] == "ANSWER" and "blue" in s["content"]])
+
+    # an input for a task whose workflow has not started yet waits for it
+    waiting = str(insert_as(postgres, A, "insert into tasks (description) values ('never started')"))
+    early = insert_as(postgres, A, send, (waiting, "say", '{"text": "hello"}'))
+    await Intake(settings, store, client).deliver_inputs()
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        assert conn.execute("select status from task_inputs where id = %s", (early,)).fetchone() == ("pending",)
+        conn.execute("delete from tasks where id = %s", (waiting,))
+    async with worker_for(settings), Intake(settings, store, client):
+        tid = str(
+            insert_as(postgres, A, "insert into tasks (description, model) values (%s, 'scripted')", (f"x {marker}",))
+        )
+        await wait_task_status(store, tid, "waiting_for_input")
+        answer = insert_as(postgres, A, send, (tid, "answer", '{"text": "blue"}'))
+        assert await fate(answer) == ("delivered", None, "Which colour?")
+        # a crash between delivering and marking: the same input is sent again, Temporal answers with the first outcome
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            conn.execute("update task_inputs set status = 'pending', result = null where id = %s", (answer,))
+        await Intake(settings, store, client).run_once()
+        assert await fate(answer) == ("delivered", None, "Which colour?") and await answers(tid) == 1
+        sent = [
+            insert_as(postgres, A, send, (tid, kind, payload))
+            for kind, payload in (
+                ("answer", '{"text": "blue again"}'),
+                ("bogus", "{}"),
+                ("say", '{"text": ""}'),
+                ("say", '["not", "an object"]'),
+                ("pause", "{}"),
+                ("say", '{"text": "use tailwind"}'),
+                ("cancel", '{"reason": "enough"}'),
+            )
+        ]
+        fates = [await fate(i) for i in sent]
+        await wait_task_status(store, tid, "cancelled")
+        late = [insert_as(postgres, A, send, (tid, kind, '{"text": "x"}')) for kind in ("cancel", "say")]
+        late_fates = [await fate(i) for i in late]
+    assert fates[0][:2] == ("rejected", f"task {tid} is not waiting for an answer")
+    assert fates[1][0] == "rejected" and "unknown kind 'bogus'" in fates[1][1]
+    assert fates[2][0] == "rejected" and fates[2][1].startswith("payload: text:")
+    assert fates[3] == ("rejected", "payload: must be a JSON object", None)
+    assert fates[4][0] == "rejected" and "pause" in fates[4][1]  # no such update (yet): Temporal's sentence
+    assert fates[5][:2] == ("delivered", None) and fates[5][2]["answered"] is False  # queued for the next turn
+    assert fates[6] == ("delivered", None, None)
+    assert [f[:2] for f in late_fates] == [("rejected", "the task has ended (cancelled)")] * 2
+    assert await answers(tid) == 1
+    with psycopg.connect(postgres.dsn) as conn:  # delivered in the order they were sent
+        order = conn.execute(
+            "select id from task_inputs where task_id = %s and status = 'delivered' order by delivered_at, id", (tid,)
+        ).fetchall()
+    assert [r[0] for r in order] == sorted(r[0] for r in order)

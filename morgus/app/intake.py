@@ -10,9 +10,10 @@ Morgus with no API server. Runs in the worker and the API processes (MORGUS_INTA
   process died is taken over after CLAIM_STALE_S, and the second start is refused by Temporal, so nothing runs twice.
   The API claims its own rows when it inserts them. A row whose input is not a valid task becomes `error` with why.
 - An input is delivered exactly once, in order per task: one process per task at a time (an advisory lock), the
-  oldest pending input first, sent as a Temporal update whose id is the row's (Temporal answers a repeated update id
-  with the first outcome, so a crash between delivery and marking cannot deliver twice), then marked `delivered`
-  (with the workflow's answer) or `rejected` (with the validator's sentence). A signal (cancel) cannot be refused:
+  oldest pending input first, sent as a Temporal update named by the row's id, then marked `delivered` (with the
+  workflow's answer) or `rejected` (with the validator's sentence). Each send is counted in the row first: an input
+  found pending with a send counted (its deliverer died between sending and marking) is looked up in the
+  workflow's history by that update id and marked from there, not sent twice. A signal (cancel) cannot be refused:
   it is delivered when the workflow is running, and repeating it changes nothing.
 """
 
@@ -46,6 +47,7 @@ log = structlog.get_logger()
 CHANNEL = "morgus_intake"
 APPLICATION_NAME = "morgus-intake"
 CLAIM_STALE_S = 60.0  # a claim older than this, on a row still pending, is taken over
+HISTORY_RUNS = 5  # runs of a task read back to find an update sent before a crash
 UPDATE_TIMEOUT = timedelta(seconds=10)  # no worker answering: try again at the next sweep, the others go on
 ENDED = ("completed", "error", "cancelled")
 _TRANSIENT = {
@@ -206,7 +208,7 @@ class Intake:
                     return  # another process is delivering this task's inputs
                 while (row := await inputs.next()) is not None:
                     try:
-                        status, reason, result = await self._deliver(row)
+                        status, reason, result = await self._deliver(row, inputs.attempt)
                     except _NotYet:
                         return  # keep the order: nothing after it goes first
                     await inputs.mark(row["id"], status, reason=reason, result=result)
@@ -214,7 +216,7 @@ class Intake:
         except Exception as e:  # noqa: BLE001 - one task's trouble must not stop the others; the next pass retries
             log.warning("intake: delivering inputs failed", task_id=task_id, error=type(e).__name__)
 
-    async def _deliver(self, row: dict[str, Any]) -> tuple[str, str | None, Any]:
+    async def _deliver(self, row: dict[str, Any], attempt: Any) -> tuple[str, str | None, Any]:
         kind = INPUT_KINDS.get(row["kind"])
         if kind is None:
             return "rejected", f"unknown kind {row['kind']!r}; one of {', '.join(INPUT_KINDS)}", None
@@ -234,6 +236,12 @@ class Intake:
         elif payload:
             args = [payload]
         handle = self.client.get_workflow_handle(workflow_id_for(str(row["task_id"])))
+        update_id = f"task-input-{row['id']}"
+        if not kind.signal and row["attempts"] > 0:
+            earlier = await self._earlier_outcome(handle, update_id, kind)
+            if earlier is not None:
+                return earlier
+        await attempt(row["id"])
         try:
             if kind.signal:
                 await handle.signal(kind.name, args=args)
@@ -241,7 +249,7 @@ class Intake:
             result = await handle.execute_update(
                 kind.name,
                 args=args,
-                id=f"task-input-{row['id']}",
+                id=update_id,
                 result_type=kind.result_type,
                 rpc_timeout=UPDATE_TIMEOUT,
             )
@@ -255,6 +263,45 @@ class Intake:
             if e.status in _TRANSIENT:
                 raise _NotYet from None
             return "rejected", f"Temporal refused it: {e.message[:500]}", None
+        return "delivered", None, result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+    async def _earlier_outcome(
+        self, handle: Any, update_id: str, kind: InputKind
+    ) -> tuple[str, str | None, Any] | None:
+        """What became of an update sent before a crash, from the workflow's history: its outcome if it completed,
+        `_NotYet` while it runs, None if it never arrived (send it). Temporal does not answer a repeated update id
+        with the first outcome once that update has completed, so the history is the record; the task continues as
+        new at phase ends, so the runs before the current one are read too (a few: the crash was recent)."""
+        run_id: str | None = None
+        for _ in range(HISTORY_RUNS):
+            history = await self.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+            accepted = False
+            previous = ""
+            for event in history.events:
+                if event.HasField("workflow_execution_started_event_attributes"):
+                    previous = event.workflow_execution_started_event_attributes.continued_execution_run_id
+                elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+                    meta = event.workflow_execution_update_accepted_event_attributes.accepted_request.meta
+                    accepted = accepted or meta.update_id == update_id
+                elif event.HasField("workflow_execution_update_completed_event_attributes"):
+                    done = event.workflow_execution_update_completed_event_attributes
+                    if done.meta.update_id == update_id:
+                        return await self._outcome(done.outcome, kind)
+            if accepted:
+                raise _NotYet  # accepted, still running: its outcome comes later
+            if not previous:
+                return None
+            run_id = previous
+        return None
+
+    async def _outcome(self, outcome: Any, kind: InputKind) -> tuple[str, str | None, Any]:
+        if outcome.HasField("failure"):
+            return "rejected", outcome.failure.message, None
+        payloads = list(outcome.success.payloads)
+        if not payloads:
+            return "delivered", None, None
+        types = [kind.result_type] if kind.result_type is not None else None
+        (result,) = await self.client.data_converter.decode(payloads, types)
         return "delivered", None, result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
 

@@ -460,11 +460,17 @@ class _InputLock:
         assert self.conn is not None
         async with self.conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                "select i.id, i.task_id, i.kind, i.payload, t.status as task_status from task_inputs i "
+                "select i.id, i.task_id, i.kind, i.payload, i.attempts, t.status as task_status from task_inputs i "
                 "join tasks t on t.id = i.task_id where i.task_id = %s and i.status = 'pending' order by i.id limit 1",
                 (self.task_id,),
             )
             return await cur.fetchone()
+
+    async def attempt(self, input_id: int) -> None:
+        """Recorded (committed) before the send: a deliverer that finds it set after a crash asks the workflow's
+        history whether the send arrived instead of sending twice."""
+        assert self.conn is not None
+        await self.conn.execute("update task_inputs set attempts = attempts + 1 where id = %s", (input_id,))
 
     async def mark(self, input_id: int, status: str, *, reason: str | None = None, result: Any = None) -> None:
         assert self.conn is not None

@@ -10,6 +10,7 @@ create table if not exists task_inputs (
     status       text not null default 'pending' check (status in ('pending', 'delivered', 'rejected')),
     reason       text,                                               -- why it was rejected (the validator's sentence)
     result       jsonb,                                              -- what the workflow answered, when delivered
+    attempts     integer not null default 0,                         -- sends begun: >0 means look before sending again
     created_at   timestamptz not null default now(),
     delivered_at timestamptz
 );
@@ -42,6 +43,10 @@ $$;
 drop trigger if exists morgus_tasks_intake on tasks;
 create trigger morgus_tasks_intake after insert on tasks
     for each row when (new.status = 'pending') execute function morgus_intake_notify();
+-- A task's workflow has begun: the inputs held for it can go now, not at the next sweep.
+drop trigger if exists morgus_tasks_began on tasks;
+create trigger morgus_tasks_began after update of status on tasks
+    for each row when (old.status = 'pending' and new.status <> 'pending') execute function morgus_intake_notify();
 drop trigger if exists morgus_inputs_intake on task_inputs;
 create trigger morgus_inputs_intake after insert on task_inputs
     for each row execute function morgus_intake_notify();
