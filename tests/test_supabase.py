@@ -6,6 +6,7 @@ and the API scoped to a Supabase JWT's user. Real embedded Postgres, real Tempor
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -381,3 +382,65 @@ async def test_task_inputs_are_delivered_once_in_order_and_refused_with_a_reason
             "select id from task_inputs where task_id = %s and status = 'delivered' order by delivered_at, id", (tid,)
         ).fetchall()
     assert [r[0] for r in order] == sorted(r[0] for r in order)
+
+
+# ---------------------------------------------------------------- the API with Supabase users
+
+
+def mint(sub: Any, secret: str, **overrides: Any) -> str:
+    import jwt
+
+    payload = {"sub": sub, "aud": "authenticated", "role": "authenticated", "exp": int(time.time()) + 600, **overrides}
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, algorithm="HS256")
+
+
+async def test_the_api_scopes_every_route_to_the_jwt_user(postgres, two_users, settings_with, client, store) -> None:
+    import base64
+
+    from tests.helpers.api import is_error, served
+
+    secret = "s3cret-" * 6
+    settings = settings_with(MORGUS_API_TOKEN="operator-token", MORGUS_SUPABASE_JWT_SECRET=secret)
+    mine, theirs = two_users["A"], two_users["B"]
+    user = {"Authorization": f"Bearer {mint(A, secret)}"}
+    none_alg = (
+        base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+        + "."
+        + base64.urlsafe_b64encode(json.dumps({"sub": A, "aud": "authenticated", "exp": 2**40}).encode())
+        .rstrip(b"=")
+        .decode()
+        + "."
+    )
+    hostile = {
+        "alg none": none_alg,
+        "wrong secret": mint(A, "x" * 40),
+        "expired": mint(A, secret, exp=int(time.time()) - 10),
+        "sub not a uuid": mint("1; drop table tasks", secret),
+        "sub missing": mint(None, secret),
+        "anon key": mint(None, secret, aud=None, role="anon"),
+        "no audience": mint(A, secret, aud=None),
+        "garbage": "not.a.jwt",
+    }
+    async with served(settings, client, store) as http:
+        for name, token in hostile.items():
+            is_error(await http.get("/api/tasks", headers={"Authorization": f"Bearer {token}"}), 401), name
+        assert (await http.get(f"/api/tasks/{mine}", headers=user)).status_code == 200
+        for path in ("", "/steps", "/artifacts", "/files", "/archive"):
+            is_error(await http.get(f"/api/tasks/{theirs}{path}", headers=user), 404)
+        for path, body in (("/answer", {"text": "x"}), ("/messages", {"text": "x"}), ("/cancel", {})):
+            is_error(await http.post(f"/api/tasks/{theirs}{path}", headers=user, json=body), 404)
+        is_error(await http.get("/api/events", headers=user, params={"task_id": theirs}), 404)
+        is_error(await http.get("/api/events", headers=user), 422)
+        listed = (await http.get("/api/tasks", headers=user, params={"limit": 200})).json()
+        assert mine in [t["id"] for t in listed["tasks"]] and theirs not in [t["id"] for t in listed["tasks"]]
+        created = (await http.post("/api/tasks", headers=user, json={"description": "from the API"})).json()
+        operator = {"Authorization": "Bearer operator-token"}
+        assert (await http.get(f"/api/tasks/{theirs}", headers=operator)).status_code == 200
+        operator_list = (await http.get("/api/tasks", headers=operator, params={"limit": 200})).json()
+        assert {mine, theirs} <= {t["id"] for t in operator_list["tasks"]}
+    row = await store.fetch_task(created["id"])
+    assert str(row["owner_id"]) == A and row["started_at"] is not None
+    with as_user(postgres, "authenticated", claims(A)) as conn:  # the same row through Supabase
+        assert rows(conn, "select 1 from tasks where id = %s", (created["id"],))
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute("update tasks set status = 'cancelled' where id = %s", (created["id"],))

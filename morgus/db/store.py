@@ -298,7 +298,14 @@ class Store:
 
     @retried
     async def search_tasks(
-        self, *, status: str | None, phase: str | None, q: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: str | None,
+        phase: str | None,
+        q: str | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; `cursor` is the opaque `next_cursor` of the previous page (created_at|id)."""
         after_ts, after_id = cursor.split("|", 1) if cursor and "|" in cursor else (None, None)
@@ -307,6 +314,7 @@ class Store:
                 "select * from tasks where (%(s)s::text is null or status = %(s)s) and (%(p)s::text is null or phase = %(p)s) "
                 "and (%(q)s::text is null or title ilike %(like)s or description ilike %(like)s) "
                 "and (%(ts)s::timestamptz is null or (created_at, id) < (%(ts)s::timestamptz, %(id)s::uuid)) "
+                "and (%(o)s::uuid is null or owner_id = %(o)s::uuid) "
                 "order by created_at desc, id desc limit %(l)s",
                 {
                     "s": status,
@@ -316,6 +324,7 @@ class Store:
                     "ts": after_ts,
                     "id": after_id,
                     "l": limit + 1,
+                    "o": owner,
                 },
             )
             rows = await cur.fetchall()
@@ -324,9 +333,14 @@ class Store:
         return rows, (f"{rows[-1]['created_at'].isoformat()}|{rows[-1]['id']}" if more else None)
 
     @retried
-    async def count_by_status(self) -> dict[str, int]:
+    async def count_by_status(self, *, owner: str | None = None) -> dict[str, int]:
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute("select status, count(*) from tasks group by status")).fetchall()
+            rows = await (
+                await conn.execute(
+                    "select status, count(*) from tasks where (%s::uuid is null or owner_id = %s::uuid) group by status",
+                    (owner, owner),
+                )
+            ).fetchall()
         return {status: n for status, n in rows}
 
     @retried
