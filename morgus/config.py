@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     # tools every call of which needs the user's yes, and shell_exec commands that do (comma-separated; empty: none).
     approval_tools: str = Field(default="git_push,cloudflare_deploy", alias="MORGUS_APPROVAL_TOOLS")
     approval_commands: str = Field(default="npm publish,curl,wget,git push,ssh,scp", alias="MORGUS_APPROVAL_COMMANDS")
+    # Supabase-native (docs/deploy.md): `anon` reads every task when set (otherwise only owners read theirs); the
+    # intake starts `pending` rows and delivers `task_inputs` rows (worker and API; off where another process does it).
+    public_read: bool = Field(default=False, alias="MORGUS_PUBLIC_READ")
+    intake: bool = Field(default=True, alias="MORGUS_INTAKE")
+    intake_sweep_s: float = Field(default=5.0, alias="MORGUS_INTAKE_SWEEP_S", gt=0, le=3600)
+    # Users of the API: a Supabase-issued JWT (HS256 with the project's JWT secret, or a key of its JWKS URL).
+    supabase_jwt_secret: str | None = Field(default=None, alias="MORGUS_SUPABASE_JWT_SECRET", repr=False)
+    supabase_jwks_url: str | None = Field(default=None, alias="MORGUS_SUPABASE_JWKS_URL")
 
     @field_validator("sandbox", "search_provider", "log_level", "log_format", mode="before")
     @classmethod
@@ -136,6 +144,7 @@ class Settings(BaseSettings):
         "sites_url",
         "notify_webhook",
         "embedding_base_url",
+        "supabase_jwks_url",
     )
     @classmethod
     def _urls(cls, v: str | None) -> str | None:
@@ -149,7 +158,13 @@ class Settings(BaseSettings):
         return v
 
     @field_validator(
-        "code_model", "api_token", "git_token", "brave_api_key", "cloudflare_api_token", "embedding_api_key"
+        "code_model",
+        "api_token",
+        "git_token",
+        "brave_api_key",
+        "cloudflare_api_token",
+        "embedding_api_key",
+        "supabase_jwt_secret",
     )
     @classmethod
     def _optional_token(cls, v: str | None) -> str | None:
@@ -157,6 +172,13 @@ class Settings(BaseSettings):
             return None
         if _CONTROL.search(v) or " " in v:
             raise ValueError("must not contain spaces or control characters")
+        return v
+
+    @field_validator("supabase_jwt_secret")
+    @classmethod
+    def _jwt_secret(cls, v: str | None) -> str | None:
+        if v and len(v) < 32:  # Supabase's are longer; a short HMAC key can be guessed offline from one token
+            raise ValueError("must be at least 32 characters (the project's JWT secret, Settings > API)")
         return v
 
     @field_validator("metrics_addr")

@@ -26,7 +26,7 @@ from morgus.activities import build_activities
 from morgus.activities.sandbox import SandboxActivities
 from morgus.config import ConfigError, Settings, load_settings
 from morgus.db.knowledge import Knowledge
-from morgus.db.migrate import apply_migrations
+from morgus.db.migrate import apply_migrations, set_public_read
 from morgus.db.store import Store
 from morgus.log import configure_logging
 from morgus.mcp.config import load_mcp_config
@@ -114,10 +114,12 @@ async def running_workers(
 
 async def run_worker(settings: Settings) -> None:
     from morgus.app.client import connect_temporal, open_store, redact_dsn
+    from morgus.app.intake import maybe_intake
 
     log = structlog.get_logger().bind(task_queue=settings.task_queue)
     await asyncio.to_thread(apply_migrations, settings.dsn)
     await asyncio.to_thread(align_dimension, settings.dsn, settings.embedding_dimensions)
+    await asyncio.to_thread(set_public_read, settings.dsn, settings.public_read)
     client = await connect_temporal(settings, metrics=True)
     store = await open_store(settings, max_size=20)
     if settings.embedding_base_url:  # notes left without an embedding by a change of model (morgus/memory/schema.py)
@@ -127,7 +129,7 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with running_workers(client, store, settings) as workers:
+        async with running_workers(client, store, settings) as workers, maybe_intake(settings, store, client):
             log.info(
                 "worker started",
                 temporal=settings.temporal_address,

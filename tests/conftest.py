@@ -111,6 +111,8 @@ def make_settings(
         "MORGUS_REQUIRE_WORK": "0",
         # no warm sandbox pool unless a test asks (tests/test_sandbox_pool.py): every worker would start containers
         "MORGUS_SANDBOX_POOL_SIZE": "0",
+        # the table intake sweeps every pending row of the shared database; only tests/test_supabase.py runs it
+        "MORGUS_INTAKE": "0",
         **extra,
     }
     return Settings(**env)  # type: ignore[arg-type]
@@ -130,6 +132,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MORGUS_DB_RETRY_S": str(settings.db_retry_s),
         "MORGUS_REQUIRE_WORK": "1" if settings.require_work else "0",
         "MORGUS_SANDBOX_POOL_SIZE": str(settings.sandbox_pool_size),
+        "MORGUS_INTAKE": "1" if settings.intake else "0",
     }
 
 

@@ -55,9 +55,17 @@ def create_app(
             state.store = await open_store(settings)
         state.events = Broadcaster(settings.dsn, state.store, max_streams=settings.api_max_streams)
         await state.events.start()
+        intake = None
+        if settings.intake:  # pending rows and task_inputs of the tables (morgus/app/intake.py)
+            from morgus.app.intake import Intake
+
+            intake = Intake(settings, state.store, state.client)
+            await intake.start()
         try:
             yield
         finally:
+            if intake is not None:
+                await intake.stop()
             await state.events.stop()
             if owned:
                 await state.store.close()

@@ -76,16 +76,30 @@ bearer = HTTPBearer(auto_error=False, description="MORGUS_API_TOKEN, when the se
 async def authorized(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
-    """The /api router's dependency (morgus/app/api_routes/__init__.py): every route under it needs the token."""
+    """The /api router's dependency (morgus/app/api_routes/__init__.py): every route under it needs the token, or a
+    Supabase user's JWT when the server accepts them (morgus/app/api_auth.py); it records who is calling."""
+    from morgus.app.api_auth import OPERATOR, AuthError, set_caller, user_of, users_enabled
+
     token = settings.api_token
-    if not token:
+    users = users_enabled(settings)
+    if not token and not users:
+        set_caller(OPERATOR)  # an open server (loopback by default): everyone is the operator, as before
         return
     given = credentials.credentials if credentials is not None else ""
     # Constant time, on bytes (compare_digest refuses non-ASCII str; a header may carry any latin-1 byte).
-    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
-        raise HTTPException(
-            401, "this endpoint needs Authorization: Bearer <MORGUS_API_TOKEN>", headers={"WWW-Authenticate": "Bearer"}
-        )
+    if token and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
+        set_caller(OPERATOR)
+        return
+    if users and given:
+        try:
+            set_caller(await user_of(given, settings))
+            return
+        except AuthError as e:
+            raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
+    wanted = "<MORGUS_API_TOKEN>" if not users else "<a Supabase access token>" if not token else "<token or JWT>"
+    raise HTTPException(
+        401, f"this endpoint needs Authorization: Bearer {wanted}", headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 # ---------------------------------------------------------------- helpers for handlers
@@ -104,8 +118,12 @@ def task_id_of(task_id: str) -> str:
 async def row_or_404(store: Store, task_id: str) -> dict[str, Any]:
     # Called in the handler, not as a dependency: dependencies run before the body is validated, and a bad body
     # must stay a 422 even for a task that does not exist.
+    from morgus.app.api_auth import current_owner
+
     row = await store.fetch_task(task_id)
-    if row is None:
+    owner = current_owner()
+    # Another user's task is answered exactly as one that does not exist.
+    if row is None or (owner is not None and str(row.get("owner_id")) != owner):
         raise HTTPException(404, f"no task with id {task_id}")
     return row
 

@@ -70,6 +70,17 @@ begin
     if not exists (select 1 from pg_roles where rolname = 'morgus_console') then
         create role morgus_console nologin;
     end if;
+    -- Supabase's API roles (PostgREST switches to one per request; service_role bypasses RLS there too), so the
+    -- same migrations and policies run here as on a Supabase project. Created only where missing.
+    if not exists (select 1 from pg_roles where rolname = 'anon') then
+        create role anon nologin noinherit;
+    end if;
+    if not exists (select 1 from pg_roles where rolname = 'authenticated') then
+        create role authenticated nologin noinherit;
+    end if;
+    if not exists (select 1 from pg_roles where rolname = 'service_role') then
+        create role service_role nologin noinherit bypassrls;
+    end if;
 end
 $$;
 alter role morgus login nosuperuser nocreatedb nocreaterole noreplication nobypassrls;
@@ -77,15 +88,49 @@ alter role morgus_console nologin nosuperuser nocreatedb nocreaterole noreplicat
 revoke pg_execute_server_program, pg_read_server_files, pg_write_server_files from morgus, morgus_console;
 """
 
+# Supabase's `auth.uid()` / `auth.role()` / `auth.jwt()`, reading the claims PostgREST (and Realtime) put in
+# `request.jwt.claims` for each request. Owned by the superuser (so `morgus` cannot redefine them) and created only
+# where missing: on a Supabase project these are Supabase's own and are never replaced.
+SUPABASE_AUTH = """
+create schema if not exists auth;
+do $do$
+begin
+    if to_regprocedure('auth.jwt()') is null then
+        create function auth.jwt() returns jsonb language sql stable as $f$
+            select coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb
+        $f$;
+    end if;
+    if to_regprocedure('auth.uid()') is null then
+        create function auth.uid() returns uuid language sql stable as $f$
+            select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+                            (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid
+        $f$;
+    end if;
+    if to_regprocedure('auth.role()') is null then
+        create function auth.role() returns text language sql stable as $f$
+            select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),
+                            (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'))::text
+        $f$;
+    end if;
+end
+$do$;
+grant usage on schema auth to morgus, anon, authenticated, service_role;
+grant execute on function auth.uid(), auth.role(), auth.jwt() to morgus, anon, authenticated, service_role;
+grant usage on schema public to anon, authenticated, service_role;
+"""
+
 # Run in the Morgus database: the extension needs a superuser (pgvector is not a trusted extension); the
 # tables are created by the migrations as `morgus`, which owns them. NOTIFY itself needs no privilege in
 # Postgres, but its function form does: only `morgus` (the event trigger) may call pg_notify().
-_DB_SETUP = """
+_DB_SETUP = (
+    """
 create extension if not exists vector;
 grant usage, create on schema public to morgus;
 revoke execute on function pg_notify(text, text) from public;
 grant execute on function pg_notify(text, text) to morgus;
 """
+    + SUPABASE_AUTH
+)
 
 # Tables, sequences, views and functions an older Morgus created as the superuser pass to `morgus`
 # (pgvector's own objects stay with the extension's owner).

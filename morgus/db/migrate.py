@@ -29,3 +29,10 @@ def apply_migrations(dsn: str) -> list[str]:
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
+
+
+def set_public_read(dsn: str, public_read: bool) -> None:
+    """MORGUS_PUBLIC_READ as the row-level policies see it (migration 010's `morgus_config`): whether `anon` (and
+    every signed-in user) may read every task, step, artifact and event. Written by each worker at start."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("update morgus_config set public_read = %s where id", (public_read,))

@@ -275,14 +275,21 @@ class Store:
 
     @retried
     async def insert_pending(
-        self, task_id: str, workflow_id: str, title: str, description: str, model: str | None
+        self,
+        task_id: str,
+        workflow_id: str,
+        title: str,
+        description: str,
+        model: str | None,
+        owner_id: str | None = None,
     ) -> None:
-        """The API shows a task the moment it is submitted, before a worker picks it up."""
+        """The API shows a task the moment it is submitted, before a worker picks it up. Claimed (`started_at`) at
+        once: the API starts its workflow itself, the table's intake must not."""
         async with self.pool.connection() as conn:
             await conn.execute(
-                "insert into tasks (id, workflow_id, title, description, model, status) values (%s, %s, %s, %s, %s, 'pending') "
-                "on conflict (id) do nothing",
-                (task_id, workflow_id, title, description, model),
+                "insert into tasks (id, workflow_id, title, description, model, owner_id, status, started_at) "
+                "values (%s, %s, %s, %s, %s, %s, 'pending', now()) on conflict (id) do nothing",
+                (task_id, workflow_id, title, description, model, owner_id),
             )
 
     @retried
@@ -342,7 +349,14 @@ class Store:
 
     @retried
     async def search_tasks(
-        self, *, status: str | None, phase: str | None, q: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: str | None,
+        phase: str | None,
+        q: str | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; `cursor` is the opaque `next_cursor` of the previous page (created_at|id)."""
         after_ts, after_id = cursor.split("|", 1) if cursor and "|" in cursor else (None, None)
@@ -351,6 +365,7 @@ class Store:
                 "select * from tasks where (%(s)s::text is null or status = %(s)s) and (%(p)s::text is null or phase = %(p)s) "
                 "and (%(q)s::text is null or title ilike %(like)s or description ilike %(like)s) "
                 "and (%(ts)s::timestamptz is null or (created_at, id) < (%(ts)s::timestamptz, %(id)s::uuid)) "
+                "and (%(o)s::uuid is null or owner_id = %(o)s::uuid) "
                 "order by created_at desc, id desc limit %(l)s",
                 {
                     "s": status,
@@ -360,6 +375,7 @@ class Store:
                     "ts": after_ts,
                     "id": after_id,
                     "l": limit + 1,
+                    "o": owner,
                 },
             )
             rows = await cur.fetchall()
@@ -368,9 +384,14 @@ class Store:
         return rows, (f"{rows[-1]['created_at'].isoformat()}|{rows[-1]['id']}" if more else None)
 
     @retried
-    async def count_by_status(self) -> dict[str, int]:
+    async def count_by_status(self, *, owner: str | None = None) -> dict[str, int]:
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute("select status, count(*) from tasks group by status")).fetchall()
+            rows = await (
+                await conn.execute(
+                    "select status, count(*) from tasks where (%s::uuid is null or owner_id = %s::uuid) group by status",
+                    (owner, owner),
+                )
+            ).fetchall()
         return {status: n for status, n in rows}
 
     @retried
@@ -415,3 +436,111 @@ class Store:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute("select * from artifacts where task_id = %s order by created_at, id", (task_id,))
             return await cur.fetchall()
+
+    # ------------------------------------------------------------------ intake (morgus/app/intake.py)
+
+    @retried
+    async def pending_tasks(self, *, stale_s: float, limit: int = 50) -> list[dict[str, Any]]:
+        """Rows waiting for their workflow: never claimed, or claimed longer than `stale_s` ago by a process that
+        may have died before starting it (starting it again is refused by Temporal's workflow-id uniqueness)."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select id, title, description, model, owner_id from tasks where status = 'pending' "
+                "and (started_at is null or started_at < now() - make_interval(secs => %s)) "
+                "order by created_at limit %s",
+                (stale_s, limit),
+            )
+            return await cur.fetchall()
+
+    @retried
+    async def claim_task(self, task_id: str, title: str, *, stale_s: float) -> bool:
+        """Compare-and-set: whether this process won the row. Under READ COMMITTED a second claimer waits for the
+        first one's update, re-checks the condition on the new row and finds it claimed."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "update tasks set started_at = now(), updated_at = now(), "
+                "title = case when title = '' then %s else title end "
+                "where id = %s and status = 'pending' "
+                "and (started_at is null or started_at < now() - make_interval(secs => %s))",
+                (title, task_id, stale_s),
+            )
+            return cur.rowcount == 1
+
+    @retried
+    async def tasks_with_pending_inputs(self, limit: int = 100) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select i.task_id, min(i.id) as first from task_inputs i where i.status = 'pending' "
+                "group by i.task_id order by first limit %s",
+                (limit,),
+            )
+            return await cur.fetchall()
+
+    def input_lock(self, task_id: str) -> Any:
+        """`async with store.input_lock(task_id) as inputs:` one process delivers a task's inputs at a time (a
+        session advisory lock; None when another holds it). `inputs.next()` is the oldest pending input with its
+        task's status, `inputs.mark(...)` records its fate and commits at once."""
+        return _InputLock(self, task_id)
+
+
+class _InputLock:
+    """The delivery side of `task_inputs`: in order per task, one deliverer per task, each fate committed alone."""
+
+    def __init__(self, store: Store, task_id: str) -> None:
+        self.store = store
+        self.task_id = task_id
+        self._cm: Any = None
+        self.conn: psycopg.AsyncConnection | None = None
+
+    async def __aenter__(self) -> _InputLock | None:
+        self._cm = self.store.pool.connection()
+        self.conn = await self._cm.__aenter__()
+        await self.conn.set_autocommit(True)
+        row = await (
+            await self.conn.execute(
+                "select pg_try_advisory_lock(hashtextextended('morgus_input:' || %s, 0))", (self.task_id,)
+            )
+        ).fetchone()
+        if not (row and row[0]):
+            await self._release(locked=False)
+            return None
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._release(locked=True)
+
+    async def _release(self, *, locked: bool) -> None:
+        conn, self.conn = self.conn, None
+        try:
+            if conn is not None and locked and not conn.closed:
+                await conn.execute(
+                    "select pg_advisory_unlock(hashtextextended('morgus_input:' || %s, 0))", (self.task_id,)
+                )
+            if conn is not None and not conn.closed:
+                await conn.set_autocommit(False)  # the pool's connections are transactional
+        finally:
+            await self._cm.__aexit__(None, None, None)
+
+    async def next(self) -> dict[str, Any] | None:
+        assert self.conn is not None
+        async with self.conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select i.id, i.task_id, i.kind, i.payload, i.attempts, t.status as task_status from task_inputs i "
+                "join tasks t on t.id = i.task_id where i.task_id = %s and i.status = 'pending' order by i.id limit 1",
+                (self.task_id,),
+            )
+            return await cur.fetchone()
+
+    async def attempt(self, input_id: int) -> None:
+        """Recorded (committed) before the send: a deliverer that finds it set after a crash asks the workflow's
+        history whether the send arrived instead of sending twice."""
+        assert self.conn is not None
+        await self.conn.execute("update task_inputs set attempts = attempts + 1 where id = %s", (input_id,))
+
+    async def mark(self, input_id: int, status: str, *, reason: str | None = None, result: Any = None) -> None:
+        assert self.conn is not None
+        await self.conn.execute(
+            "update task_inputs set status = %s, reason = %s, result = %s, delivered_at = now() "
+            "where id = %s and status = 'pending'",
+            (status, reason, Jsonb(result) if result is not None else None, input_id),
+        )

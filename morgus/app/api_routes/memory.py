@@ -13,6 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from morgus.app.api_auth import current_owner
 from morgus.app.api_deps import StoreDep, view
 from morgus.app.api_errors import READ_ERRORS, WRITE_ERRORS
 from morgus.app.api_models import RESPONSE, OkView
@@ -42,6 +43,13 @@ class MemoryPage(BaseModel):
     notes: list[MemoryNoteView]
 
 
+def _mine(row: dict) -> bool:
+    """The operator reads every note; a signed-in user (a Supabase JWT) only those of their own tasks: another
+    owner's note is a 404, as another user's task is."""
+    user = current_owner()
+    return user is None or str(row.get("owner_id") or "") == user
+
+
 def _note_id(note_id: str) -> str:
     try:
         return str(UUID(note_id))
@@ -65,6 +73,9 @@ async def list_memory(
             UUID(owner)
         except ValueError:
             raise HTTPException(422, "owner: not a uuid (or 'local')") from None
+    user = current_owner()
+    if user is not None:  # a signed-in user sees their own notes only, whatever `owner` asks for
+        owner = user
     rows = await Knowledge(store).list_notes(
         owner=None if owner in (None, "local") else owner,
         local_only=owner == "local",
@@ -77,13 +88,15 @@ async def list_memory(
 @router.get("/memory/{note_id}", response_model=MemoryNoteView, responses=READ_ERRORS)
 async def get_memory(note_id: str, store: StoreDep) -> MemoryNoteView:
     row = await Knowledge(store).get_note(_note_id(note_id))
-    if row is None:
+    if row is None or not _mine(row):
         raise HTTPException(404, f"no note with id {note_id}")
     return view(MemoryNoteView, row)
 
 
 @router.delete("/memory/{note_id}", response_model=OkView, responses=WRITE_ERRORS)
 async def delete_memory(note_id: str, store: StoreDep) -> OkView:
-    if not await Knowledge(store).delete_note(_note_id(note_id)):
+    knowledge = Knowledge(store)
+    row = await knowledge.get_note(_note_id(note_id))
+    if row is None or not _mine(row) or not await knowledge.delete_note(_note_id(note_id)):
         raise HTTPException(404, f"no note with id {note_id}")
     return OkView(ok=True)

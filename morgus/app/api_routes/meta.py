@@ -19,5 +19,5 @@ async def config(settings: SettingsDep) -> ConfigView:
         default_model=settings.model,
         temporal_ui_url=settings.temporal_ui_url,
         namespace=settings.temporal_namespace,
-        auth=bool(settings.api_token),
+        auth=bool(settings.api_token or settings.supabase_jwt_secret or settings.supabase_jwks_url),
     )

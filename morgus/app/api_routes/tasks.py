@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
 
+from morgus.app.api_auth import current_owner
 from morgus.app.api_deps import (
     ClientDep,
     SettingsDep,
@@ -87,7 +88,9 @@ async def create_task(body: TaskCreate, settings: SettingsDep, store: StoreDep, 
         approvals=body.approvals if body.approvals is not None else default_approvals(settings),
     )
     task_id = new_task_id()
-    await store.insert_pending(task_id, workflow_id_for(task_id), task.display_title(), task.description, task.model)
+    await store.insert_pending(
+        task_id, workflow_id_for(task_id), task.display_title(), task.description, task.model, current_owner()
+    )
     try:
         await start_task(client, task, task_queue=settings.task_queue, task_id=task_id)
     except Exception as e:  # noqa: BLE001 - never leave a task "pending" that will never run
@@ -112,8 +115,11 @@ async def list_tasks(
         parse_cursor(cursor)
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
-    rows, next_cursor = await store.search_tasks(status=status, phase=phase, q=q, limit=limit, cursor=cursor)
-    counts = await store.count_by_status()
+    owner = current_owner()  # a signed-in user lists their own tasks; the operator every task
+    rows, next_cursor = await store.search_tasks(
+        status=status, phase=phase, q=q, limit=limit, cursor=cursor, owner=owner
+    )
+    counts = await store.count_by_status(owner=owner)
     tasks = await asyncio.to_thread(_priced, settings, rows)
     return view(TaskPage, {"tasks": tasks, "next_cursor": next_cursor, "counts": counts})
 
