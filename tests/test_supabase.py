@@ -6,7 +6,6 @@ and the API scoped to a Supabase JWT's user. Real embedded Postgres, real Tempor
 from __future__ import annotations
 
 import asyncio
-
 import json
 import time
 import uuid
