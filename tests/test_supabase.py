@@ -441,10 +441,31 @@ async def test_the_api_scopes_every_route_to_the_jwt_user(postgres, two_users, s
         for name, token in hostile.items():
             is_error(await http.get("/api/tasks", headers={"Authorization": f"Bearer {token}"}), 401), name
         assert (await http.get(f"/api/tasks/{mine}", headers=user)).status_code == 200
-        for path in ("", "/steps", "/artifacts", "/files", "/archive"):
+        for path in ("", "/steps", "/artifacts", "/files", "/archive", "/live", "/git/log"):
             is_error(await http.get(f"/api/tasks/{theirs}{path}", headers=user), 404)
-        for path, body in (("/answer", {"text": "x"}), ("/messages", {"text": "x"}), ("/cancel", {})):
+        is_error(await http.get(f"/api/tasks/{theirs}/files/content", headers=user, params={"path": "x"}), 404)
+        decision = {"call_id": "c", "decision": "deny", "reason": "x"}
+        for path, body in (
+            ("/answer", {"text": "x"}),
+            ("/messages", {"text": "x"}),
+            ("/pause", {}),
+            ("/resume", {}),
+            ("/approvals", decision),
+            ("/cancel", {}),
+        ):
             is_error(await http.post(f"/api/tasks/{theirs}{path}", headers=user, json=body), 404)
+        # memory: another owner's note is a 404, and the list shows only the caller's own
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            note = conn.execute(
+                "insert into knowledge (owner_id, task_id, kind, phase, content, note_hash) "
+                "values (%s, %s, 'preference', 'FINALIZE', 'B likes green', 'k') returning id",
+                (B, theirs),
+            ).fetchone()[0]
+        is_error(await http.get(f"/api/memory/{note}", headers=user), 404)
+        json_type = {**user, "Content-Type": "application/json"}  # every change is a JSON request (api_guard.py)
+        is_error(await http.request("DELETE", f"/api/memory/{note}", headers=json_type), 404)
+        listed_notes = (await http.get("/api/memory", headers=user, params={"owner": B})).json()["notes"]
+        assert str(note) not in [n["id"] for n in listed_notes]
         is_error(await http.get("/api/events", headers=user, params={"task_id": theirs}), 404)
         is_error(await http.get("/api/events", headers=user), 422)
         listed = (await http.get("/api/tasks", headers=user, params={"limit": 200})).json()
