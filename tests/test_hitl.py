@@ -337,3 +337,43 @@ async def test_cancel_while_waiting_for_approval(client, store, settings, worker
 async def _pending_tool(handle, tool: str) -> bool:
     status = await status_of(handle)
     return status.pending_approval is not None and status.pending_approval.tool == tool
+
+
+async def test_a_decision_binds_to_the_call_shown_even_when_the_model_reuses_call_ids(
+    client, store, settings, worker, llm
+):
+    """red3: call ids are the model's (or its server's). Two calls with the same id, in one reply or in two, must
+    not share a decision: a repeated `approve` for the first (a double click, a retried request, a stale console
+    tab) must not approve the second call, which the user never saw."""
+    dup = {"id": "call_dup"}
+    marker = llm.add(
+        "approve-dup-ids",
+        [
+            {"content": None, "tool_calls": [
+                {**dup, "name": "notify_user", "arguments": {"message": "harmless"}},
+                {**dup, "name": "notify_user", "arguments": {"message": "never shown to the user"}},
+            ]},
+            {"content": None, "tool_calls": [{**dup, "name": "notify_user", "arguments": {"message": "third"}}]},
+            {"content": "research done"},
+        ],
+    )  # fmt: skip
+    handle = await start(client, settings, marker, approvals=ApprovalPolicy(tools=["notify_user"]))
+    await wait_for(lambda: _pending_tool(handle, "notify_user"), what="the first call to wait")
+    first = (await status_of(handle)).pending_approval
+    assert first is not None and "harmless" in first.arguments
+    await handle.execute_update("decide", {"call_id": first.call_id, "decision": "approve"})
+    await wait_for(lambda: _pending_tool(handle, "notify_user"), what="the second call to wait")
+    second = (await status_of(handle)).pending_approval
+    assert second is not None and "never shown" in second.arguments
+    with pytest.raises(WorkflowUpdateFailedError) as refused:  # the same decision again: not for this call
+        await handle.execute_update("decide", {"call_id": first.call_id, "decision": "approve"})
+    assert "is not waiting for approval" in str(refused.value.cause)
+    await handle.execute_update("decide", {"call_id": second.call_id, "decision": "deny"})
+    await wait_for(lambda: _pending_tool(handle, "notify_user"), what="the third call to wait")
+    third = (await status_of(handle)).pending_approval
+    assert third is not None and "third" in third.arguments
+    assert len({first.call_id, second.call_id, third.call_id}) == 3
+    await handle.execute_update("decide", {"call_id": third.call_id, "decision": "deny"})
+    await handle.cancel()
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert sum(1 for s in steps if s["type"] == "NOTIFICATION") == 1  # only the approved one ran

@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from morgus.activities.common import activity_store, heartbeating
 from morgus.activities.llm_errors import CONTEXT_OVERFLOW_TYPE, classify_error
-from morgus.activities.llm_reply import _with_usage_of, reply_calls, usage_of
+from morgus.activities.llm_reply import _with_usage_of, reply_calls, unique_call_ids, usage_of
 from morgus.activities.tools import REGISTRY
 from morgus.config import Settings
 from morgus.context import (
@@ -152,6 +152,8 @@ class LlmActivities:
             )
             for c in calls
         ]
+        seen = {t.id for m in messages_in for t in m.tool_calls}
+        calls = unique_call_ids(calls, seen, seq)
         usage = usage_of(resp, info)
         steps = [
             *req.pending_steps,

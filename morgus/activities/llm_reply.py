@@ -54,6 +54,24 @@ def reply_calls(
     return found.content, calls, info
 
 
+CALL_ID_MAX = 64
+
+
+def unique_call_ids(calls: list[ToolCall], seen: set[str], seq: int) -> list[ToolCall]:
+    """`calls` with ids unique in the task. The ids are the model's (or its server's): one empty, over CALL_ID_MAX
+    characters, or already used (in this reply or an earlier one) is replaced by `call_{seq}_{i}`. An approval
+    decision names a call by its id, so two calls sharing one would share a decision: a repeated `approve` for
+    the call the user saw would approve the next one, which they never saw."""
+    out = []
+    for i, c in enumerate(calls):
+        new, n = c.id, 0
+        while not new or len(new) > CALL_ID_MAX or new in seen:
+            new, n = f"call_{seq}_{i}" + (f"_{n}" if n else ""), n + 1
+        seen.add(new)
+        out.append(c if new == c.id else c.model_copy(update={"id": new}))
+    return out
+
+
 def _with_usage_of(resp: ChatCompletion, earlier: ChatCompletion) -> ChatCompletion:
     """`resp` with the token usage of both calls, so an empty reply asked again is still paid for."""
     a, b = getattr(resp, "usage", None), getattr(earlier, "usage", None)
