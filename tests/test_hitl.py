@@ -23,6 +23,7 @@ from tests.helpers.api import is_error, served
 from tests.helpers.gitrepos import bare_repo
 from tests.helpers.temporal import temporal_cli
 from tests.test_human import morgus_cli
+from tests.test_replay import replay_every_run
 
 
 def calls(*calls: tuple[str, dict], delay_s: float = 0) -> dict:
@@ -377,3 +378,41 @@ async def test_a_decision_binds_to_the_call_shown_even_when_the_model_reuses_cal
     await handle.cancel()
     steps = await store.fetch_steps(task_id_of(handle))
     assert sum(1 for s in steps if s["type"] == "NOTIFICATION") == 1  # only the approved one ran
+
+
+@pytest.mark.parametrize(
+    "command", ["git -c 'a.b=;' push origin main", "git -c a.b=\\; push", 'git -c "x.y=|" push', "git '&' push"]
+)
+def test_a_quoted_separator_does_not_end_the_command(command: str) -> None:
+    """red3: `git -c 'a.b=;' push` is one git command that pushes; a `;` in quotes once hid the push."""
+    arguments = json.dumps({"command": command})
+    policy = ApprovalPolicy(commands=["git push"])
+    assert approval_needed(policy, [], "shell_exec", arguments) is None  # the reading of approvals-v1
+    assert approval_needed(policy, [], "shell_exec", arguments, True) == "the command matches 'git push'"
+    assert approval_needed(policy, [], "shell_exec", json.dumps({"command": "git status; echo push"}), True) is None
+
+
+async def test_a_push_hidden_behind_a_quoted_separator_waits_for_approval(client, store, settings, worker, llm):
+    marker = llm.add(
+        "approve-quoted",
+        [
+            {"content": "research done"},
+            {"content": "plan done"},
+            calls(("shell_exec", {"command": "git -c 'a.b=;' push origin main"})),
+            {"content": "build done"},
+        ],
+    )
+    handle = await start(client, settings, marker, approvals=ApprovalPolicy(commands=["git push"]))
+    await wait_for(lambda: _pending_tool(handle, "shell_exec"), what="the push to wait")
+    pending = (await status_of(handle)).pending_approval
+    assert pending is not None and pending.why == "the command matches 'git push'"
+    await handle.execute_update("decide", {"call_id": pending.call_id, "decision": "deny", "reason": "no"})
+    await wait_for(lambda: llm_requests(llm, "approve-quoted", 4), what="the model to hear the denial")
+    await handle.signal("cancel")
+    assert (await handle.result()).status == "cancelled"
+    assert tool_results(llm.requests_for("approve-quoted")[3])[-1] == f"{DENIED}no"
+    await replay_every_run(client, handle, record_as="task-red3-v18")
+
+
+async def llm_requests(llm, marker: str, n: int) -> bool:
+    return len(llm.requests_for(marker)) >= n
