@@ -219,3 +219,17 @@ async def test_reply_over_the_limit_is_refused_and_the_stdio_server_stopped(tmp_
     pid = _log(log)[0]["pid"]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_secret_cut_by_the_output_cap_is_still_redacted(tmp_path):
+    """red3: the result was capped first and scrubbed after, so a token straddling the 16 KB cap kept its first
+    characters; a server (or the model, choosing a padding argument) could bring out a prefix of any length."""
+    from morgus.mcp.client import call_tool
+    from morgus.mcp.config import McpServerConfig
+
+    cfg = McpServerConfig(command=sys.executable, args=[str(SERVER), "stdio"], env={"API_TOKEN": ENV_SECRET})
+    cap = 1000
+    for pad in (cap - 10, cap - len(ENV_SECRET), cap - 1):
+        result = await call_tool("s", cfg, "padded_env", {"name": "API_TOKEN", "pad": pad}, max_bytes=1 << 20, cap=cap)
+        assert len(result.text) <= cap and result.text.startswith("." * pad), pad
+        assert ENV_SECRET[:4] not in result.text, (pad, result.text[-20:])
