@@ -416,3 +416,13 @@ async def test_a_push_hidden_behind_a_quoted_separator_waits_for_approval(client
 
 async def llm_requests(llm, marker: str, n: int) -> bool:
     return len(llm.requests_for(marker)) >= n
+
+
+def test_call_ids_are_made_unique_and_decidable() -> None:
+    """red3: ids the API could not send back (a control character, over 200 characters) left a call undecidable."""
+    from morgus.activities.llm_reply import unique_call_ids
+    from morgus.contracts import ToolCall
+
+    ids = ["call_a", "call_a", "", "x\x1b[2J", "y" * 300, "call_3_5", "toolu_01AbC"]
+    got = [c.id for c in unique_call_ids([ToolCall(id=i, name="n", arguments="{}") for i in ids], {"call_3_5"}, 3)]
+    assert got == ["call_a", "call_3_1", "call_3_2", "call_3_3", "call_3_4", "call_3_5_1", "toolu_01AbC"]
