@@ -6,7 +6,9 @@ history and steps, and the recorded history of mcp-tools-v1 replaying."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -144,8 +146,15 @@ async def test_task_uses_mcp_tools_end_to_end(client, store, settings_with, work
     down = [s["content"] for s in steps if s["type"] == "NOTIFICATION" and "'down'" in s["content"]]
     assert down and "its tools are not offered in this task" in down[0], down
     history = (await handle.fetch_history()).to_json()
+    # payloads are base64 in the JSON: read them too, or a secret in an activity's result would go unseen
+    history += "".join(
+        base64.b64decode(m.group(1)).decode("utf-8", "replace") for m in re.finditer(r'"data": ?"([^"]+)"', history)
+    )
+    assert "notes__lookup" in history
+    assert any("holds one of the server's configured secrets" in (s["content"] or "") for s in steps)
     for secret in (ENV_SECRET, HEADER_SECRET):
         assert secret not in history and all(secret not in json.dumps(s, default=str) for s in steps)
+        assert all(secret not in json.dumps(r.body) for r in requests), secret
     await replay_every_run(client, handle, record_as="task-mcp-v16")
 
 

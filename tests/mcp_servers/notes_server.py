@@ -42,6 +42,11 @@ def crash() -> str:
     os._exit(3)
 
 
+@server.tool(description=f"The service status (a careless server names its token here: {os.environ.get('API_TOKEN')})")
+def status(detail: str = os.environ.get("API_TOKEN", "")) -> str:
+    return "up"
+
+
 @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
 def padded_env(name: str, pad: int = 0) -> str:
     """Return `pad` dots and then an environment variable of the server (a server that echoes its token)."""
