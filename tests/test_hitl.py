@@ -23,6 +23,7 @@ from tests.helpers.api import is_error, served
 from tests.helpers.gitrepos import bare_repo
 from tests.helpers.temporal import temporal_cli
 from tests.test_human import morgus_cli
+from tests.test_replay import replay_every_run
 
 
 def calls(*calls: tuple[str, dict], delay_s: float = 0) -> dict:
@@ -337,3 +338,91 @@ async def test_cancel_while_waiting_for_approval(client, store, settings, worker
 async def _pending_tool(handle, tool: str) -> bool:
     status = await status_of(handle)
     return status.pending_approval is not None and status.pending_approval.tool == tool
+
+
+async def test_a_decision_binds_to_the_call_shown_even_when_the_model_reuses_call_ids(
+    client, store, settings, worker, llm
+):
+    """red3: call ids are the model's (or its server's). Two calls with the same id, in one reply or in two, must
+    not share a decision: a repeated `approve` for the first (a double click, a retried request, a stale console
+    tab) must not approve the second call, which the user never saw."""
+    dup = {"id": "call_dup"}
+    marker = llm.add(
+        "approve-dup-ids",
+        [
+            {"content": None, "tool_calls": [
+                {**dup, "name": "notify_user", "arguments": {"message": "harmless"}},
+                {**dup, "name": "notify_user", "arguments": {"message": "never shown to the user"}},
+            ]},
+            {"content": None, "tool_calls": [{**dup, "name": "notify_user", "arguments": {"message": "third"}}]},
+            {"content": "research done"},
+        ],
+    )  # fmt: skip
+    handle = await start(client, settings, marker, approvals=ApprovalPolicy(tools=["notify_user"]))
+    await wait_for(lambda: _pending_tool(handle, "notify_user"), what="the first call to wait")
+    first = (await status_of(handle)).pending_approval
+    assert first is not None and "harmless" in first.arguments
+    await handle.execute_update("decide", {"call_id": first.call_id, "decision": "approve"})
+    await wait_for(lambda: _pending_tool(handle, "notify_user"), what="the second call to wait")
+    second = (await status_of(handle)).pending_approval
+    assert second is not None and "never shown" in second.arguments
+    with pytest.raises(WorkflowUpdateFailedError) as refused:  # the same decision again: not for this call
+        await handle.execute_update("decide", {"call_id": first.call_id, "decision": "approve"})
+    assert "is not waiting for approval" in str(refused.value.cause)
+    await handle.execute_update("decide", {"call_id": second.call_id, "decision": "deny"})
+    await wait_for(lambda: _pending_tool(handle, "notify_user"), what="the third call to wait")
+    third = (await status_of(handle)).pending_approval
+    assert third is not None and "third" in third.arguments
+    assert len({first.call_id, second.call_id, third.call_id}) == 3
+    await handle.execute_update("decide", {"call_id": third.call_id, "decision": "deny"})
+    await handle.cancel()
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert sum(1 for s in steps if s["type"] == "NOTIFICATION") == 1  # only the approved one ran
+
+
+@pytest.mark.parametrize(
+    "command", ["git -c 'a.b=;' push origin main", "git -c a.b=\\; push", 'git -c "x.y=|" push', "git '&' push"]
+)
+def test_a_quoted_separator_does_not_end_the_command(command: str) -> None:
+    """red3: `git -c 'a.b=;' push` is one git command that pushes; a `;` in quotes once hid the push."""
+    arguments = json.dumps({"command": command})
+    policy = ApprovalPolicy(commands=["git push"])
+    assert approval_needed(policy, [], "shell_exec", arguments) is None  # the reading of approvals-v1
+    assert approval_needed(policy, [], "shell_exec", arguments, True) == "the command matches 'git push'"
+    assert approval_needed(policy, [], "shell_exec", json.dumps({"command": "git status; echo push"}), True) is None
+
+
+async def test_a_push_hidden_behind_a_quoted_separator_waits_for_approval(client, store, settings, worker, llm):
+    marker = llm.add(
+        "approve-quoted",
+        [
+            {"content": "research done"},
+            {"content": "plan done"},
+            calls(("shell_exec", {"command": "git -c 'a.b=;' push origin main"})),
+            {"content": "build done"},
+        ],
+    )
+    handle = await start(client, settings, marker, approvals=ApprovalPolicy(commands=["git push"]))
+    await wait_for(lambda: _pending_tool(handle, "shell_exec"), what="the push to wait")
+    pending = (await status_of(handle)).pending_approval
+    assert pending is not None and pending.why == "the command matches 'git push'"
+    await handle.execute_update("decide", {"call_id": pending.call_id, "decision": "deny", "reason": "no"})
+    await wait_for(lambda: llm_requests(llm, "approve-quoted", 4), what="the model to hear the denial")
+    await handle.signal("cancel")
+    assert (await handle.result()).status == "cancelled"
+    assert tool_results(llm.requests_for("approve-quoted")[3])[-1] == f"{DENIED}no"
+    await replay_every_run(client, handle, record_as="task-red3-v18")
+
+
+async def llm_requests(llm, marker: str, n: int) -> bool:
+    return len(llm.requests_for(marker)) >= n
+
+
+def test_call_ids_are_made_unique_and_decidable() -> None:
+    """red3: ids the API could not send back (a control character, over 200 characters) left a call undecidable."""
+    from morgus.activities.llm_reply import unique_call_ids
+    from morgus.contracts import ToolCall
+
+    ids = ["call_a", "call_a", "", "x\x1b[2J", "y" * 300, "call_3_5", "toolu_01AbC"]
+    got = [c.id for c in unique_call_ids([ToolCall(id=i, name="n", arguments="{}") for i in ids], {"call_3_5"}, 3)]
+    assert got == ["call_a", "call_3_1", "call_3_2", "call_3_3", "call_3_4", "call_3_5_1", "toolu_01AbC"]

@@ -6,7 +6,9 @@ history and steps, and the recorded history of mcp-tools-v1 replaying."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -144,8 +146,15 @@ async def test_task_uses_mcp_tools_end_to_end(client, store, settings_with, work
     down = [s["content"] for s in steps if s["type"] == "NOTIFICATION" and "'down'" in s["content"]]
     assert down and "its tools are not offered in this task" in down[0], down
     history = (await handle.fetch_history()).to_json()
+    # payloads are base64 in the JSON: read them too, or a secret in an activity's result would go unseen
+    history += "".join(
+        base64.b64decode(m.group(1)).decode("utf-8", "replace") for m in re.finditer(r'"data": ?"([^"]+)"', history)
+    )
+    assert "notes__lookup" in history
+    assert any("holds one of the server's configured secrets" in (s["content"] or "") for s in steps)
     for secret in (ENV_SECRET, HEADER_SECRET):
         assert secret not in history and all(secret not in json.dumps(s, default=str) for s in steps)
+        assert all(secret not in json.dumps(r.body) for r in requests), secret
     await replay_every_run(client, handle, record_as="task-mcp-v16")
 
 
@@ -219,3 +228,17 @@ async def test_reply_over_the_limit_is_refused_and_the_stdio_server_stopped(tmp_
     pid = _log(log)[0]["pid"]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_secret_cut_by_the_output_cap_is_still_redacted(tmp_path):
+    """red3: the result was capped first and scrubbed after, so a token straddling the 16 KB cap kept its first
+    characters; a server (or the model, choosing a padding argument) could bring out a prefix of any length."""
+    from morgus.mcp.client import call_tool
+    from morgus.mcp.config import McpServerConfig
+
+    cfg = McpServerConfig(command=sys.executable, args=[str(SERVER), "stdio"], env={"API_TOKEN": ENV_SECRET})
+    cap = 1000
+    for pad in (cap - 10, cap - len(ENV_SECRET), cap - 1):
+        result = await call_tool("s", cfg, "padded_env", {"name": "API_TOKEN", "pad": pad}, max_bytes=1 << 20, cap=cap)
+        assert len(result.text) <= cap and result.text.startswith("." * pad), pad
+        assert ENV_SECRET[:4] not in result.text, (pad, result.text[-20:])

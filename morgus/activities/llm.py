@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from morgus.activities.common import activity_store, heartbeating
 from morgus.activities.live import LiveStream
 from morgus.activities.llm_errors import CONTEXT_OVERFLOW_TYPE, classify_error, refuses_streaming
-from morgus.activities.llm_reply import _with_usage_of, estimated_usage, reply_calls, usage_of
+from morgus.activities.llm_reply import _with_usage_of, estimated_usage, reply_calls, unique_call_ids, usage_of
 from morgus.activities.llm_stream import post_completion, stream_completion
 from morgus.activities.tools import REGISTRY
 from morgus.config import Settings
@@ -168,6 +168,8 @@ class LlmActivities:
             )
             for c in calls
         ]
+        seen = {t.id for m in messages_in for t in m.tool_calls}
+        calls = unique_call_ids(calls, seen, seq)
         usage = usage_of(resp, info)
         if resp.usage is None:
             # a stream that sent no usage chunk (a server without `stream_options`): the budget still counts it

@@ -4,6 +4,8 @@ Pure functions of the reply: unit-tested without a server."""
 
 from __future__ import annotations
 
+import re
+
 from openai.types.chat import ChatCompletion
 
 from morgus.activities.tools import REGISTRY
@@ -53,6 +55,27 @@ def reply_calls(
     if offered and not any(c.name in offered for c in calls):
         info["not_offered"] = True
     return found.content, calls, info
+
+
+CALL_ID_MAX = 64
+_CALL_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")  # what the API, the console and the CLI can send back in a decision
+
+
+def unique_call_ids(calls: list[ToolCall], seen: set[str], seq: int) -> list[ToolCall]:
+    """`calls` with ids unique in the task. The ids are the model's (or its server's): one empty, over CALL_ID_MAX
+    characters, not of `[A-Za-z0-9_.:-]` (the API refuses a control character in a decision's call id, so such
+    a call could never be decided) or already used (in this reply or an earlier one) is replaced by
+    `call_{seq}_{i}`. An approval
+    decision names a call by its id, so two calls sharing one would share a decision: a repeated `approve` for
+    the call the user saw would approve the next one, which they never saw."""
+    out = []
+    for i, c in enumerate(calls):
+        new, n = c.id, 0
+        while len(new) > CALL_ID_MAX or not _CALL_ID.match(new) or new in seen:
+            new, n = f"call_{seq}_{i}" + (f"_{n}" if n else ""), n + 1
+        seen.add(new)
+        out.append(c if new == c.id else c.model_copy(update={"id": new}))
+    return out
 
 
 def _with_usage_of(resp: ChatCompletion, earlier: ChatCompletion) -> ChatCompletion:

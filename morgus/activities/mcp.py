@@ -12,6 +12,7 @@ Postgres and gives the workflow only an outcome, so the `mcp` SDK is used inside
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from pydantic import RootModel
@@ -34,6 +35,26 @@ OUTPUT_CAP = 16_000  # characters the model gets of one result, as for shell_exe
 class McpArguments(RootModel[dict[str, Any]]):
     """Whatever JSON object the model sent: the server validates it against its own schema and says what is wrong
     (a root model, so no argument name can shadow a pydantic attribute)."""
+
+
+def _without_secrets(listed: list[Any], secrets: list[str]) -> tuple[list[Any], int]:
+    """The listed tools whose name, description and schema hold none of the server's configured secrets, and how
+    many were left out: a listing goes into the workflow history and every LLM request, so a server that names its
+    token there must not hand it on."""
+    kept = []
+    for t in listed:
+        try:
+            text = json.dumps(
+                [getattr(t, "name", ""), getattr(t, "description", ""), getattr(t, "input_schema", None)],
+                ensure_ascii=False,
+                default=str,
+            )
+        except (ValueError, TypeError, RecursionError):
+            text = ""  # fixed_tools leaves out a schema it cannot read
+        raw = f"{getattr(t, 'name', '')}{getattr(t, 'description', '')}{text}"
+        if not any(s in raw for s in secrets):
+            kept.append(t)
+    return kept, len(listed) - len(kept)
 
 
 class McpActivities:
@@ -63,6 +84,12 @@ class McpActivities:
                 continue
             if isinstance(result, BaseException):
                 raise result
+            result, leaky = _without_secrets(result, cfg.secrets())
+            if leaky:
+                out.notes.append(
+                    f"{leaky} tool(s) of MCP server {name!r} are left out: their listing holds one of the server's "
+                    "configured secrets"
+                )
             tools, notes = fixed_tools(name, result, phases=cfg.phases, timeout_s=cfg.timeout_s, taken=taken)
             out.tools += tools
             out.notes += notes

@@ -155,5 +155,8 @@ async def call_tool(
         raise
     except Exception as e:  # noqa: BLE001
         raise _unavailable(name, cfg, overflow, e) from None
-    text, total = result_text(result, cap)
-    return CallResult(_scrub(text, cfg), bool(getattr(result, "is_error", False)), total)
+    # read past the cap by the longest secret and scrub before cutting: a secret straddling the cap is replaced
+    # whole, not shown up to it
+    longest = max((len(s) for s in cfg.secrets()), default=0)
+    text, total = result_text(result, cap + longest)
+    return CallResult(_scrub(text, cfg)[:cap], bool(getattr(result, "is_error", False)), total)

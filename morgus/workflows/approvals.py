@@ -12,9 +12,10 @@ unless the task asked for it). It reads the command the way a person skimming it
 - `${IFS}`, `=`, `<`, `>`, `{`, `}`, `,` split words; case is ignored;
 - a pattern of several words ('npm publish') matches its first word followed, later in the same simple command
   (up to `;`, `&`, `|`, `(`, `)`, a backquote or a newline), by the others in order: `npm --tag beta publish`.
+A separator inside quotes or after a backslash does not end the simple command (`git -c 'a.b=;' push`).
 What it cannot catch: a command built at run time (`X=cu; ${X}rl`, `$(echo Y3VybA== | base64 -d)`, ANSI-C
-`$'\\x63url'`), another program doing the same thing (`python -c "urllib…"`, `node -e "fetch(…)"`, a script the
-model wrote earlier), or an alias. Being generous, it also asks for harmless commands that merely name a pattern
+`$'\\x63url'`, a glob such as `/usr/bin/cu?l`, a brace expansion such as `c{u,}rl`), another program doing the
+same thing (`python -c "urllib…"`, `node -e "fetch(…)"`, a script the model wrote earlier), or an alias. Being generous, it also asks for harmless commands that merely name a pattern
 (`grep curl notes.txt`, `cat docs/ssh`): a question to a person, never a wrong run.
 
 Pure and deterministic (no Temporal call), so the workflow can use it and tests run without a server.
@@ -36,9 +37,22 @@ _WORD = re.compile(r"[\s{}<>=,$]+")
 ARGUMENTS_SHOWN = 4000  # characters of a call's arguments the approval step and the status query carry
 
 
-def _words(text: str) -> list[list[str]]:
-    """The command's simple commands, each as its words (lower case, directories dropped, quoting removed)."""
-    text = _QUOTING.sub("", _CONTINUATION.sub("", text)).lower()
+# a quoted or backslash-escaped string: a separator in it is text to the shell, not the end of a command
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|\\.", re.S)
+
+
+def _merge_quoted(m: re.Match[str]) -> str:
+    return _SEGMENT.sub(" ", m.group())
+
+
+def _words(text: str, quoted_separators: bool = False) -> list[list[str]]:
+    """The command's simple commands, each as its words (lower case, directories dropped, quoting removed).
+    `quoted_separators` (approvals-quoted-v1): a `;`, `|`, `&`, parenthesis, backquote or newline inside quotes or
+    after a backslash does not end the simple command (`git -c 'a.b=;' push` is one git command that pushes)."""
+    text = _CONTINUATION.sub("", text)
+    if quoted_separators:
+        text = _QUOTED.sub(_merge_quoted, text)
+    text = _QUOTING.sub("", text).lower()
     segments = []
     for segment in _SEGMENT.split(text):
         words = [posixpath.basename(w.rstrip("/")) or w for w in _WORD.split(segment) if w]
@@ -84,9 +98,13 @@ def _command_of(arguments: str | None) -> str:
 
 
 def approval_needed(
-    policy: ApprovalPolicy | None, approved_tools: Collection[str], tool: str, arguments: str | None
+    policy: ApprovalPolicy | None,
+    approved_tools: Collection[str],
+    tool: str,
+    arguments: str | None,
+    quoted_separators: bool = False,
 ) -> str | None:
-    """Why the call needs the user's yes, in a few words; None when it may run."""
+    """Why the call needs the user's yes, in a few words; None when it may run. `quoted_separators`: see _words."""
     if policy is None or tool in approved_tools:
         return None
     if tool in policy.tools:
@@ -95,7 +113,7 @@ def approval_needed(
         return None
     if arguments is None:  # too large to carry: the workflow cannot read it, so it asks
         return "the command is too large to check"
-    segments = _words(_command_of(arguments))  # split once, whatever the number of patterns
+    segments = _words(_command_of(arguments), quoted_separators)  # split once, whatever the number of patterns
     for pattern in policy.commands:
         if _matches(_pattern_words(pattern), segments):
             return f"the command matches {pattern!r}"

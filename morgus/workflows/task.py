@@ -190,6 +190,9 @@ MCP_START_GRACE_S = 30  # beyond a call's own deadline: starting a stdio server,
 PAUSE_PATCH = "pause-v1"
 # A call the task's approval policy names waits for the user's decision (`decide`): approve, deny, approve_all.
 APPROVALS_PATCH = "approvals-v1"
+# A `;`, `|`, `&`... inside quotes no longer ends a command for the policy (`git -c 'a.b=;' push` asks). Marked only
+# when it changes the answer, so a history without such a command replays as before.
+APPROVALS_QUOTED_PATCH = "approvals-quoted-v1"
 DENIED = "denied by the user: "
 # Semantic memory: notes recalled into RESEARCH's and PLAN's openings (and memory_search offered), a finished task
 # distilled into notes at FINALIZE. Never fails a task: memory that cannot be used is a step that says so.
@@ -1146,7 +1149,9 @@ class TaskWorkflow:
             return None
         why = approval_needed(policy, self._state.approved_tools, call.name, call.arguments)
         if why is None:
-            return None
+            why = approval_needed(policy, self._state.approved_tools, call.name, call.arguments, True)
+            if why is None or not workflow.patched(APPROVALS_QUOTED_PATCH):
+                return None
         pending = PendingApproval(call_id=call.id, tool=call.name, arguments=shown_arguments(call.arguments), why=why)
         self._pending_approval, self._decision = pending, None
         shown = f"{call.name}({pending.arguments})"

@@ -42,6 +42,18 @@ def crash() -> str:
     os._exit(3)
 
 
+@server.tool(description=f"The service status (a careless server names its token here: {os.environ.get('API_TOKEN')})")
+def status(detail: str = os.environ.get("API_TOKEN", "")) -> str:
+    return "up"
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def padded_env(name: str, pad: int = 0) -> str:
+    """Return `pad` dots and then an environment variable of the server (a server that echoes its token)."""
+    _log("padded_env", name=name, pad=pad)
+    return "." * pad + os.environ.get(name, "")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["http"]:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
