@@ -5,6 +5,7 @@ Postgres, git and the scripted LLM; nothing here needs a sandbox (a denied shell
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import subprocess
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from morgus.app.auto_answer import UNATTENDED_DENIAL, decision_for
 from morgus.app.stack import start_worker_process, terminate
@@ -408,8 +410,9 @@ async def test_a_push_hidden_behind_a_quoted_separator_waits_for_approval(client
     assert pending is not None and pending.why == "the command matches 'git push'"
     await handle.execute_update("decide", {"call_id": pending.call_id, "decision": "deny", "reason": "no"})
     await wait_for(lambda: llm_requests(llm, "approve-quoted", 4), what="the model to hear the denial")
-    await handle.signal("cancel")
-    assert (await handle.result()).status == "cancelled"
+    with contextlib.suppress(RPCError):  # the task may already have finished its last phases
+        await handle.signal("cancel")
+    assert (await handle.result()).status in ("cancelled", "completed")
     assert tool_results(llm.requests_for("approve-quoted")[3])[-1] == f"{DENIED}no"
     await replay_every_run(client, handle, record_as="task-red3-v18")
 
