@@ -19,7 +19,7 @@ import yaml
 
 from morgus.app.stack import start_worker_process, terminate, wait_for_port
 from morgus.contracts import TaskLimits
-from tests.conftest import assert_steps_contiguous, free_port, settings_env, start, task_id_of
+from tests.conftest import assert_steps_contiguous, free_port, settings_env, start, task_id_of, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,13 +54,31 @@ async def assert_clean(store, task_id: str, steps: int) -> None:
     assert sum(1 for r in rows if r["type"] == "NOTIFICATION") == steps
 
 
+async def _polling(client, task_queue: str, pids: set[str]) -> bool:
+    """Every worker in `pids` polls the task queue for activities (identities are "<pid>@<host>")."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+    )
+    return pids <= {p.identity.split("@")[0] for p in resp.pollers}
+
+
 async def test_two_workers_share_twenty_tasks_and_one_dies(client, store, settings, llm):
     env = settings_env(settings) | {"MORGUS_LOG_LEVEL": "warning"}
     workers = [start_worker_process(env), start_worker_process(env)]
     steps = 6
     marker = llm.add("scale-kill", steady_script(steps, 0.3))
     try:
-        await asyncio.sleep(2)
+        # both workers polling before the tasks start (a fixed sleep was shorter than a worker's start-up under load)
+        pids = {str(w.pid) for w in workers}
+        await wait_for(lambda: _polling(client, settings.task_queue, pids), timeout=120, what="both workers to poll")
         handles = [
             await start(client, settings, marker, limits=TaskLimits(loop_repeats=50, require_work=False))
             for _ in range(20)
