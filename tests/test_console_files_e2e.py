@@ -13,22 +13,17 @@ otherwise. Screenshots go to docs/screenshots/ (files-*, task-diff, task-gitlog,
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import os
-import shutil
-import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ask, free_port, start, task_id_of, wait_for, wait_task_status
 from tests.helpers.api import served
+from tests.helpers.console_e2e import assert_screenshots, chromium_or_skip, run_e2e, screenshots
 
-ROOT = Path(__file__).resolve().parent.parent
-CONSOLE = ROOT / "console"
 TOKEN = "files-e2e-token"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 SITE = (
@@ -67,11 +62,7 @@ def sites(settings):
 
 
 async def test_files_panel_and_preview_in_chromium(client, store, settings, worker, llm, sites, tmp_path):
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not Path(chromium).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    if not (CONSOLE / "dist" / "index.html").exists() or not (CONSOLE / "node_modules" / "playwright-core").exists():
-        pytest.skip("the console is not built (cd console && npm ci && npm run build)")
+    chromium_or_skip()
     marker = llm.add(
         "console-files",
         [
@@ -125,8 +116,6 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
     (ws / "invoice\u202efdp.exe").write_text("named to read as .pdf\n")  # a right-to-left override
     os.mkdir(os.fsencode(ws) + b"/bad\xffname")  # not UTF-8: listed escaped, not openable
     (ws / "passwd").symlink_to("/etc/passwd")
-    shots = ROOT / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
 
@@ -139,28 +128,16 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
 
         await wait_for(deployed, what="the deployment artifact")
         assert (await http.get(f"/api/tasks/{tid}/files")).status_code == 401  # the token is needed, reads too
-        base = str(http.base_url).rstrip("/")
-        res = await asyncio.to_thread(
-            subprocess.run,
-            [
-                shutil.which("node") or "node",
-                str(CONSOLE / "e2e" / "files.e2e.mjs"),
-                base,
-                tid,
-                TOKEN,
-                str(shots),
-                str(downloads),
-                task_id_of(asking),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            cwd=CONSOLE,
-            env={**os.environ, "CHROMIUM": chromium},
+        out = await run_e2e(
+            "files.e2e.mjs",
+            str(http.base_url).rstrip("/"),
+            tid,
+            TOKEN,
+            str(screenshots()),
+            str(downloads),
+            task_id_of(asking),
         )
-    print(res.stdout)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "e2e: done" in res.stdout
+    assert "e2e: done" in out
     assert (await asking.result()).status == "completed"  # answered from the page, through the API
     # what the browser saved is the workspace's bytes, fetched with the token
     assert hashlib.sha256((downloads / "logo.png").read_bytes()).digest() == hashlib.sha256(PNG).digest()
@@ -170,8 +147,7 @@ async def test_files_panel_and_preview_in_chromium(client, store, settings, work
         assert app is not None and app.read() == APP.encode()
     assert {f"task-{tid}/dist/index.html", f"task-{tid}/assets/logo.png"} <= names
     assert f"task-{tid}/passwd" not in names  # a link is left out, never followed
-    for name in (
+    assert_screenshots(
         *("files-tree", "files-text", "files-binary", "files-preview", "files-phone", "files-phone-preview"),
         *("task-diff", "task-gitlog", "file-highlight", "dashboard", "dashboard-phone"),
-    ):
-        assert (shots / f"{name}.png").stat().st_size > 10_000
+    )

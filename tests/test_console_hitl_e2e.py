@@ -7,20 +7,14 @@ approves the git_push FINALIZE waits on; nothing is pushed before. Needs Debian'
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from morgus.contracts import ApprovalPolicy
 from tests.conftest import start, task_id_of, wait_for
 from tests.helpers.api import served
+from tests.helpers.console_e2e import assert_screenshots, chromium_or_skip, run_e2e, screenshots
 from tests.helpers.gitrepos import bare_repo
-
-ROOT = Path(__file__).resolve().parent.parent
-CONSOLE = ROOT / "console"
 
 
 def pushed(bare: Path) -> bool:
@@ -28,11 +22,7 @@ def pushed(bare: Path) -> bool:
 
 
 async def test_pause_resume_and_approve_in_chromium(client, store, settings, worker, llm, tmp_path):
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not Path(chromium).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    if not (CONSOLE / "dist" / "index.html").exists() or not (CONSOLE / "node_modules" / "playwright-core").exists():
-        pytest.skip("the console is not built (cd console && npm ci && npm run build)")
+    chromium_or_skip()
     bare = bare_repo(tmp_path / "site.git")
     marker = llm.add(
         "console-hitl",
@@ -67,26 +57,12 @@ async def test_pause_resume_and_approve_in_chromium(client, store, settings, wor
     )
     tid = task_id_of(handle)
     await wait_for(lambda: asyncio.sleep(0, llm.in_flight("console-hitl") > 0), what="the first LLM call")
-    shots = ROOT / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
     async with served(settings, client, store) as http:
-        base = str(http.base_url).rstrip("/")
-        res = await asyncio.to_thread(
-            subprocess.run,
-            [shutil.which("node") or "node", str(CONSOLE / "e2e" / "hitl.e2e.mjs"), base, tid, str(shots)],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            cwd=CONSOLE,
-            env={**os.environ, "CHROMIUM": chromium},
-        )
-    print(res.stdout)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert 'approval shown: git_push({"remote": "origin", "branch": "main"})' in res.stdout
+        out = await run_e2e("hitl.e2e.mjs", str(http.base_url).rstrip("/"), tid, str(screenshots()))
+    assert 'approval shown: git_push({"remote": "origin", "branch": "main"})' in out
     assert (await handle.result()).status == "completed" and pushed(bare)
     steps = await store.fetch_steps(tid)
     kinds = [s["type"] for s in steps]
     assert kinds.count("PAUSED") == kinds.count("RESUMED") == kinds.count("APPROVAL") == kinds.count("DECISION") == 1
     assert len(llm.requests_for("console-hitl")) == 8  # nothing re-run, nothing skipped
-    for name in ("task-paused", "task-approval"):
-        assert (shots / f"{name}.png").stat().st_size > 10_000
+    assert_screenshots("task-paused", "task-approval")

@@ -1,17 +1,10 @@
 // End-to-end in real headless Chromium: New Task -> live timeline -> steer from the message box -> answer the question -> completed with its
 // artifact link -> Dashboard filter and search. Screenshots go to docs/screenshots/.
 //   node console/e2e/console.e2e.mjs <base url> <scenario marker> <screenshot dir>
-import { chromium } from "playwright-core";
+import { inChromium, step } from "./harness.mjs";
 
 const [base, marker, shots] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-const step = (msg) => console.log(`e2e: ${msg}`);
-try {
+await inChromium({ shots }, async ({ page }) => {
   await page.goto(`${base}/#/new`);
   await page.getByRole("heading", { name: "New task" }).waitFor();
   await page.fill("input[name=title]", "Bakery landing page");
@@ -61,10 +54,4 @@ try {
   // dashboard.png itself is files.e2e.mjs's (the dashboard with a waiting task, costs and durations)
   await page.screenshot({ path: `${shots}/dashboard-filters.png`, fullPage: true });
   step("dashboard filters and search work");
-} catch (e) {
-  await page.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
-  console.error(`e2e failed: ${e.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -4,31 +4,21 @@
 // sandboxed live preview, the page on a phone; then the dashboard (cost or tokens, duration, what a task waits
 // for, keyboard use, a phone's width) and its counts moving live when the waiting task is answered.
 //   node console/e2e/files.e2e.mjs <base url> <task id> <token> <screenshot dir> <download dir> <waiting task id>
-import { chromium } from "playwright-core";
+import { inChromium, step, fail } from "./harness.mjs";
 
 const [base, taskId, token, shots, downloads, waitingId] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync"],
-});
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
 // The token as the console keeps it after its first 401 prompt (no prompt may appear: see the dialog check).
-await context.addInitScript((t) => localStorage.setItem("morgus.token", t), token);
-const page = await context.newPage();
-const step = (msg) => console.log(`e2e: ${msg}`);
-const fail = (msg) => { throw new Error(msg); };
-const dialogs = [];
-page.on("dialog", (d) => { dialogs.push(`${d.type()}: ${d.message()}`); d.dismiss().catch(() => {}); });
-const listed = [];
-page.on("request", (r) => {
-  const u = new URL(r.url());
-  if (u.pathname.endsWith("/files")) listed.push(u.searchParams.get("path"));
-});
-const tree = page.locator(".files-tree");
-const item = (name) => tree.locator(".tree-item", { hasText: name }).first();
+await inChromium({ shots, failureShot: "files-failure.png", token, contextOptions: { acceptDownloads: true } }, async ({ page }) => {
+  const dialogs = [];
+  page.on("dialog", (d) => { dialogs.push(`${d.type()}: ${d.message()}`); d.dismiss().catch(() => {}); });
+  const listed = [];
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.endsWith("/files")) listed.push(u.searchParams.get("path"));
+  });
+  const tree = page.locator(".files-tree");
+  const item = (name) => tree.locator(".tree-item", { hasText: name }).first();
 
-try {
   await page.goto(`${base}/#/tasks/${taskId}`);
   await page.locator(".task-detail .badge-completed").waitFor({ timeout: 30000 });
   await item("src/").waitFor();
@@ -206,10 +196,4 @@ try {
 
   if (dialogs.length) fail(`dialogs appeared: ${dialogs.join("; ")}`);
   step("done");
-} catch (e) {
-  await page.screenshot({ path: `${shots}/files-failure.png`, fullPage: true }).catch(() => {});
-  console.error(`e2e failed: ${e.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

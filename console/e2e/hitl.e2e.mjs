@@ -1,17 +1,10 @@
 // End-to-end in real headless Chromium: pause a running task and resume it, then approve the git_push it waits on.
 // Screenshots: task-paused.png, task-approval.png.
 //   node console/e2e/hitl.e2e.mjs <base url> <task id> <screenshot dir>
-import { chromium } from "playwright-core";
+import { inChromium, step } from "./harness.mjs";
 
 const [base, taskId, shots] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-const step = (msg) => console.log(`e2e: ${msg}`);
-try {
+await inChromium({ shots }, async ({ page }) => {
   await page.goto(`${base}/#/tasks/${taskId}`);
   // pause while the first LLM call is in flight: it finishes, its tool call waits
   await page.getByRole("button", { name: "Pause" }).click();
@@ -36,10 +29,4 @@ try {
   await page.locator(".task-detail .badge-completed").waitFor({ timeout: 60000 });
   await page.locator(".step-decision").getByText("Approved by the user: git_push").waitFor();
   step("approved; completed");
-} catch (e) {
-  await page.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
-  console.error(`e2e failed: ${e.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

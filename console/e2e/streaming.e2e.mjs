@@ -2,17 +2,10 @@
 // step lands), survives a reload, and is replaced by the step. The test holds the scripted stream mid-reply and lets
 // it go when this script prints "e2e: release". Screenshot: docs/screenshots/task-streaming.png.
 //   node console/e2e/streaming.e2e.mjs <base url> <task id> <screenshot dir>
-import { chromium } from "playwright-core";
+import { inChromium, step } from "./harness.mjs";
 
 const [base, taskId, shots] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-const step = (msg) => console.log(`e2e: ${msg}`);
-try {
+await inChromium({ shots }, async ({ page }) => {
   await page.goto(`${base}/#/tasks/${taskId}`);
   const live = page.locator(".step-live-llm");
   await live.getByText("Sourdough", { exact: false }).waitFor({ timeout: 60000 });
@@ -32,10 +25,4 @@ try {
   const shown = await page.locator(`.step-llm_response[data-seq="${seq}"] pre`).innerText();
   if ((shown.match(/Sourdough/g) || []).length !== 1) throw new Error(`the reply is not shown once: ${shown}`);
   step("the step replaced the live reply");
-} catch (e) {
-  await page.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
-  console.error(`e2e failed: ${e.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});
