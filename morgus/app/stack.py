@@ -98,8 +98,6 @@ class TemporalDevServer:
         return cmd + self.extra_args
 
     def start(self, timeout_s: float = 60) -> None:
-        if port_open(self.host, self.port):
-            raise ConfigError(f"port {self.port} is already in use; is another Temporal server running?")
         self.proc = start_healthy(
             self.command(),
             self.serving,
@@ -108,6 +106,8 @@ class TemporalDevServer:
             what=f"the Temporal dev server at {self.address}",
             log_file=self.log_file,
             interval_s=0.2,
+            port=(self.host, self.port),
+            port_busy="is another Temporal server running?",
         )
 
     def serving(self) -> bool:

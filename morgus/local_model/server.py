@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from morgus.child_process import port_open, start_healthy, terminate
+from morgus.child_process import start_healthy, terminate
 from morgus.config import Settings
 from morgus.local_model.base import LocalModelError, Progress, print_line
 from morgus.local_model.build import server_binary
@@ -69,8 +69,6 @@ class LlamaServer:
         return cmd + self.extra_args
 
     def start(self, timeout_s: float = 300) -> None:
-        if port_open("127.0.0.1", self.port):
-            raise LocalModelError(f"port {self.port} is already in use; set MORGUS_LOCAL_MODEL_PORT to a free one")
         # /health answers 503 while the model loads and 200 once it can serve
         self.proc = start_healthy(
             self.command(),
@@ -80,6 +78,8 @@ class LlamaServer:
             what="llama-server",
             log_file=self.log_file,
             interval_s=0.5,
+            port=("127.0.0.1", self.port),
+            port_busy="set MORGUS_LOCAL_MODEL_PORT to a free one",
         )
 
     def stop(self) -> None:

