@@ -17,6 +17,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -56,8 +57,11 @@ def script(steps: int) -> list[dict]:
 
 
 class Bench:
-    def __init__(self, root: Path, dynamic_config: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, root: Path, dynamic_config: dict[str, int] | None = None, worker_env: dict[str, str] | None = None
+    ) -> None:
         self.root = root
+        self.worker_env = worker_env or {}  # more of the worker's environment (bench/intake_latency.py)
         root.mkdir(parents=True, exist_ok=True)
         self.llm = ScriptedLLM()
         self.temporal = TemporalDevServer(
@@ -95,6 +99,7 @@ class Bench:
             "MORGUS_WORKSPACES": str(self.root / "ws"),
             "MORGUS_LOG_LEVEL": "warning",
             "MORGUS_SANDBOX": "bwrap",
+            **self.worker_env,
         }
         self.worker = start_worker_process(env, self.root / "worker.log")
         self.client = await connect_temporal(self.settings)
@@ -252,14 +257,20 @@ async def main(small: bool, write: bool) -> int:
     report = "\n".join([f"Machine: {machine}", "", *lines])
     print(report)
     if write:
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        start, end = text.index(MARK_BEGIN) + len(MARK_BEGIN), text.index(MARK_END)
-        doc.write_text(text[:start] + "\n" + report + "\n" + text[end:])
+        write_section(MARK_BEGIN, MARK_END, report)
     return 1 if errors else 0
 
 
-if __name__ == "__main__":
+def write_section(begin: str, end: str, report: str) -> None:
+    """Replace what stands between two markers of docs/benchmarks.md (a bench's results section)."""
+    doc = ROOT / "docs" / "benchmarks.md"
+    text = doc.read_text()
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    doc.write_text(text[:start] + "\n" + report + "\n" + text[stop:])
+
+
+def run_main(main: Callable[[bool, bool], Awaitable[int]]) -> None:
+    """`--small` / `--write`, then exit with main's code."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--write", action="store_true")
@@ -267,3 +278,7 @@ if __name__ == "__main__":
     code = asyncio.run(main(a.small, a.write))
     sys.stdout.flush()
     os._exit(code)  # temporalio/sdk-python#300
+
+
+if __name__ == "__main__":
+    run_main(main)

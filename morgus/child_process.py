@@ -68,31 +68,16 @@ def http_ok(url: str, timeout_s: float = 2) -> Callable[[], bool]:
     return probe
 
 
-def wait_healthy(
-    proc: subprocess.Popen,
-    ready: str | Callable[[], bool],
-    deadline: float,
-    error_type: type[Exception],
-    *,
-    what: str,
-    log_file: Path | None = None,
-    interval_s: float = 0.1,
-) -> None:
-    """Return once `ready` (a URL that must answer 200, or a probe) says so; raise `error_type` when `proc`
-    exits first (its exit code and log tail) or when time.monotonic() passes `deadline`."""
-    probe = http_ok(ready) if isinstance(ready, str) else ready
-    timeout_s = max(0.0, deadline - time.monotonic())
-    while True:
-        if proc.poll() is not None:
-            tail = log_tail(log_file)
-            where = f"; the end of {log_file}:\n{tail}" if tail else f"; see {log_file or 'its output'}"
-            raise error_type(f"{what} exited with code {proc.returncode} while starting{where}")
+def _wait_ready(proc: subprocess.Popen, probe: Callable[[], bool], timeout_s: float, interval_s: float) -> bool:
+    """Whether `probe` said ready before `proc` exited and before `timeout_s` passed."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None:
         if probe():
-            return
+            return True
         if time.monotonic() > deadline:
-            see = f"; see {log_file}" if log_file else ""
-            raise error_type(f"{what} was not ready within {timeout_s:.0f}s{see}")
+            return False
         time.sleep(interval_s)
+    return False
 
 
 def start_healthy(
@@ -107,22 +92,29 @@ def start_healthy(
     port: tuple[str, int] | None = None,
     port_busy: str = "",
 ) -> subprocess.Popen:
-    """Start a server (output to `log_file`) and wait until it is healthy (see wait_healthy). `port` (host, port)
-    must be free first: `error_type` says "port N is already in use; <port_busy>" when something answers there (a
-    second server would fail to bind, or the probe would talk to the other one). Its own process group: a Ctrl-C
-    in the terminal reaches `morgus up` alone, which then stops its servers in order."""
+    """Start a server (output to `log_file`, its own process group: a Ctrl-C in the terminal reaches `morgus up`
+    alone, which then stops its servers in order) and return it once `ready` (a URL that must answer 200, or a
+    probe) says so. Else `error_type`, the server stopped: when it exited, with its exit code and log tail; when
+    `timeout_s` passed, saying so. `port` (host, port) must be free first ("port N is already in use;
+    <port_busy>"): a second server would fail to bind, or the probe would ask the other one."""
     if port is not None and port_open(*port):
         raise error_type(f"port {port[1]} is already in use; {port_busy}")
     with log_sink(log_file) as out:
         proc = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    probe = http_ok(ready) if isinstance(ready, str) else ready
     try:
-        wait_healthy(
-            proc, ready, time.monotonic() + timeout_s, error_type, what=what, log_file=log_file, interval_s=interval_s
-        )
+        if _wait_ready(proc, probe, timeout_s, interval_s):
+            return proc
     except BaseException:
-        terminate(proc)  # a half-started server (timeout, Ctrl-C) must not keep its port
+        terminate(proc)  # a half-started server (Ctrl-C) must not keep its port
         raise
-    return proc
+    if proc.poll() is not None:
+        tail = log_tail(log_file)
+        where = f"; the end of {log_file}:\n{tail}" if tail else f"; see {log_file or 'its output'}"
+        raise error_type(f"{what} exited with code {proc.returncode} while starting{where}")
+    terminate(proc)
+    see = f"; see {log_file}" if log_file else ""
+    raise error_type(f"{what} was not ready within {timeout_s:.0f}s{see}")
 
 
 def terminate(proc: subprocess.Popen | None, grace_s: float = 15) -> None:
