@@ -18,6 +18,8 @@ count cache when full. Prints Markdown; docs/benchmarks.md records a run.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import random
 import statistics
@@ -26,6 +28,8 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+
+import tiktoken
 
 from morgus.context import estimate_tokens, fit_request
 from morgus.contracts import ChatMessage, ToolCall
@@ -153,14 +157,21 @@ def rss() -> list[str]:
     ]
 
 
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    return f"{os.cpu_count()} cores ({cpu})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     assert encoding() is not None, "the o200k_base vocabulary did not load: this would time the characters/4 fallback"
     print(
-        f"Machine: {platform.machine()}, {platform.processor() or '?'}; Python {platform.python_version()}; "
-        f"median of {args.reps}\n"
+        f"Machine: {machine()}; Python {platform.python_version()}, tiktoken {tiktoken.__version__}; median of {args.reps}\n"
     )
     print("\n".join(per_turn(args.reps)))
     print()
