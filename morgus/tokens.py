@@ -178,13 +178,16 @@ def count_prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | N
 # the final piece of a part is its trailing run of symbols and punctuation (`"}`, `}]}`), with a space before it
 # if there is one; a few characters before that run make sure the tail is cut where the full text has a piece edge
 _TAIL_MARGIN = 16
+_RUN_MAX = 256  # a longer run (a message ending in 1 MB of "!") is not walked character by character
 
 
 def _newline_share(part: str, enc: Any) -> int:
     """How many tokens a newline after `part` adds (0 when it merges into the final piece, else usually 1)."""
-    start = len(part)
-    while start > 0 and not _word_or_space(part[start - 1]):
+    start, stop = len(part), max(0, len(part) - _RUN_MAX)
+    while start > stop and not _word_or_space(part[start - 1]):
         start -= 1
+    if start == stop > 0:  # the run may go on: count the part without its newline too (cached, so once)
+        return PART_COUNTS.count(part + "\n", enc) - PART_COUNTS.count(part, enc)
     tail = part[max(0, start - _TAIL_MARGIN) :]
     return len(enc.encode_ordinary(tail + "\n")) - len(enc.encode_ordinary(tail))
 

@@ -15,7 +15,10 @@ import tiktoken
 from tiktoken_ext import openai_public
 
 from morgus import tokens
-from morgus.context import estimate_tokens
+from morgus.activities.llm_reply import estimated_usage
+from morgus.context import estimate_tokens, fit_request
+from morgus.contracts import ChatMessage, ToolCall
+from morgus.models import ModelInfo
 from morgus.tokens import PART_COUNTS, PartCounts, count_prompt, count_text, encoding, prompt_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +63,9 @@ def test_the_per_part_count_is_the_joined_count():
     huge = [{"role": "user", "content": "x"}, {"role": "tool", "content": "def f(x):\n    return x  # ü\n" * 70_000}]
     assert len(prompt_text(huge)) > 2_000_000
     assert count_prompt(huge, TOOLS) == count_text(prompt_text(huge, TOOLS))
+    for run in ("!" * 253, "!" * 254, "!" * 255, "}]" * 500_000):  # a last part ending in a long run of symbols
+        request = [*huge[:1], {"role": "tool", "content": "a", "tool_call_id": "a" + run}]
+        assert count_prompt(request, TOOLS) == count_text(prompt_text(request, TOOLS)), len(run)
     msgs = code_messages(3, 1)
     assert estimate_tokens(msgs, TOOLS) == count_text(prompt_text(msgs, TOOLS)) + 4 * len(msgs)
 
@@ -73,6 +79,39 @@ def test_a_turn_tokenizes_only_what_it_adds():
     assert (PART_COUNTS.hits, PART_COUNTS.misses) == (len(msgs) - 2 + 1, len(msgs) + 1)
     count_prompt(msgs, [*TOOLS, {"type": "function", "function": {"name": "other"}}])  # another tool list: counted
     assert PART_COUNTS.misses == len(msgs) + 2
+
+
+def test_raising_the_watermark_counts_only_the_elided_stubs():
+    BIG = "lorem ipsum dolor sit amet " * 300
+    msgs = [
+        ChatMessage(seq=0, role="system", content="You are Morgus."),
+        ChatMessage(seq=1, role="user", content="Phase: BUILD"),
+    ]
+    for i in range(12):
+        seq = len(msgs)
+        msgs.append(
+            ChatMessage(
+                seq=seq,
+                role="assistant",
+                content=f"reading {i}",
+                tool_calls=[ToolCall(id=f"c{i}", name="file_read", arguments="{}")],
+            )
+        )
+        msgs.append(ChatMessage(seq=seq + 1, role="tool", content=f"{i} {BIG}", tool_call_id=f"c{i}"))
+    PART_COUNTS.clear()
+    _, whole, _ = fit_request(msgs, None, TOOLS, 10**9)
+    misses = PART_COUNTS.misses
+    request, size, mark = fit_request(msgs, None, TOOLS, whole - 1)  # no longer fits: the watermark rises
+    elided = [m for m in request if "[tool result elided" in (m["content"] or "")]
+    assert mark > 0 and elided and size < whole
+    # the first try (the same request as before) is all hits; the second tokenizes only the elided messages
+    assert PART_COUNTS.misses - misses == len(elided) < len(msgs)
+    assert size == count_text(prompt_text(request, TOOLS)) + 4 * len(request)
+
+
+def test_an_estimated_usage_reuses_the_count_made_before_sending():
+    usage = estimated_usage(1234, "x" * 400, [ToolCall(id="c", name="file_read", arguments="y" * 96)], ModelInfo())
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (1234, (400 + 9 + 96) // 4, 1234 + 126)
 
 
 def test_the_cache_is_bounded_and_drops_the_least_recently_used():
