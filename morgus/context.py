@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from morgus.contracts import ChatMessage
-from morgus.tokens import count_text, prompt_text
+from morgus.tokens import count_prompt
 
 # when the watermark rises, the turns it leaves whole: few, so the prefix can grow for many turns before it rises again
 KEEP_ON_ELIDE = 2
@@ -40,8 +40,9 @@ class Condensation:
 
 def estimate_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
     """The request's prompt tokens: the counted tokens of its tools and messages plus a few per message for the
-    chat template's framing."""
-    return count_text(prompt_text(messages, tools)) + 4 * len(messages)
+    chat template's framing. Only messages not counted before are tokenized (morgus/tokens.py count_prompt), so a
+    turn costs what it adds, not the whole conversation again."""
+    return count_prompt(messages, tools) + 4 * len(messages)
 
 
 def is_protected(m: ChatMessage) -> bool:

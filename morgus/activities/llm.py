@@ -173,7 +173,7 @@ class LlmActivities:
         usage = usage_of(resp, info)
         if resp.usage is None:
             # a stream that sent no usage chunk (a server without `stream_options`): the budget still counts it
-            usage = estimated_usage(messages, tools, content, calls, info)
+            usage = estimated_usage(request_tokens, content, calls, info)  # the size counted before sending
             recovered = {**recovered, "usage_estimated": True}
         steps = [
             *req.pending_steps,

@@ -9,7 +9,6 @@ import re
 from openai.types.chat import ChatCompletion
 
 from morgus.activities.tools import REGISTRY
-from morgus.context import estimate_tokens
 from morgus.contracts import TokenUsage, ToolCall
 from morgus.ids import digest
 from morgus.models import ModelInfo
@@ -104,11 +103,9 @@ def usage_of(resp: object, info: ModelInfo) -> TokenUsage:
     return usage.model_copy(update={"cost_usd": round(info.cost(usage), 8)})
 
 
-def estimated_usage(
-    messages: list[dict], tools: list, content: str | None, calls: list[ToolCall], info: ModelInfo
-) -> TokenUsage:
-    """Usage by Morgus's own estimate (characters / 4), for a reply whose server reported none."""
-    prompt = estimate_tokens(messages, tools)
+def estimated_usage(prompt: int, content: str | None, calls: list[ToolCall], info: ModelInfo) -> TokenUsage:
+    """Usage by Morgus's own estimate, for a reply whose server reported none: `prompt` is the request's size as
+    counted before sending it (morgus/context.py estimate_tokens), the completion characters / 4."""
     completion = max(1, (len(content or "") + sum(len(c.name) + len(c.arguments or "") for c in calls)) // 4)
     usage = TokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
     return usage.model_copy(update={"cost_usd": round(info.cost(usage), 8)})
