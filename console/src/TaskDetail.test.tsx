@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { renderToStaticMarkup } from "react-dom/server";
 import type { Step } from "./api";
 import { StatusBadge } from "./components";
-import { pendingApproval } from "./TaskDetail";
+import { approveAllWarning, pendingApproval } from "./TaskDetail";
 
 const step = (seq: number, type: string, metadata: Record<string, unknown> = {}): Step =>
   ({ id: `s${seq}`, seq, type, phase: "FINALIZE", content: "", metadata, created_at: "" }) as unknown as Step;
@@ -19,5 +19,15 @@ describe("pendingApproval", () => {
   it("labels the new statuses", () => {
     expect(renderToStaticMarkup(<StatusBadge status="waiting_for_approval" />)).toContain("waiting for approval");
     expect(renderToStaticMarkup(<StatusBadge status="paused" />)).toContain("paused");
+  });
+});
+
+describe("approveAllWarning", () => {
+  it("warns before every later shell command is approved at once", () => {
+    expect(approveAllWarning("shell_exec")).toMatch(/every later command of this task run without asking/);
+  });
+  it("says nothing for a tool whose calls are alike", () => {
+    expect(approveAllWarning("git_push")).toBeNull();
+    expect(approveAllWarning("")).toBeNull();
   });
 });

@@ -138,8 +138,12 @@ export function TaskDetail({ id }: { id: string }) {
           <input aria-label="reason" value={reason} maxLength={2000} onChange={(e) => setReason(e.target.value)}
             placeholder="Reason (the agent reads it when you deny)" />
           <button onClick={() => decide("approve")}>Approve</button>
-          <button onClick={() => decide("approve_all")}>Approve all {approval.tool} calls</button>
+          <button onClick={() => {
+            const warning = approveAllWarning(approval.tool);
+            if (!warning || window.confirm(warning)) void decide("approve_all");
+          }}>Approve all {approval.tool} calls</button>
           <button className="danger" onClick={() => decide("deny")}>Deny</button>
+          {approveAllWarning(approval.tool) && <p className="approval-warning" role="note">{approveAllWarning(approval.tool)}</p>}
         </section>
       )}
       {active && (
@@ -179,6 +183,14 @@ export function TaskDetail({ id }: { id: string }) {
       </div>
     </div>
   );
+}
+
+/** What "approve all" gives away for tools whose calls differ from one another: every later command runs unasked,
+ * including those the policy names (curl, git push, npm publish…). Null for tools where one call is like the next. */
+export function approveAllWarning(tool: string): string | null {
+  if (tool !== "shell_exec") return null;
+  return "Approving all shell_exec calls lets every later command of this task run without asking, " +
+    "including the ones the approval policy names (curl, git push, npm publish…). Approve only this one to keep being asked.";
 }
 
 /** The call waiting for approval: the latest APPROVAL step with no DECISION on its call after it. */
