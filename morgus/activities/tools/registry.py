@@ -7,6 +7,8 @@ the model as an error result, never as a crash.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,14 +82,19 @@ class ToolSpec:
         return f"tool:{self.name}"
 
     def openai_schema(self) -> dict[str, Any]:
-        params = self.args.model_json_schema()
-        params.pop("title", None)
-        for prop in params.get("properties", {}).values():
-            prop.pop("title", None)
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": params},
-        }
+        """The tool as the model is offered it. Built once per tool: pydantic generates a schema in ~0.3 ms, and every
+        LLM call offers every tool (8% of a busy worker's CPU went here). A copy, so no caller can change the next
+        request's tools."""
+        return copy.deepcopy(_openai_schema(self.name, self.description, self.args))
+
+
+@functools.cache
+def _openai_schema(name: str, description: str, args: type[BaseModel]) -> dict[str, Any]:
+    params = args.model_json_schema()
+    params.pop("title", None)
+    for prop in params.get("properties", {}).values():
+        prop.pop("title", None)
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": params}}
 
 
 REGISTRY: dict[str, ToolSpec] = {}
