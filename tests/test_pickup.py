@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 
@@ -64,3 +65,37 @@ async def test_first_step_written_by_a_local_activity_through_a_database_outage(
     finally:
         await store.close()
         pg.stop("immediate")
+
+
+def test_the_sandboxed_modules_bytecode_is_written_once_where_python_would_not(tmp_path, monkeypatch):
+    import importlib
+    import importlib.util
+    import sys
+
+    from morgus.workflow_bytecode import cache_workflow_bytecode, sandboxed_modules
+
+    pkg = tmp_path / "pickup_pkg"
+    (pkg / "inner").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "inner" / "__init__.py").write_text("")
+    (pkg / "inner" / "wf.py").write_text("class W:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    cls = importlib.import_module("pickup_pkg.inner.wf").W
+    assert sandboxed_modules([cls, cls]) == ["pickup_pkg", "pickup_pkg.inner", "pickup_pkg.inner.wf"]
+    sources = [pkg / "__init__.py", pkg / "inner" / "__init__.py", pkg / "inner" / "wf.py"]
+    assert not any(Path(importlib.util.cache_from_source(str(s))).exists() for s in sources)
+    written = cache_workflow_bytecode([cls])
+    assert written == [importlib.util.cache_from_source(str(s)) for s in sources]
+    assert all(Path(w).stat().st_size > 0 for w in written)
+    # where it cannot be written (here: __pycache__ is a file), the worker goes on and each task compiles it
+    for w in written:
+        Path(w).unlink()
+    (pkg / "inner" / "__pycache__").rmdir()
+    (pkg / "inner" / "__pycache__").write_text("not a directory")
+    assert cache_workflow_bytecode([cls]) == [importlib.util.cache_from_source(str(pkg / "__init__.py"))]
+    # where Python writes bytecode itself, nothing to do
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert cache_workflow_bytecode([cls]) == []
+    for name in ("pickup_pkg.inner.wf", "pickup_pkg.inner", "pickup_pkg"):
+        sys.modules.pop(name, None)
