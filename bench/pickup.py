@@ -48,8 +48,9 @@ from morgus.scripted_llm import ScriptedLLM  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 STAGES = [
-    ("start RPC", "t_call", "t_return"),
-    ("start → WFT scheduled (server)", "t_call", "wft_scheduled"),
+    ("API handler's insert_pending", "t_call", "t_inserted"),
+    ("start RPC", "t_start", "t_return"),
+    ("start → WFT scheduled (server)", "t_start", "wft_scheduled"),
     ("WFT scheduled → WFT started (dispatch)", "wft_scheduled", "wft_started"),
     ("WFT started → step write begins", "wft_started", "row_created"),
     ("· WFT started → WFT completed (first workflow task)", "wft_started", "wft_completed"),
@@ -181,6 +182,8 @@ class PickupBench:
         s = Sample(variant, t_call=time.time())
         if variant == "api":
             await self.store.insert_pending(task_id, wf_id, task.display_title(), task.description, task.model)
+            s.times["t_inserted"] = time.time()
+        t_start = time.time()
         handle = await self.client.start_workflow(
             "TaskWorkflow",
             task,
@@ -212,7 +215,7 @@ class PickupBench:
                 s.times[key] = t
         if first_activity != "project":  # the first step was written before any activity (pickup-v1)
             s.times.pop("act_started", None)
-        s.times.update(t_call=s.t_call, t_return=s.t_return, t_seen=s.t_seen)
+        s.times.update(t_call=s.t_call, t_start=t_start, t_return=s.t_return, t_seen=s.t_seen)
         return s
 
 
