@@ -5,7 +5,8 @@ scripted LLM, so what is measured is Morgus and Temporal, not a model.
     python bench/orchestration.py --small    # CI: 10 tasks, 10-step tasks, 1/5 concurrent (so it cannot rot)
     python bench/orchestration.py --write    # also replace the results section of docs/benchmarks.md
 
-An agent step is one LLM activity, one tool activity (`notify_user`) and their projection rows.
+An agent step is one LLM activity, one tool activity (`notify_user`) and their projection rows. Pickup stage by
+stage, against another git ref in the same run: bench/pickup.py.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from morgus.memory.embeddings import Embedder
 from morgus.memory.schema import align_dimension, reembed
 from morgus.sandbox.base import SandboxBackend, SandboxUnavailable, select_backend
 from morgus.sandbox.pool import pooled
+from morgus.workflow_bytecode import cache_workflow_bytecode
 from morgus.workflows import TaskWorkflow
 
 
@@ -70,6 +71,7 @@ def build_workers(
     """Limits keep one host from taking more than it can run (MORGUS_MAX_CONCURRENT_*, MORGUS_MAX_CACHED_TASKS);
     on shutdown in-flight activities get MORGUS_SHUTDOWN_GRACE_S to finish, the rest is retried elsewhere."""
     grace = timedelta(seconds=settings.shutdown_grace_s)
+    cache_workflow_bytecode([TaskWorkflow])  # the sandbox imports it afresh for every task
     sandbox = sandbox_activities(settings, host_queue_name(settings.task_queue), backend)
     acts = build_activities(store, settings, sandbox)
     shared = Worker(

@@ -345,7 +345,7 @@ async def test_fresh_local_tools_history_replays(client, store, settings, worker
         if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
         and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
     ]
-    assert len(local) == 5, len(local)  # one per local call
+    assert len(local) == 6, len(local)  # one per local call, and the first step's (pickup-v1)
     await replay_every_run(client, handle, record_as="task-local-tools-v17")
 
 

@@ -185,6 +185,10 @@ class Intake:
                     task_queue=self.settings.task_queue,
                     result_type=TaskResult,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    # In the worker process the server hands the first workflow task back in this call's reply, to
+                    # this process's worker: no trip through the task queue (issue 15, pickup). Elsewhere (the API)
+                    # the SDK leaves it off, as it does when the worker has no free slot.
+                    request_eager_start=True,
                 )
             except WorkflowAlreadyStartedError:
                 continue  # started by the API, the CLI or an earlier claim: once is all

@@ -204,6 +204,14 @@ MEMORY_RETRY = RetryPolicy(
 )
 
 
+# The task's first step (TASK_START, status running) is written by a local activity inside the first workflow task
+# (issue 15, pickup): no round trip to the server to complete that task and hand out a projection activity before
+# the user sees the task running. The same registered activity, retried for ever like the others; its result is a
+# marker, so replay never writes it again, and a worker that dies before the workflow task completes re-runs it
+# on the next (the row's id comes from the ledger's number: the same row, written once).
+PICKUP_PATCH = "pickup-v1"
+
+
 _T = TypeVar("_T")
 
 
@@ -500,7 +508,9 @@ class TaskWorkflow:
         try:
             if task_input.resume is None:
                 await self._set_status(
-                    TaskStatus.running, steps=[self._step(None, StepType.TASK_START, task_input.display_title())]
+                    TaskStatus.running,
+                    steps=[self._step(None, StepType.TASK_START, task_input.display_title())],
+                    local=workflow.patched(PICKUP_PATCH),
                 )
             if self._work and self._state.unavailable_tools is None:
                 await self._learn_capabilities()
@@ -1335,12 +1345,14 @@ class TaskWorkflow:
         carried = self._ledger.carried_steps()  # numbered first: the copied step_seq counts them
         return self._state.model_copy(update={"runs": self._state.runs + 1, "pending_steps": carried})
 
-    async def _set_status(self, status: TaskStatus, steps: list[StepRecord] | None = None, **update: Any) -> None:
+    async def _set_status(
+        self, status: TaskStatus, steps: list[StepRecord] | None = None, *, local: bool = False, **update: Any
+    ) -> None:
         self._status = status
         workflow.upsert_search_attributes([MORGUS_STATUS.value_set(status.value)])
-        await self._project(TaskRowUpdate(status=status, **update), steps or [])
+        await self._project(TaskRowUpdate(status=status, **update), steps or [], local=local)
 
-    async def _project(self, update: TaskRowUpdate, steps: list[StepRecord]) -> None:
+    async def _project(self, update: TaskRowUpdate, steps: list[StepRecord], *, local: bool = False) -> None:
         inp = self._input
         batch = ProjectionBatch(
             task_id=self._task_id,
@@ -1351,11 +1363,14 @@ class TaskWorkflow:
             update=update,
             steps=steps,
         )
+        timeout = timedelta(seconds=inp.timeouts.projection_start_to_close)
+        if local:  # PICKUP_PATCH: written inside this workflow task, before it completes
+            await workflow.execute_local_activity_method(
+                ProjectionActivities.project, batch, start_to_close_timeout=timeout, retry_policy=PROJECTION_RETRY
+            )
+            return
         await workflow.execute_activity_method(
-            ProjectionActivities.project,
-            batch,
-            start_to_close_timeout=timedelta(seconds=inp.timeouts.projection_start_to_close),
-            retry_policy=PROJECTION_RETRY,
+            ProjectionActivities.project, batch, start_to_close_timeout=timeout, retry_policy=PROJECTION_RETRY
         )
 
     async def _finish(self, status: TaskStatus, message: str) -> None:
