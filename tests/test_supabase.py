@@ -485,3 +485,27 @@ async def test_the_api_scopes_every_route_to_the_jwt_user(postgres, two_users, s
         assert rows(conn, "select 1 from tasks where id = %s", (created["id"],))
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute("update tasks set status = 'cancelled' where id = %s", (created["id"],))
+
+
+def test_only_a_row_nobody_claimed_wakes_the_intakes(postgres) -> None:
+    """An API insert (claimed in the insert, started by the API) wakes no intake; a client's pending row does.
+    Told apart without waiting on a clock: notifications arrive in commit order, so each task_inputs row's, committed
+    right after a tasks row, follows whatever that tasks row caused."""
+    claimed, unclaimed = str(uuid.uuid4()), str(uuid.uuid4())
+    with (
+        psycopg.connect(postgres.dsn, autocommit=True) as listener,
+        psycopg.connect(postgres.dsn, autocommit=True) as conn,
+    ):
+        listener.execute("listen morgus_intake")
+        try:
+            for tid, started in ((claimed, "now()"), (unclaimed, "null")):
+                conn.execute(
+                    "insert into tasks (id, workflow_id, title, description, status, started_at) "
+                    f"values (%s, %s, 't', 'd', 'pending', {started})",
+                    (tid, f"task-{tid}"),
+                )
+                conn.execute("insert into task_inputs (task_id, kind, status) values (%s, 'say', 'delivered')", (tid,))
+            heard = [n.payload for n in listener.notifies(timeout=30, stop_after=3)]
+        finally:
+            conn.execute("delete from tasks where id = any(%s::uuid[])", ([claimed, unclaimed],))
+    assert heard == ["task_inputs", "tasks", "task_inputs"], heard
