@@ -483,6 +483,9 @@ class ToolRequest(BaseModel):
     repo_url: str | None = None  # the task's git remote, for git_push
     result_seq: int  # conversation seq for the tool message
     step_seq: int  # seq for the TOOL_RESULT step
+    # parallel-tools-v1: the call has exactly one step slot (its TOOL_RESULT); its other steps (a notification) are
+    # returned in ToolOutcome.extra_steps for the workflow to write after the turn's results
+    defer_extra_steps: bool = False
 
 
 class SandboxCreate(BaseModel):
@@ -507,6 +510,7 @@ class ToolOutcome(BaseModel):
     digest: str = ""  # of the whole result, for loop detection
     changed: bool = False  # the workspace changed (a file written, a command that wrote): BUILD's work is shown
     ran: bool = False  # the tool ran (its arguments were valid), whatever its outcome: a test run that failed ran
+    extra_steps: list[StepRecord] = Field(default_factory=list)  # with defer_extra_steps: steps not written (seq -1)
 
 
 class McpToolsRequest(BaseModel):

@@ -95,6 +95,7 @@ class ToolActivities:
                 digest=digest(done.content or ""),
                 changed=bool(done.meta.get("changed", False)),
                 ran=bool(done.meta.get("ran", False)),
+                extra_steps=[StepRecord.model_validate(s) for s in done.meta.get("extra_steps", [])],
             )
 
         raw = req.call.arguments
@@ -144,6 +145,10 @@ class ToolActivities:
         output.content = clean_text(output.content)
         log.info("tool ran", ok=output.ok)
 
+        extra = [
+            StepRecord(seq=-1, phase=req.phase, type=s.type, content=s.content, metadata=s.metadata)
+            for s in output.steps
+        ]
         steps = [
             StepRecord(
                 seq=req.step_seq,
@@ -158,19 +163,15 @@ class ToolActivities:
                     "chars": len(output.content),
                 },
             ),
-            *(
-                StepRecord(
-                    seq=req.step_seq + 1 + i, phase=req.phase, type=s.type, content=s.content, metadata=s.metadata
-                )
-                for i, s in enumerate(output.steps)
-            ),
         ]
+        meta: dict[str, Any] = {"ok": output.ok, "tool": spec.name, "changed": changed, "ran": ran}
+        if req.defer_extra_steps:  # one step slot: the rest go back to the workflow (kept for a re-delivery)
+            meta["extra_steps"] = [s.model_dump(mode="json") for s in extra]
+        else:
+            steps += [s.model_copy(update={"seq": req.step_seq + 1 + i}) for i, s in enumerate(extra)]
+        meta["steps_written"] = len(steps)
         message = ChatMessage(
-            seq=req.result_seq,
-            role="tool",
-            tool_call_id=req.call.id,
-            content=output.content,
-            meta={"ok": output.ok, "steps_written": len(steps), "tool": spec.name, "changed": changed, "ran": ran},
+            seq=req.result_seq, role="tool", tool_call_id=req.call.id, content=output.content, meta=meta
         )
         await self.store.save_tool_result(req.task_id, message, steps, output.artifacts)
         return ToolOutcome(
@@ -180,4 +181,5 @@ class ToolActivities:
             digest=digest(output.content),
             changed=changed,
             ran=ran,
+            extra_steps=extra if req.defer_extra_steps else [],
         )

@@ -83,12 +83,16 @@ class Ledger:
     # ------------------------------------------------------------------ steps
 
     def defer_step(
-        self, phase: Phase | None, type_: StepType, content: str, metadata: dict[str, Any] | None = None
+        self,
+        phase: Phase | None,
+        type_: StepType,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+        seq: int = UNNUMBERED,
     ) -> None:
-        """A step written with the next LLM turn (or at the end); numbered when the next number is handed out."""
-        self._deferred.append(
-            StepRecord(seq=UNNUMBERED, phase=phase, type=type_, content=content, metadata=metadata or {})
-        )
+        """A step written with the next LLM turn (or at the end); numbered when the next number is handed out,
+        unless `seq` is a number already reserved for it (a parallel call that failed: its result's slot)."""
+        self._deferred.append(StepRecord(seq=seq, phase=phase, type=type_, content=content, metadata=metadata or {}))
 
     def number_deferred(self) -> int:
         """Number the deferred steps that have no number yet; returns the next free step number."""
@@ -140,6 +144,15 @@ class Ledger:
     def tool_slots(self) -> ToolSlots:
         result_seq = self.next_message_seq()
         return ToolSlots(result_seq=result_seq, step_seq=self.number_deferred())
+
+    def reserve_tool_slots(self) -> ToolSlots:
+        """The slots of one call of a turn whose calls run concurrently (parallel-tools-v1), taken in the order of
+        the calls before any starts: its result's slot and exactly one step, its TOOL_RESULT (the call's other
+        steps come back to the workflow and are deferred). Fixed numbers, so results and steps keep the calls'
+        order whatever order the calls finish in, and the step numbers stay contiguous."""
+        slots = self.tool_slots()
+        self._state.step_seq = slots.step_seq + 1
+        return slots
 
     def tool_turn_stored(self, steps_written: int) -> None:
         """The tool activity stored its result and `steps_written` steps from the number it was given."""

@@ -105,8 +105,9 @@ with workflow.unsafe.imports_passed_through():
         placeholder_input,
         starts_with,
     )
-    from morgus.workflows.ledger import Ledger
+    from morgus.workflows.ledger import UNNUMBERED, Ledger, ToolSlots
     from morgus.workflows.loops import Loop, LoopDetector, text_mark, tool_mark
+    from morgus.workflows.parallel import Touches, touches, waits_for
     from morgus.workflows.sandbox_lease import SandboxLease
     from morgus.workflows.summary import DEPLOY_TOOLS, checked_facts
 
@@ -197,6 +198,8 @@ DENIED = "denied by the user: "
 # Semantic memory: notes recalled into RESEARCH's and PLAN's openings (and memory_search offered), a finished task
 # distilled into notes at FINALIZE. Never fails a task: memory that cannot be used is a step that says so.
 MEMORY_PATCH = "memory-v1"
+# The calls of one turn that share nothing run concurrently (morgus/workflows/parallel.py).
+PARALLEL_TOOLS_PATCH = "parallel-tools-v1"
 MEMORY_PHASES = (Phase.RESEARCH, Phase.PLAN)
 MEMORY_TOOLS = frozenset({"memory_search"})
 MEMORY_RETRY = RetryPolicy(
@@ -272,6 +275,7 @@ class TaskWorkflow:
         self._agent_asks = False
         # approvals-v1: the call waiting for the user's decision, and the decision once taken
         self._pending_approval: PendingApproval | None = None
+        self._pause_gate = asyncio.Lock()  # parallel-tools-v1: the calls of a turn wait out a pause one at a time
         self._decision: ApprovalDecision | None = None
 
     # ------------------------------------------------------------------ signals and queries
@@ -691,7 +695,7 @@ class TaskWorkflow:
                 if not self._work or await self._phase_may_end(spec, turn.content):
                     return
                 continue
-            fingerprints = [await self._run_tool_call(spec, call, turn.seq) for call in turn.tool_calls]
+            fingerprints = await self._run_tool_calls(spec, turn)
             self._tell_how_to_end(spec)
             if await self._watch_for_loops(spec.phase, turn, fingerprints):
                 return
@@ -749,8 +753,41 @@ class TaskWorkflow:
             self._ledger.defer_step(phase, StepType.USER_MESSAGE, text, {"kind": "steer"})
         self._state.inbox = []
 
+    async def _run_tool_calls(self, spec: PhaseSpec, turn: LlmTurn) -> list[str]:
+        """Run the turn's calls; returns their fingerprints (tool, arguments, result) in call order, for loop
+        detection. parallel-tools-v1: a turn of several calls runs the calls that share nothing concurrently
+        (morgus/workflows/parallel.py); a turn that asks the user something keeps running its calls one by one."""
+        calls = turn.tool_calls
+        if len(calls) < 2 or any(c.name == "ask_user" for c in calls) or not workflow.patched(PARALLEL_TOOLS_PATCH):
+            return [await self._run_tool_call(spec, call, turn.seq) for call in calls]
+        return await self._run_concurrently(spec, calls, turn.seq)
+
     async def _run_tool_call(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int) -> str:
         """Run one call; returns its fingerprint (tool, arguments, result) for loop detection."""
+        if call.name == "ask_user" and call.name in self._tools(spec):
+            await self._ask_user(spec.phase, call)
+            # the same question again is a repeat however it was answered (call ids are unique, so not those)
+            return f"ask_user:{call.digest}" if self._work else f"ask_user:{call.id}"
+        refused = await self._refused(spec, call)
+        if refused is not None:
+            return refused
+        slots = self._ledger.tool_slots()
+        req = self._tool_request(spec, call, assistant_seq, slots)
+        try:
+            outcome = await self._dispatch(req)
+        except ActivityError as e:
+            # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
+            self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
+            return f"{call.name}:{call.digest}:failed"
+        self._ledger.tool_turn_stored(outcome.steps_written)
+        if self._work:
+            self._note_work(spec.phase, call, outcome)
+        return f"{call.name}:{call.digest}:{outcome.digest}"
+
+    async def _refused(self, spec: PhaseSpec, call: ToolCall) -> str | None:
+        """The gate before a call runs: a tool the phase does not offer is refused, a paused task waits, a call
+        the approval policy names waits for the user's decision. Returns the call's fingerprint if it may not run
+        (its error or denial is queued for the model), None if it may."""
         tools = self._tools(spec)
         if call.name not in tools:
             known = "is not available" if call.name in ALL_TOOLS or self._mcp_tool(call.name) else "is an unknown tool"
@@ -761,10 +798,6 @@ class TaskWorkflow:
                 spec.phase, call, f"{call.name!r} {known} in phase {spec.phase.value}; available: {', '.join(tools)}"
             )
             return f"{call.name}:{call.digest}:rejected"
-        if call.name == "ask_user":
-            await self._ask_user(spec.phase, call)
-            # the same question again is a repeat however it was answered (call ids are unique, so not those)
-            return f"ask_user:{call.digest}" if self._work else f"ask_user:{call.id}"
         await self._hold_if_paused(spec.phase)
         denied = await self._approval(spec.phase, call)
         if denied is not None:
@@ -777,8 +810,10 @@ class TaskWorkflow:
             )
             return f"{call.name}:{call.digest}:denied"
         await self._hold_if_paused(spec.phase)  # paused while it waited for the decision
-        slots = self._ledger.tool_slots()
-        req = ToolRequest(
+        return None
+
+    def _tool_request(self, spec: PhaseSpec, call: ToolCall, assistant_seq: int, slots: ToolSlots) -> ToolRequest:
+        return ToolRequest(
             task_id=self._task_id,
             phase=spec.phase,
             call=call,
@@ -787,24 +822,81 @@ class TaskWorkflow:
             step_seq=slots.step_seq,
             repo_url=self._input.repo_url,
         )
-        mcp = self._mcp_tool(call.name)
+
+    async def _dispatch(self, req: ToolRequest) -> ToolOutcome:
+        """Run the call where its tool runs: an MCP server, the task's sandbox, this worker (local activity) or
+        any worker."""
+        mcp = self._mcp_tool(req.call.name)
+        if mcp is not None:
+            return await self._cancellable(self._start_mcp_call(req, mcp))
+        if req.call.name in SANDBOX_TOOLS:
+            return await self._run_in_sandbox(req)
+        if req.call.name in LOCAL_TOOLS and workflow.patched(LOCAL_TOOLS_PATCH):
+            return await self._cancellable(self._start_local_tool(req))
+        return await self._cancellable(self._start_tool(req, TOOL_RETRY))
+
+    async def _run_concurrently(self, spec: PhaseSpec, calls: list[ToolCall], assistant_seq: int) -> list[str]:
+        """parallel-tools-v1. Every call passes the gate first, in order (refused, approved or denied one by one,
+        so the user decides each before any runs), and is given its slots; then the calls run, each as soon as the
+        earlier calls it depends on have finished. Their outcomes are taken in call order once all have finished.
+        A worker that dies mid-turn loses nothing: the calls that finished are in the history and are not run
+        again; the others are retried."""
+        planned: list[ToolRequest | str] = []
+        for call in calls:
+            refused = await self._refused(spec, call)
+            if refused is not None:
+                planned.append(refused)
+                continue
+            req = self._tool_request(spec, call, assistant_seq, self._ledger.reserve_tool_slots())
+            planned.append(req.model_copy(update={"defer_extra_steps": True}))
+        runs = [p for p in planned if isinstance(p, ToolRequest)]
+        order = waits_for([self._touches(r.call.name) for r in runs])
+        started: list[asyncio.Task[ToolOutcome | ActivityError]] = []
+        for req, before in zip(runs, order, strict=True):
+            started.append(asyncio.create_task(self._run_after([started[i] for i in before], spec.phase, req)))
+        settled = await asyncio.gather(*started, return_exceptions=True)
+        outcomes: list[ToolOutcome | ActivityError] = []
+        for result in settled:
+            if isinstance(result, BaseException) and not isinstance(result, ActivityError):
+                raise result  # a cancellation (or a workflow error) ends the turn, once every call has settled
+            outcomes.append(result)
+        taken = iter(outcomes)  # in the order of `runs`, which is the calls' order
+        return [p if isinstance(p, str) else self._took(spec.phase, p, next(taken)) for p in planned]
+
+    def _touches(self, name: str) -> Touches:
+        mcp = self._mcp_tool(name)
+        return touches(name, mcp.server, mcp.read_only) if mcp is not None else touches(name)
+
+    async def _run_after(
+        self, before: list[asyncio.Task[ToolOutcome | ActivityError]], phase: Phase, req: ToolRequest
+    ) -> ToolOutcome | ActivityError:
+        """One call of a concurrent turn: waits for the calls it depends on (whatever their outcome), then for a
+        pause taken meanwhile (one pause step for the turn, however many calls wait), then runs."""
+        if before:
+            await asyncio.gather(*before, return_exceptions=True)
+        if self._cancel is not None:
+            raise _Cancelled()
+        if self._state.paused and before:  # calls that start at once passed the gate just now
+            async with self._pause_gate:
+                await self._hold_if_paused(phase)
         try:
-            if mcp is not None:
-                outcome = await self._cancellable(self._start_mcp_call(req, mcp))
-            elif call.name in SANDBOX_TOOLS:
-                outcome = await self._run_in_sandbox(req)
-            elif call.name in LOCAL_TOOLS and workflow.patched(LOCAL_TOOLS_PATCH):
-                outcome = await self._cancellable(self._start_local_tool(req))
-            else:
-                outcome = await self._cancellable(self._start_tool(req, TOOL_RETRY))
+            return await self._dispatch(req)
         except ActivityError as e:
-            # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
-            self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
+            return e
+
+    def _took(self, phase: Phase, req: ToolRequest, result: ToolOutcome | ActivityError) -> str:
+        """A concurrent call's outcome, taken in call order: its error in its own slots, or its deferred steps
+        and what it shows of the phase's work."""
+        call = req.call
+        if isinstance(result, ActivityError):
+            error = f"tool {call.name} failed: {_failure_message(result)}"
+            self._queue_tool_error(phase, call, error, req.result_seq, step_seq=req.step_seq)
             return f"{call.name}:{call.digest}:failed"
-        self._ledger.tool_turn_stored(outcome.steps_written)
+        for s in result.extra_steps:
+            self._ledger.defer_step(phase, s.type, s.content, s.metadata)
         if self._work:
-            self._note_work(spec.phase, call, outcome)
-        return f"{call.name}:{call.digest}:{outcome.digest}"
+            self._note_work(phase, call, result)
+        return f"{call.name}:{call.digest}:{result.digest}"
 
     # ------------------------------------------------------------------ phase work and bounds (PHASE_WORK_PATCH)
 
@@ -1331,11 +1423,18 @@ class TaskWorkflow:
         """A small message the next LLM activity stores before calling the model."""
         self._ledger.queue_message(role, content, tool_call_id, seq)
 
-    def _queue_tool_error(self, phase: Phase, call: ToolCall, error: str, seq: int | None = None) -> None:
-        """A call the workflow rejects: its error result and step are written by the next LLM activity."""
+    def _queue_tool_error(
+        self, phase: Phase, call: ToolCall, error: str, seq: int | None = None, step_seq: int = UNNUMBERED
+    ) -> None:
+        """A call the workflow rejects: its error result and step are written by the next LLM activity (in the
+        slots the call was given, if it was given any)."""
         self._queue_message("tool", f"Error: {error}", tool_call_id=call.id, seq=seq)
         self._ledger.defer_step(
-            phase, StepType.TOOL_RESULT, f"Error: {error}", {"tool": call.name, "tool_call_id": call.id, "ok": False}
+            phase,
+            StepType.TOOL_RESULT,
+            f"Error: {error}",
+            {"tool": call.name, "tool_call_id": call.id, "ok": False},
+            seq=step_seq,
         )
 
     def _step(self, phase: Phase | None, type_: StepType, content: str, metadata: dict | None = None) -> StepRecord:

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from morgus.activities.tools.registry import ExtraStep, ToolArgs, ToolContext, ToolOutput, ToolSpec, register, tool
 from morgus.contracts import AskUserArgs, StepType
+from morgus.tls import tls_context
 
 
 class NotifyUserArgs(ToolArgs):
@@ -18,7 +19,7 @@ async def notify_user(ctx: ToolContext, args: NotifyUserArgs) -> ToolOutput:
     webhook = ctx.settings.notify_webhook  # MORGUS_NOTIFY_WEBHOOK
     if webhook:
         # Slack-compatible JSON. A failure raises, so Temporal retries the activity (and the step is written once).
-        async with httpx.AsyncClient(timeout=15) as client:
+        async with httpx.AsyncClient(timeout=15, verify=await tls_context()) as client:
             resp = await client.post(webhook, json={"text": args.message, "task_id": ctx.task_id})
         if resp.status_code >= 400:
             raise RuntimeError(f"notification webhook answered HTTP {resp.status_code}")

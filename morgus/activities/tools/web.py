@@ -23,6 +23,7 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from morgus.activities.tools.registry import ToolArgs, ToolContext, tool
 from morgus.activities.tools.workspace import ToolError
 from morgus.config import Settings
+from morgus.tls import tls_context
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -100,7 +101,10 @@ class Page:
 
 async def fetch(url: str, *, fetch_allow: str | None = None, max_bytes: int = MAX_BYTES) -> Page:
     """GET with redirects followed by hand, so every hop passes the SSRF guard."""
-    async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT}) as client:
+    tls = await tls_context()
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT, follow_redirects=False, headers={"User-Agent": USER_AGENT}, verify=tls
+    ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             await check_url(url, fetch_allow)
             async with client.stream("GET", url) as resp:
@@ -183,7 +187,10 @@ class SearchResult:
 
 
 async def _get(url: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=True) as client:
+    tls = await tls_context()
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=True, verify=tls
+    ) as client:
         resp = await client.get(url, **kwargs)
     if resp.status_code >= 400:
         raise ToolError(f"the search provider answered HTTP {resp.status_code}: {resp.text[:200]}")

@@ -1,0 +1,48 @@
+"""Which calls of one model turn may run at the same time (parallel-tools-v1).
+
+A model often asks for several things in one turn (five pages to read, three files to look at). Calls that share
+nothing run concurrently; a call that could see or change what an earlier call of the turn touches waits for it, so
+the turn behaves as if its calls had run one after another in the order the model wrote them:
+- web and memory reads (`search_web`, `fetch_url`, `memory_search`) and `notify_user` touch nothing of the task's;
+- `file_read`/`file_list` read the workspace: they run together, but after an earlier call that may change it;
+- everything else (`file_write`, `shell_exec` — all sandbox calls keep their order —, git, deployments, and any
+  tool this module does not know) may change the workspace, so it waits for every earlier workspace call and
+  every later workspace call waits for it;
+- an MCP tool marked read-only touches nothing of the task's; another MCP tool may change its server's state, so
+  calls to the same server keep their order.
+The results go back to the model in the order of the calls whatever order they finish in (the ledger gives each
+call its slots before any starts). Pure and deterministic: tested without a server (tests/test_parallel_tools.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+WORKSPACE = "workspace"
+# Touch nothing that another call of the turn could see or change.
+SHARES_NOTHING: frozenset[str] = frozenset({"search_web", "fetch_url", "memory_search", "notify_user"})
+READS_WORKSPACE: frozenset[str] = frozenset({"file_read", "file_list"})
+
+# what a call touches: resource -> whether it may change it
+Touches = Mapping[str, bool]
+
+
+def touches(tool: str, mcp_server: str | None = None, mcp_read_only: bool = False) -> Touches:
+    """What `tool` touches. `mcp_server` is set for an MCP tool (with its read-only hint)."""
+    if mcp_server is not None:
+        return {} if mcp_read_only else {f"mcp:{mcp_server}": True}
+    if tool in SHARES_NOTHING:
+        return {}
+    if tool in READS_WORKSPACE:
+        return {WORKSPACE: False}
+    return {WORKSPACE: True}
+
+
+def conflict(a: Touches, b: Touches) -> bool:
+    """Two calls conflict when they touch the same thing and at least one of them may change it."""
+    return any(r in b and (writes or b[r]) for r, writes in a.items())
+
+
+def waits_for(calls: list[Touches]) -> list[list[int]]:
+    """For each call, the earlier calls of the turn it must wait for (indexes, ascending)."""
+    return [[i for i in range(j) if conflict(calls[i], calls[j])] for j in range(len(calls))]

@@ -1,0 +1,234 @@
+"""parallel-tools-v1: the calls of one model turn that share nothing run concurrently; results keep the calls' order.
+
+The local web server below counts the requests it is answering at the same moment: a turn whose fetches ran one
+after another never has two in flight, so concurrency is shown without timing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from morgus.app.stack import start_worker_process, terminate
+from morgus.contracts import Phase, ResumeState, StepType, TaskResult
+from morgus.workflows.ledger import Ledger
+from morgus.workflows.parallel import WORKSPACE, touches, waits_for
+from tests.conftest import assert_steps_contiguous, free_port, settings_env, start, task_id_of, wait_for
+from tests.helpers.tools import http_server
+from tests.test_replay import replay_every_run
+
+
+def fetch(url: str) -> dict[str, Any]:
+    return {"name": "fetch_url", "arguments": {"url": url}}
+
+
+class Pages:
+    """A web server whose /p/<name> pages wait until `expected` requests are in flight together (or `patience`
+    seconds), and whose /hold/<name> pages wait until `release` is set. Counts hits and the peak in flight."""
+
+    def __init__(self, expected: int, patience: float = 20) -> None:
+        self.expected, self.patience = expected, patience
+        self.cond = threading.Condition()
+        self.in_flight = self.peak = 0
+        self.opened = False
+        self.hits: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.release = threading.Event()
+        self.log: list[tuple[float, str]] = []  # (monotonic time, path): for the failure message
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        pages = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                with pages.cond:
+                    pages.hits[self.path] += 1
+                    pages.log.append((time.monotonic(), self.path))
+                    pages.in_flight += 1
+                    pages.peak = max(pages.peak, pages.in_flight)
+                    pages.opened = pages.opened or pages.in_flight >= pages.expected  # stays open once reached
+                    pages.cond.notify_all()
+                    if self.path.startswith("/p/"):
+                        pages.cond.wait_for(lambda: pages.opened, timeout=pages.patience)
+                if self.path.startswith("/hold/"):
+                    pages.release.wait(60)
+                body = f"page {self.path}".encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the worker that asked was killed meanwhile
+                    pass
+                finally:
+                    with pages.cond:
+                        pages.in_flight -= 1
+                        pages.answered[self.path] += 1
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+# ---------------------------------------------------------------- the plan, without a server
+
+
+def test_what_waits_for_what() -> None:
+    calls = [
+        touches("fetch_url"),  # 0
+        touches("file_write"),  # 1
+        touches("file_read"),  # 2: after the write
+        touches("file_list"),  # 3: after the write, alongside the read
+        touches("notify_user"),  # 4
+        touches("shell_exec"),  # 5: after every workspace call
+        touches("search_web"),  # 6
+        touches("git_commit"),  # 7: after the command
+        touches("some_new_tool"),  # 8: unknown tools are treated as changing the workspace
+        touches("srv__read", "srv", mcp_read_only=True),  # 9
+        touches("srv__write", "srv"),  # 10
+        touches("srv__write2", "srv"),  # 11: same server, after 10
+        touches("other__write", "other"),  # 12: another server
+    ]
+    assert calls[2] == {WORKSPACE: False} and calls[1] == {WORKSPACE: True} and calls[0] == {}
+    assert waits_for(calls) == [[], [], [1], [1], [], [1, 2, 3], [], [1, 2, 3, 5], [1, 2, 3, 5, 7], [], [], [10], []]
+    assert waits_for([touches("file_read")] * 3) == [[], [], []]
+    assert waits_for([touches("shell_exec")] * 3) == [[], [0], [0, 1]]
+
+
+def test_ledger_reserves_one_step_per_call_in_order() -> None:
+    state = ResumeState(message_count=5, step_seq=9)
+    ledger = Ledger(state)
+    ledger.queue_message("tool", "Error: refused", tool_call_id="a")  # a call refused before the others: slot 5
+    ledger.defer_step(Phase.RESEARCH, StepType.TOOL_RESULT, "Error: refused")
+    first, second = ledger.reserve_tool_slots(), ledger.reserve_tool_slots()
+    # the refused call's step keeps its place (9) before the calls that run (10, 11)
+    assert (first.result_seq, first.step_seq, second.result_seq, second.step_seq) == (6, 10, 7, 11)
+    assert ledger.step_count == 12 and ledger.message_count == 8
+    ledger.defer_step(Phase.RESEARCH, StepType.TOOL_RESULT, "Error: crashed", seq=second.step_seq)
+    ledger.defer_step(Phase.RESEARCH, StepType.NOTIFICATION, "said")
+    assert [s.seq for s in ledger.take_deferred()] == [9, 11, 12]
+
+
+# ---------------------------------------------------------------- a task
+
+
+async def test_a_turns_calls_run_concurrently_and_answer_in_order(client, store, settings, worker_for, llm) -> None:
+    pages = Pages(expected=4)
+    with http_server(pages.handler()) as base:
+        closed = f"http://127.0.0.1:{free_port()}/nobody-listens"
+        research = [fetch(f"{base}/p/{n}") for n in range(4)]
+        research.insert(2, fetch(closed))  # fails (connection refused) while the others succeed
+        research.insert(1, {"name": "shell_exec", "arguments": {"command": "true"}})  # refused: not in RESEARCH
+        research.append({"name": "notify_user", "arguments": {"message": "read four pages"}})
+        build = [
+            {"name": "file_write", "arguments": {"path": "x.txt", "content": "written first"}},
+            {"name": "file_read", "arguments": {"path": "x.txt"}},
+            {"name": "file_list", "arguments": {"path": "."}},
+            {"name": "shell_exec", "arguments": {"command": "cat x.txt; echo >> x.txt ran"}},
+            {"name": "file_read", "arguments": {"path": "x.txt"}},
+        ]
+        marker = llm.add(
+            "parallel",
+            [
+                {"content": None, "tool_calls": research},
+                {"content": "research done"},
+                {"content": "plan done"},
+                {"content": None, "tool_calls": build},
+                {"content": "build done"},
+                {"content": "execute done"},
+                {"content": "finalize done"},
+            ],
+        )
+        allowed = settings.model_copy(update={"fetch_allow": "127.0.0.1"})
+        async with worker_for(allowed):
+            handle = await start(client, allowed, marker)
+            result: TaskResult = await asyncio.wait_for(handle.result(), 240)
+    assert result.status == "completed", result
+    assert pages.peak == 4, f"the four fetches of the turn were never in flight together: {pages.log}"
+    assert all(pages.hits[f"/p/{n}"] == 1 for n in range(4)), pages.hits
+
+    task_id = task_id_of(handle)
+    msgs = await store.load_messages(task_id, 10_000)
+    assert [m.seq for m in msgs] == list(range(len(msgs)))
+    by_seq = {m.seq: m for m in msgs}
+    turns = [m for m in msgs if m.role == "assistant" and m.tool_calls]
+    for turn in turns:  # each call's result follows its turn in the order of the calls
+        ids = [c.id for c in turn.tool_calls]
+        assert [by_seq[turn.seq + 1 + i].tool_call_id for i in range(len(ids))] == ids
+    results = [by_seq[turns[0].seq + 1 + i].content or "" for i in range(len(research))]
+    assert "page /p/0" in results[0] and "not available" in results[1] and "page /p/1" in results[2], pages.log
+    assert results[3].startswith("Error:") and "failed" in results[3]  # the closed port
+    assert "page /p/2" in results[4] and "page /p/3" in results[5] and "notified" in results[6]
+    built = [by_seq[turns[1].seq + 1 + i].content or "" for i in range(len(build))]
+    assert "written first" in built[1]  # the read waited for the write
+    assert "x.txt" in built[2]
+    assert "written first" in built[3]  # the command ran after them
+    assert "ran" in built[4]  # and the last read after the command
+
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    results_by_call = Counter(s["metadata"]["tool_call_id"] for s in steps if s["type"] == "TOOL_RESULT")
+    assert set(results_by_call.values()) == {1} and len(results_by_call) == len(research) + len(build)
+    first_turn = [s for s in steps if s["type"] == "TOOL_RESULT"][: len(research)]
+    assert [s["metadata"]["tool_call_id"] for s in first_turn] == [c.id for c in turns[0].tool_calls]
+    notes = [s for s in steps if s["type"] == "NOTIFICATION" and s["content"] == "read four pages"]
+    assert len(notes) == 1 and notes[0]["seq"] > first_turn[-1]["seq"]
+    await replay_every_run(client, handle, record_as="task-parallel-v20")
+
+
+async def test_worker_killed_mid_turn_reruns_only_unfinished_calls(client, store, settings, llm) -> None:
+    """Two calls of the turn finished, one was running when the worker was SIGKILLed: the new worker runs only that
+    one again; every call has exactly one result."""
+    pages = Pages(expected=1)
+    with http_server(pages.handler()) as base:
+        calls = [fetch(f"{base}/p/fast1"), fetch(f"{base}/hold/slow"), fetch(f"{base}/p/fast2")]
+        marker = llm.add(
+            "parallel-kill",
+            [
+                {"content": None, "tool_calls": calls},
+                {"content": "research done"},
+                {"content": "plan done"},
+                {"content": "build done"},
+                {"content": "execute done"},
+                {"content": "finalize done"},
+            ],
+        )
+        env = settings_env(settings) | {"MORGUS_LOG_LEVEL": "warning", "MORGUS_FETCH_ALLOW": "127.0.0.1"}
+        first = start_worker_process(env)
+        second = None
+        try:
+            handle = await start(client, settings, marker)
+            task_id = task_id_of(handle)
+
+            async def two_stored() -> bool:
+                msgs = await store.load_messages(task_id, 10_000)
+                return pages.hits["/hold/slow"] == 1 and sum(m.role == "tool" for m in msgs) == 2
+
+            await wait_for(two_stored, timeout=90, what="the fast calls stored while the slow one runs")
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+            pages.release.set()  # the killed worker's request is answered into a closed socket
+            second = start_worker_process(env)
+            result: TaskResult = await asyncio.wait_for(handle.result(), 180)
+        finally:
+            pages.release.set()
+            terminate(first)
+            if second is not None:
+                terminate(second)
+    assert result.status == "completed", result
+    assert pages.hits == Counter({"/p/fast1": 1, "/p/fast2": 1, "/hold/slow": 2}), pages.hits
+    msgs = await store.load_messages(task_id, 10_000)
+    tools = [m for m in msgs if m.role == "tool"]
+    assert [m.tool_call_id for m in tools] == [c.id for m in msgs if m.role == "assistant" for c in m.tool_calls]
+    assert [name in (m.content or "") for name, m in zip(("fast1", "slow", "fast2"), tools, strict=True)] == [True] * 3
+    assert all((m.content or "").find("Status: 200") >= 0 for m in tools)
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    assert Counter(s["type"] for s in steps)["TOOL_RESULT"] == 3
