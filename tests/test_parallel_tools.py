@@ -95,9 +95,25 @@ def test_what_waits_for_what() -> None:
         touches("srv__write", "srv"),  # 10
         touches("srv__write2", "srv"),  # 11: same server, after 10
         touches("other__write", "other"),  # 12: another server
+        touches("srv__read2", "srv", mcp_read_only=True),  # 13: reads what 10 and 11 wrote
     ]
     assert calls[2] == {WORKSPACE: False} and calls[1] == {WORKSPACE: True} and calls[0] == {}
-    assert waits_for(calls) == [[], [], [1], [1], [], [1, 2, 3], [], [1, 2, 3, 5], [1, 2, 3, 5, 7], [], [], [10], []]
+    assert waits_for(calls) == [
+        [],
+        [],
+        [1],
+        [1],
+        [],
+        [1, 2, 3],
+        [],
+        [1, 2, 3, 5],
+        [1, 2, 3, 5, 7],
+        [],
+        [9],
+        [9, 10],
+        [],
+        [10, 11],
+    ]
     assert waits_for([touches("file_read")] * 3) == [[], [], []]
     assert waits_for([touches("shell_exec")] * 3) == [[], [0], [0, 1]]
 

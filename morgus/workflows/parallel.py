@@ -8,8 +8,9 @@ the turn behaves as if its calls had run one after another in the order the mode
 - everything else (`file_write`, `shell_exec` — all sandbox calls keep their order —, git, deployments, and any
   tool this module does not know) may change the workspace, so it waits for every earlier workspace call and
   every later workspace call waits for it;
-- an MCP tool marked read-only touches nothing of the task's; another MCP tool may change its server's state, so
-  calls to the same server keep their order.
+- an MCP tool touches its server's state, nothing of the task's: one marked read-only reads it (it runs alongside
+  other reads of that server, but after an earlier call that may change it: a read-only lookup written after an
+  update must see the update), another may change it, so it keeps its order with every call to that server.
 The results go back to the model in the order of the calls whatever order they finish in (the ledger gives each
 call its slots before any starts). Pure and deterministic: tested without a server (tests/test_parallel_tools.py).
 """
@@ -30,7 +31,7 @@ Touches = Mapping[str, bool]
 def touches(tool: str, mcp_server: str | None = None, mcp_read_only: bool = False) -> Touches:
     """What `tool` touches. `mcp_server` is set for an MCP tool (with its read-only hint)."""
     if mcp_server is not None:
-        return {} if mcp_read_only else {f"mcp:{mcp_server}": True}
+        return {f"mcp:{mcp_server}": not mcp_read_only}
     if tool in SHARES_NOTHING:
         return {}
     if tool in READS_WORKSPACE:
