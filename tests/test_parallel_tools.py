@@ -15,10 +15,18 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from morgus.app.stack import start_worker_process, terminate
-from morgus.contracts import Phase, ResumeState, StepType, TaskResult
+from morgus.contracts import PauseResult, Phase, ResumeState, StepType, TaskResult
 from morgus.workflows.ledger import Ledger
 from morgus.workflows.parallel import WORKSPACE, touches, waits_for
-from tests.conftest import assert_steps_contiguous, free_port, settings_env, start, task_id_of, wait_for
+from tests.conftest import (
+    assert_steps_contiguous,
+    free_port,
+    settings_env,
+    start,
+    task_id_of,
+    wait_for,
+    wait_task_status,
+)
 from tests.helpers.tools import http_server
 from tests.test_replay import replay_every_run
 
@@ -248,3 +256,32 @@ async def test_worker_killed_mid_turn_reruns_only_unfinished_calls(client, store
     steps = await store.fetch_steps(task_id)
     assert_steps_contiguous(steps)
     assert Counter(s["type"] for s in steps)["TOOL_RESULT"] == 3
+
+
+async def test_cancelled_while_two_chained_calls_wait_out_a_pause(client, store, settings, worker_for, llm) -> None:
+    """Paused while a command runs, two reads wait for it and then for the resume; a cancel ends the task with the
+    one PAUSED step the turn wrote (the second read, let through the gate by the first, paused again)."""
+    build = [
+        {"name": "shell_exec", "arguments": {"command": "touch started; until [ -e go ]; do sleep 0.1; done"}},
+        {"name": "file_read", "arguments": {"path": "started"}},
+        {"name": "file_list", "arguments": {"path": "."}},
+    ]
+    marker = llm.add(
+        "parallel-pause",
+        [{"content": "research done"}, {"content": "plan done"}, {"content": None, "tool_calls": build}],
+    )
+    async with worker_for(settings):
+        handle = await start(client, settings, marker)
+        task_id = task_id_of(handle)
+        workspace = settings.workspace_for(task_id)
+        await wait_for(lambda: asyncio.sleep(0, (workspace / "started").exists()), timeout=120, what="the command")
+        await handle.execute_update("pause", result_type=PauseResult)
+        (workspace / "go").touch()
+        await wait_task_status(store, task_id, "paused")  # the command finished; the reads wait
+        await handle.signal("cancel")
+        result: TaskResult = await asyncio.wait_for(handle.result(), 120)
+    assert result.status == "cancelled", result
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    assert [s["type"] for s in steps].count("PAUSED") == 1, [(s["type"], s["content"][:40]) for s in steps]
+    assert [s["type"] for s in steps][-1] == "TASK_END"

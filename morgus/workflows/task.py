@@ -844,14 +844,35 @@ class TaskWorkflow:
         started: list[asyncio.Task[ToolOutcome | ActivityError]] = []
         for req, before in zip(runs, order, strict=True):
             started.append(asyncio.create_task(self._run_after([started[i] for i in before], spec.phase, req)))
-        settled = await asyncio.gather(*started, return_exceptions=True)
+        try:
+            settled = await asyncio.gather(*started, return_exceptions=True)
+        except asyncio.CancelledError:  # cancelled through Temporal: the task ends with the turn unfinished
+            self._unfinished(
+                spec.phase, runs, [t.result() if t.done() and not t.cancelled() else None for t in started]
+            )
+            raise
         outcomes: list[ToolOutcome | ActivityError] = []
         for result in settled:
             if isinstance(result, BaseException) and not isinstance(result, ActivityError):
-                raise result  # a cancellation (or a workflow error) ends the turn, once every call has settled
+                # a cancellation (or a workflow error) ends the turn, once every call has settled
+                self._unfinished(spec.phase, runs, settled)
+                raise result
             outcomes.append(result)
         taken = iter(outcomes)  # in the order of `runs`, which is the calls' order
         return [p if isinstance(p, str) else self._took(spec.phase, p, next(taken)) for p in planned]
+
+    def _unfinished(self, phase: Phase, runs: list[ToolRequest], settled: list[object]) -> None:
+        """The task ends mid-turn: a call that did not finish leaves its reserved TOOL_RESULT step empty, so a step
+        says it did not run (steps are written once: a result its activity stored anyway is kept)."""
+        for req, result in zip(runs, settled, strict=True):
+            if not isinstance(result, ToolOutcome | ActivityError):
+                self._ledger.defer_step(
+                    phase,
+                    StepType.TOOL_RESULT,
+                    f"Not run: the task ended before {req.call.name} finished.",
+                    {"tool": req.call.name, "tool_call_id": req.call.id, "ok": False, "unfinished": True},
+                    seq=req.step_seq,
+                )
 
     def _touches(self, name: str) -> Touches:
         mcp = self._mcp_tool(name)
@@ -868,6 +889,8 @@ class TaskWorkflow:
             raise _Cancelled()
         if self._state.paused and before:  # calls that start at once passed the gate just now
             async with self._pause_gate:
+                if self._cancel is not None:  # cancelled while an earlier call of the turn held the pause
+                    raise _Cancelled()
                 await self._hold_if_paused(phase)
         try:
             return await self._dispatch(req)
