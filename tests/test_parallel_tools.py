@@ -6,6 +6,7 @@ after another never has two in flight, so concurrency is shown without timing an
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 from morgus.app.stack import start_worker_process, terminate
 from morgus.contracts import PauseResult, Phase, ResumeState, StepType, TaskResult
 from morgus.workflows.ledger import Ledger
-from morgus.workflows.parallel import WORKSPACE, touches, waits_for
+from morgus.workflows.parallel import WORKSPACE, defers_too_much, touches, waits_for
 from tests.conftest import (
     assert_steps_contiguous,
     free_port,
@@ -124,6 +125,9 @@ def test_what_waits_for_what() -> None:
     ]
     assert waits_for([touches("file_read")] * 3) == [[], [], []]
     assert waits_for([touches("shell_exec")] * 3) == [[], [0], [0, 1]]
+    # notifications whose text could not come back through the history run one by one (None: arguments not inline)
+    assert not defers_too_much([("notify_user", "x" * 30_000)] * 5) and defers_too_much([("notify_user", None)] * 6)
+    assert not defers_too_much([("fetch_url", None)] * 50)
 
 
 def test_ledger_reserves_one_step_per_call_in_order() -> None:
@@ -285,3 +289,32 @@ async def test_cancelled_while_two_chained_calls_wait_out_a_pause(client, store,
     assert_steps_contiguous(steps)
     assert [s["type"] for s in steps].count("PAUSED") == 1, [(s["type"], s["content"][:40]) for s in steps]
     assert [s["type"] for s in steps][-1] == "TASK_END"
+
+
+async def test_a_turn_of_many_long_notifications(client, store, settings_with, worker_for, llm, tmp_path) -> None:
+    """A model with a large window sends 110 notifications of 20,000 characters in one turn: each is written once,
+    in order, and the model is asked again (deferred to the next LLM request, their text made a 2.2 MB payload, over
+    Temporal's limit: the task was stuck)."""
+    config = tmp_path / "models.json"
+    config.write_text(json.dumps({"models": {"scripted": {"context_window": 10_000_000}}}))
+    settings = settings_with(MORGUS_MODEL_CONFIG=str(config))
+    notes = [{"name": "notify_user", "arguments": {"message": f"{i:03d}" + "x" * 19_997}} for i in range(110)]
+    marker = llm.add(
+        "parallel-notes",
+        [
+            {"content": None, "tool_calls": notes, "stream": {"chunk_chars": 100_000}},
+            {"content": "noted"},
+            {"content": "plan", "delay_s": 60},
+        ],
+    )
+    async with worker_for(settings):
+        handle = await start(client, settings, marker)
+        asked_again = lambda: len(llm.requests_for("parallel-notes")) >= 2  # noqa: E731
+        await wait_for(lambda: asyncio.sleep(0, asked_again()), 120, what="the next LLM request")
+        await handle.signal("cancel")
+        result: TaskResult = await asyncio.wait_for(handle.result(), 60)
+    assert result.status == "cancelled", result
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert_steps_contiguous(steps)
+    said = [s["content"][:3] for s in steps if s["type"] == "NOTIFICATION"]
+    assert said == [f"{i:03d}" for i in range(110)]

@@ -107,7 +107,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from morgus.workflows.ledger import UNNUMBERED, Ledger, ToolSlots
     from morgus.workflows.loops import Loop, LoopDetector, text_mark, tool_mark
-    from morgus.workflows.parallel import Touches, touches, waits_for
+    from morgus.workflows.parallel import Touches, defers_too_much, touches, waits_for
     from morgus.workflows.sandbox_lease import SandboxLease
     from morgus.workflows.summary import DEPLOY_TOOLS, checked_facts
 
@@ -746,9 +746,15 @@ class TaskWorkflow:
     async def _run_tool_calls(self, spec: PhaseSpec, turn: LlmTurn) -> list[str]:
         """Run the turn's calls; returns their fingerprints (tool, arguments, result) in call order, for loop
         detection. parallel-tools-v1: a turn of several calls runs the calls that share nothing concurrently
-        (morgus/workflows/parallel.py); a turn that asks the user something keeps running its calls one by one."""
+        (morgus/workflows/parallel.py); a turn that asks the user something, or whose notifications are too long to
+        come back through the history, keeps running its calls one by one."""
         calls = turn.tool_calls
-        if len(calls) < 2 or any(c.name == "ask_user" for c in calls) or not workflow.patched(PARALLEL_TOOLS_PATCH):
+        if (
+            len(calls) < 2
+            or any(c.name == "ask_user" for c in calls)
+            or defers_too_much([(c.name, c.arguments) for c in calls])
+            or not workflow.patched(PARALLEL_TOOLS_PATCH)
+        ):
             return [await self._run_tool_call(spec, call, turn.seq) for call in calls]
         return await self._run_concurrently(spec, calls, turn.seq)
 
