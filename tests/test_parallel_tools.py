@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from morgus.app.stack import start_worker_process, terminate
-from morgus.contracts import PauseResult, Phase, ResumeState, StepType, TaskResult
+from morgus.contracts import ApprovalPolicy, PauseResult, Phase, ResumeState, StepType, TaskResult, TaskStatusView
 from morgus.workflows.ledger import Ledger
 from morgus.workflows.parallel import WORKSPACE, defers_too_much, touches, waits_for
 from tests.conftest import (
@@ -318,3 +318,26 @@ async def test_a_turn_of_many_long_notifications(client, store, settings_with, w
     assert_steps_contiguous(steps)
     said = [s["content"][:3] for s in steps if s["type"] == "NOTIFICATION"]
     assert said == [f"{i:03d}" for i in range(110)]
+
+
+async def test_cancelled_while_the_second_call_of_a_turn_waits_for_approval(client, store, settings, worker, llm):
+    """The first call was approved (and given its slots), the second waits for approval: a cancel ends the task
+    with a step in the first call's slot (the steps had a gap where its result would have been)."""
+    notes = [{"name": "notify_user", "arguments": {"message": m}} for m in ("first", "second")]
+    marker = llm.add("parallel-approve", [{"content": None, "tool_calls": notes}])
+    handle = await start(client, settings, marker, approvals=ApprovalPolicy(tools=["notify_user"]))
+    task_id = task_id_of(handle)
+
+    async def waiting(n: int) -> str | None:
+        pending = (await handle.query("status", result_type=TaskStatusView)).pending_approval
+        steps = await store.fetch_steps(task_id)
+        return pending.call_id if pending and sum(s["type"] == "APPROVAL" for s in steps) == n else None
+
+    first = await wait_for(lambda: waiting(1), what="the first call's approval")
+    await handle.execute_update("decide", {"call_id": first, "decision": "approve"})
+    await wait_for(lambda: waiting(2), what="the second call's approval")
+    await handle.signal("cancel")
+    assert (await asyncio.wait_for(handle.result(), 60)).status == "cancelled"
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    assert not [s for s in steps if s["type"] == "NOTIFICATION"]  # neither ran

@@ -838,13 +838,18 @@ class TaskWorkflow:
         A worker that dies mid-turn loses nothing: the calls that finished are in the history and are not run
         again; the others are retried."""
         planned: list[ToolRequest | str] = []
-        for call in calls:
-            refused = await self._refused(spec, call)
-            if refused is not None:
-                planned.append(refused)
-                continue
-            req = self._tool_request(spec, call, assistant_seq, self._ledger.reserve_tool_slots())
-            planned.append(req.model_copy(update={"defer_extra_steps": True}))
+        try:
+            for call in calls:
+                refused = await self._refused(spec, call)
+                if refused is not None:
+                    planned.append(refused)
+                    continue
+                req = self._tool_request(spec, call, assistant_seq, self._ledger.reserve_tool_slots())
+                planned.append(req.model_copy(update={"defer_extra_steps": True}))
+        except BaseException:  # cancelled while a later call waited for approval or a resume: none ran
+            taken = [p for p in planned if isinstance(p, ToolRequest)]
+            self._unfinished(spec.phase, taken, [None] * len(taken))
+            raise
         runs = [p for p in planned if isinstance(p, ToolRequest)]
         order = waits_for([self._touches(r.call.name) for r in runs])
         started: list[asyncio.Task[ToolOutcome | ActivityError]] = []
