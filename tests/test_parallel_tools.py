@@ -19,6 +19,7 @@ from morgus.app.stack import start_worker_process, terminate
 from morgus.contracts import ApprovalPolicy, PauseResult, Phase, ResumeState, StepType, TaskResult, TaskStatusView
 from morgus.workflows.ledger import Ledger
 from morgus.workflows.parallel import WORKSPACE, defers_too_much, touches, waits_for
+from morgus.workflows.task import MAX_CALLS_IN_FLIGHT
 from tests.conftest import (
     assert_steps_contiguous,
     free_port,
@@ -341,3 +342,28 @@ async def test_cancelled_while_the_second_call_of_a_turn_waits_for_approval(clie
     steps = await store.fetch_steps(task_id)
     assert_steps_contiguous(steps)
     assert not [s for s in steps if s["type"] == "NOTIFICATION"]  # neither ran
+
+
+async def test_a_turn_of_many_calls_holds_few_activity_slots(client, store, settings, worker_for, llm) -> None:
+    """12 fetches in one turn: never more than MAX_CALLS_IN_FLIGHT at once (the pages wait for one more than that,
+    or 3 s), so one task's turn cannot take every activity slot of its worker from the other tasks."""
+    pages = Pages(expected=MAX_CALLS_IN_FLIGHT + 1, patience=3)
+    with http_server(pages.handler()) as base:
+        research = [fetch(f"{base}/p/{n}") for n in range(12)]
+        marker = llm.add(
+            "parallel-many",
+            [
+                {"content": None, "tool_calls": research},
+                {"content": "research done"},
+                {"content": "plan", "delay_s": 60},
+            ],
+        )
+        allowed = settings.model_copy(update={"fetch_allow": "127.0.0.1"})
+        async with worker_for(allowed):
+            handle = await start(client, allowed, marker)
+            await wait_for(lambda: asyncio.sleep(0, len(llm.requests_for("parallel-many")) >= 2), 120, what="PLAN")
+            await handle.signal("cancel")
+            assert (await asyncio.wait_for(handle.result(), 60)).status == "cancelled"
+    assert 1 < pages.peak <= MAX_CALLS_IN_FLIGHT, pages.log
+    assert all(pages.hits[f"/p/{n}"] == 1 for n in range(12)), pages.hits
+    assert_steps_contiguous(await store.fetch_steps(task_id_of(handle)))

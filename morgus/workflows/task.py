@@ -200,6 +200,9 @@ DENIED = "denied by the user: "
 MEMORY_PATCH = "memory-v1"
 # The calls of one turn that share nothing run concurrently (morgus/workflows/parallel.py).
 PARALLEL_TOOLS_PATCH = "parallel-tools-v1"
+# At most this many calls of one turn run at once: a model's turn of 100 slow fetches would otherwise hold every
+# activity slot of its worker (MORGUS_MAX_CONCURRENT_ACTIVITIES, 100) and stall every other task's calls there.
+MAX_CALLS_IN_FLIGHT = 8
 MEMORY_PHASES = (Phase.RESEARCH, Phase.PLAN)
 MEMORY_TOOLS = frozenset({"memory_search"})
 MEMORY_RETRY = RetryPolicy(
@@ -268,6 +271,7 @@ class TaskWorkflow:
         # approvals-v1: the call waiting for the user's decision, and the decision once taken
         self._pending_approval: PendingApproval | None = None
         self._pause_gate = asyncio.Lock()  # parallel-tools-v1: the calls of a turn wait out a pause one at a time
+        self._call_slots = asyncio.Semaphore(MAX_CALLS_IN_FLIGHT)  # parallel-tools-v1: a turn's calls in flight
         self._decision: ApprovalDecision | None = None
 
     # ------------------------------------------------------------------ signals and queries
@@ -892,21 +896,23 @@ class TaskWorkflow:
     async def _run_after(
         self, before: list[asyncio.Task[ToolOutcome | ActivityError]], phase: Phase, req: ToolRequest
     ) -> ToolOutcome | ActivityError:
-        """One call of a concurrent turn: waits for the calls it depends on (whatever their outcome), then for a
-        pause taken meanwhile (one pause step for the turn, however many calls wait), then runs."""
+        """One call of a concurrent turn: waits for the calls it depends on (whatever their outcome) and for one of
+        the turn's MAX_CALLS_IN_FLIGHT slots, then for a pause taken meanwhile (one pause step for the turn, however
+        many calls wait), then runs."""
         if before:
             await asyncio.gather(*before, return_exceptions=True)
-        if self._cancel is not None:
-            raise _Cancelled()
-        if self._state.paused and before:  # calls that start at once passed the gate just now
-            async with self._pause_gate:
-                if self._cancel is not None:  # cancelled while an earlier call of the turn held the pause
-                    raise _Cancelled()
-                await self._hold_if_paused(phase)
-        try:
-            return await self._dispatch(req)
-        except ActivityError as e:
-            return e
+        async with self._call_slots:  # a call that waited for a slot waited like one that waited for another call
+            if self._cancel is not None:
+                raise _Cancelled()
+            if self._state.paused:  # taken while it waited (calls that start at once passed the gate just now)
+                async with self._pause_gate:
+                    if self._cancel is not None:  # cancelled while an earlier call of the turn held the pause
+                        raise _Cancelled()
+                    await self._hold_if_paused(phase)
+            try:
+                return await self._dispatch(req)
+            except ActivityError as e:
+                return e
 
     def _took(self, phase: Phase, req: ToolRequest, result: ToolOutcome | ActivityError) -> str:
         """A concurrent call's outcome, taken in call order: its error in its own slots, or its deferred steps
