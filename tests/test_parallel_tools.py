@@ -126,6 +126,13 @@ def test_what_waits_for_what() -> None:
     ]
     assert waits_for([touches("file_read")] * 3) == [[], [], []]
     assert waits_for([touches("shell_exec")] * 3) == [[], [0], [0, 1]]
+    # notifications reach the user's webhook in order, alongside the other calls
+    assert waits_for([touches("notify_user"), touches("fetch_url"), touches("file_write"), touches("notify_user")]) == [
+        [],
+        [],
+        [],
+        [0],
+    ]
     # notifications whose text could not come back through the history run one by one (None: arguments not inline)
     assert not defers_too_much([("notify_user", "x" * 30_000)] * 5) and defers_too_much([("notify_user", None)] * 6)
     assert not defers_too_much([("fetch_url", None)] * 50)

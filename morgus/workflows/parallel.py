@@ -3,7 +3,9 @@
 A model often asks for several things in one turn (five pages to read, three files to look at). Calls that share
 nothing run concurrently; a call that could see or change what an earlier call of the turn touches waits for it, so
 the turn behaves as if its calls had run one after another in the order the model wrote them:
-- web and memory reads (`search_web`, `fetch_url`, `memory_search`) and `notify_user` touch nothing of the task's;
+- web and memory reads (`search_web`, `fetch_url`, `memory_search`) touch nothing of the task's;
+- `notify_user` posts to the user's webhook (MORGUS_NOTIFY_WEBHOOK): notifications keep their order there ("tests
+  pass" must not arrive before "tests started"), alongside every other call;
 - `file_read`/`file_list` read the workspace: they run together, but after an earlier call that may change it;
 - everything else (`file_write`, `shell_exec` — all sandbox calls keep their order —, git, deployments, and any
   tool this module does not know) may change the workspace, so it waits for every earlier workspace call and
@@ -25,7 +27,8 @@ from collections.abc import Mapping, Sequence
 
 WORKSPACE = "workspace"
 # Touch nothing that another call of the turn could see or change.
-SHARES_NOTHING: frozenset[str] = frozenset({"search_web", "fetch_url", "memory_search", "notify_user"})
+SHARES_NOTHING: frozenset[str] = frozenset({"search_web", "fetch_url", "memory_search"})
+USER = "user"  # the user's notification channel
 READS_WORKSPACE: frozenset[str] = frozenset({"file_read", "file_list"})
 
 # notify_user's message is at most this long (NotifyUserArgs), whatever the length of the call's arguments
@@ -43,6 +46,8 @@ def touches(tool: str, mcp_server: str | None = None, mcp_read_only: bool = Fals
         return {f"mcp:{mcp_server}": not mcp_read_only}
     if tool in SHARES_NOTHING:
         return {}
+    if tool == "notify_user":
+        return {USER: True}
     if tool in READS_WORKSPACE:
         return {WORKSPACE: False}
     return {WORKSPACE: True}
