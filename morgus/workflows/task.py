@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -232,6 +232,12 @@ def _failure_message(err: BaseException) -> str:
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause
     return getattr(err, "message", None) or str(err)
+
+
+def _settled(task: asyncio.Task[_T]) -> _T | None:
+    """What a call of a concurrent turn returned, None if it did not finish (cancelled, or it raised: reading its
+    result would raise that error in place of the cancellation being handled)."""
+    return task.result() if task.done() and not task.cancelled() and task.exception() is None else None
 
 
 @workflow.defn(name="TaskWorkflow")
@@ -851,8 +857,8 @@ class TaskWorkflow:
                 req = self._tool_request(spec, call, assistant_seq, self._ledger.reserve_tool_slots())
                 planned.append(req.model_copy(update={"defer_extra_steps": True}))
         except BaseException:  # cancelled while a later call waited for approval or a resume: none ran
-            taken = [p for p in planned if isinstance(p, ToolRequest)]
-            self._unfinished(spec.phase, taken, [None] * len(taken))
+            given = [p for p in planned if isinstance(p, ToolRequest)]
+            self._unfinished(spec.phase, given, [None] * len(given))
             raise
         runs = [p for p in planned if isinstance(p, ToolRequest)]
         order = waits_for([self._touches(r.call.name) for r in runs])
@@ -862,9 +868,7 @@ class TaskWorkflow:
         try:
             settled = await asyncio.gather(*started, return_exceptions=True)
         except asyncio.CancelledError:  # cancelled through Temporal: the task ends with the turn unfinished
-            self._unfinished(
-                spec.phase, runs, [t.result() if t.done() and not t.cancelled() else None for t in started]
-            )
+            self._unfinished(spec.phase, runs, [_settled(t) for t in started])
             raise
         outcomes: list[ToolOutcome | ActivityError] = []
         for result in settled:
@@ -876,7 +880,7 @@ class TaskWorkflow:
         taken = iter(outcomes)  # in the order of `runs`, which is the calls' order
         return [p if isinstance(p, str) else self._took(spec.phase, p, next(taken)) for p in planned]
 
-    def _unfinished(self, phase: Phase, runs: list[ToolRequest], settled: list[object]) -> None:
+    def _unfinished(self, phase: Phase, runs: list[ToolRequest], settled: Sequence[object]) -> None:
         """The task ends mid-turn: a call that did not finish leaves its reserved TOOL_RESULT step empty, so a step
         says it did not run (steps are written once: a result its activity stored anyway is kept)."""
         for req, result in zip(runs, settled, strict=True):
