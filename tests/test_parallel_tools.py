@@ -297,6 +297,7 @@ async def test_cancelled_while_two_chained_calls_wait_out_a_pause(client, store,
     assert_steps_contiguous(steps)
     assert [s["type"] for s in steps].count("PAUSED") == 1, [(s["type"], s["content"][:40]) for s in steps]
     assert [s["type"] for s in steps][-1] == "TASK_END"
+    await replay_every_run(client, handle, record_as="task-parallel-pause-cancel")  # replayed, not recorded
 
 
 async def test_a_turn_of_many_long_notifications(client, store, settings_with, worker_for, llm, tmp_path) -> None:
@@ -349,6 +350,7 @@ async def test_cancelled_while_the_second_call_of_a_turn_waits_for_approval(clie
     steps = await store.fetch_steps(task_id)
     assert_steps_contiguous(steps)
     assert not [s for s in steps if s["type"] == "NOTIFICATION"]  # neither ran
+    await replay_every_run(client, handle, record_as="task-parallel-approval-cancel")  # replayed, not recorded
 
 
 async def test_a_turn_of_many_calls_holds_few_activity_slots(client, store, settings, worker_for, llm) -> None:
@@ -374,3 +376,4 @@ async def test_a_turn_of_many_calls_holds_few_activity_slots(client, store, sett
     assert 1 < pages.peak <= MAX_CALLS_IN_FLIGHT, pages.log
     assert all(pages.hits[f"/p/{n}"] == 1 for n in range(12)), pages.hits
     assert_steps_contiguous(await store.fetch_steps(task_id_of(handle)))
+    await replay_every_run(client, handle, record_as="task-parallel-many")  # replayed, not recorded
