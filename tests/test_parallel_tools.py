@@ -81,6 +81,13 @@ class Pages:
                         pages.in_flight -= 1
                         pages.answered[self.path] += 1
 
+            def do_POST(self) -> None:  # noqa: N802: a notification webhook that always fails
+                with pages.cond:
+                    pages.hits[f"POST {self.path}"] += 1
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -377,3 +384,30 @@ async def test_a_turn_of_many_calls_holds_few_activity_slots(client, store, sett
     assert all(pages.hits[f"/p/{n}"] == 1 for n in range(12)), pages.hits
     assert_steps_contiguous(await store.fetch_steps(task_id_of(handle)))
     await replay_every_run(client, handle, record_as="task-parallel-many")  # replayed, not recorded
+
+
+async def test_cancelled_after_a_call_of_the_turn_failed(client, store, settings, worker_for, llm) -> None:
+    """A notification whose webhook keeps failing while a fetch runs (5 attempts, ~15 s of backoff): its last
+    failure (a local activity's: an ApplicationError, not an ActivityError) failed the whole task; now it is the
+    call's error, and a cancel ends the task with that error step in its slot (the outcomes were never taken: a
+    gap)."""
+    pages = Pages(expected=1)
+    with http_server(pages.handler()) as base:
+        calls = [{"name": "notify_user", "arguments": {"message": "hi"}}, fetch(f"{base}/hold/slow")]
+        marker = llm.add("parallel-failed", [{"content": None, "tool_calls": calls}])
+        failing = settings.model_copy(update={"fetch_allow": "127.0.0.1", "notify_webhook": f"{base}/hook"})
+        async with worker_for(failing):
+            handle = await start(client, failing, marker)
+
+            async def notification_failed() -> bool:
+                history = await handle.fetch_history()
+                return any(e.marker_recorded_event_attributes.HasField("failure") for e in history.events)
+
+            await wait_for(notification_failed, 90, interval=1, what="the notification's last attempt")
+            await handle.signal("cancel")
+            assert (await asyncio.wait_for(handle.result(), 60)).status == "cancelled"
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert_steps_contiguous(steps)
+    failed = [s for s in steps if s["type"] == "TOOL_RESULT" and s["metadata"]["tool"] == "notify_user"]
+    assert len(failed) == 1 and "HTTP 500" in failed[0]["content"], failed
+    await replay_every_run(client, handle, record_as="task-parallel-failed-cancel")  # replayed, not recorded

@@ -211,6 +211,8 @@ MEMORY_RETRY = RetryPolicy(
 
 
 _T = TypeVar("_T")
+# A call that failed: an activity's error, or a local activity's last failure (raised as the ApplicationError itself)
+CallFailure = ActivityError | ApplicationError
 
 
 class _Cancelled(Exception):
@@ -862,7 +864,7 @@ class TaskWorkflow:
             raise
         runs = [p for p in planned if isinstance(p, ToolRequest)]
         order = waits_for([self._touches(r.call.name) for r in runs])
-        started: list[asyncio.Task[ToolOutcome | ActivityError]] = []
+        started: list[asyncio.Task[ToolOutcome | CallFailure]] = []
         for req, before in zip(runs, order, strict=True):
             started.append(asyncio.create_task(self._run_after([started[i] for i in before], spec.phase, req)))
         try:
@@ -870,9 +872,9 @@ class TaskWorkflow:
         except asyncio.CancelledError:  # cancelled through Temporal: the task ends with the turn unfinished
             self._unfinished(spec.phase, runs, [_settled(t) for t in started])
             raise
-        outcomes: list[ToolOutcome | ActivityError] = []
+        outcomes: list[ToolOutcome | CallFailure] = []
         for result in settled:
-            if isinstance(result, BaseException) and not isinstance(result, ActivityError):
+            if isinstance(result, BaseException) and not isinstance(result, CallFailure):
                 # a cancellation (or a workflow error) ends the turn, once every call has settled
                 self._unfinished(spec.phase, runs, settled)
                 raise result
@@ -882,9 +884,12 @@ class TaskWorkflow:
 
     def _unfinished(self, phase: Phase, runs: list[ToolRequest], settled: Sequence[object]) -> None:
         """The task ends mid-turn: a call that did not finish leaves its reserved TOOL_RESULT step empty, so a step
-        says it did not run (steps are written once: a result its activity stored anyway is kept)."""
+        says it did not run (steps are written once: a result its activity stored anyway is kept); a call that
+        failed gets its error step, which its outcome would have given it."""
         for req, result in zip(runs, settled, strict=True):
-            if not isinstance(result, ToolOutcome | ActivityError):
+            if isinstance(result, CallFailure):  # failed before the end: its error in its slots, as in a turn
+                self._took(phase, req, result)
+            elif not isinstance(result, ToolOutcome):
                 self._ledger.defer_step(
                     phase,
                     StepType.TOOL_RESULT,
@@ -898,8 +903,8 @@ class TaskWorkflow:
         return touches(name, mcp.server, mcp.read_only) if mcp is not None else touches(name)
 
     async def _run_after(
-        self, before: list[asyncio.Task[ToolOutcome | ActivityError]], phase: Phase, req: ToolRequest
-    ) -> ToolOutcome | ActivityError:
+        self, before: list[asyncio.Task[ToolOutcome | CallFailure]], phase: Phase, req: ToolRequest
+    ) -> ToolOutcome | CallFailure:
         """One call of a concurrent turn: waits for the calls it depends on (whatever their outcome) and for one of
         the turn's MAX_CALLS_IN_FLIGHT slots, then for a pause taken meanwhile (one pause step for the turn, however
         many calls wait), then runs."""
@@ -915,14 +920,14 @@ class TaskWorkflow:
                     await self._hold_if_paused(phase)
             try:
                 return await self._dispatch(req)
-            except ActivityError as e:
+            except (ActivityError, ApplicationError) as e:  # a local activity's last failure is an ApplicationError
                 return e
 
-    def _took(self, phase: Phase, req: ToolRequest, result: ToolOutcome | ActivityError) -> str:
+    def _took(self, phase: Phase, req: ToolRequest, result: ToolOutcome | CallFailure) -> str:
         """A concurrent call's outcome, taken in call order: its error in its own slots, or its deferred steps
         and what it shows of the phase's work."""
         call = req.call
-        if isinstance(result, ActivityError):
+        if isinstance(result, CallFailure):
             error = f"tool {call.name} failed: {_failure_message(result)}"
             self._queue_tool_error(phase, call, error, req.result_seq, step_seq=req.step_seq)
             return f"{call.name}:{call.digest}:failed"
