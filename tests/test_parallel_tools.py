@@ -6,6 +6,7 @@ after another never has two in flight, so concurrency is shown without timing an
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -15,10 +16,19 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from morgus.app.stack import start_worker_process, terminate
-from morgus.contracts import Phase, ResumeState, StepType, TaskResult
+from morgus.contracts import ApprovalPolicy, PauseResult, Phase, ResumeState, StepType, TaskResult, TaskStatusView
 from morgus.workflows.ledger import Ledger
-from morgus.workflows.parallel import WORKSPACE, touches, waits_for
-from tests.conftest import assert_steps_contiguous, free_port, settings_env, start, task_id_of, wait_for
+from morgus.workflows.parallel import WORKSPACE, defers_too_much, touches, waits_for
+from morgus.workflows.task import MAX_CALLS_IN_FLIGHT
+from tests.conftest import (
+    assert_steps_contiguous,
+    free_port,
+    settings_env,
+    start,
+    task_id_of,
+    wait_for,
+    wait_task_status,
+)
 from tests.helpers.tools import http_server
 from tests.test_replay import replay_every_run
 
@@ -71,6 +81,13 @@ class Pages:
                         pages.in_flight -= 1
                         pages.answered[self.path] += 1
 
+            def do_POST(self) -> None:  # noqa: N802: a notification webhook that always fails
+                with pages.cond:
+                    pages.hits[f"POST {self.path}"] += 1
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -95,11 +112,37 @@ def test_what_waits_for_what() -> None:
         touches("srv__write", "srv"),  # 10
         touches("srv__write2", "srv"),  # 11: same server, after 10
         touches("other__write", "other"),  # 12: another server
+        touches("srv__read2", "srv", mcp_read_only=True),  # 13: reads what 10 and 11 wrote
     ]
     assert calls[2] == {WORKSPACE: False} and calls[1] == {WORKSPACE: True} and calls[0] == {}
-    assert waits_for(calls) == [[], [], [1], [1], [], [1, 2, 3], [], [1, 2, 3, 5], [1, 2, 3, 5, 7], [], [], [10], []]
+    assert waits_for(calls) == [
+        [],
+        [],
+        [1],
+        [1],
+        [],
+        [1, 2, 3],
+        [],
+        [1, 2, 3, 5],
+        [1, 2, 3, 5, 7],
+        [],
+        [9],
+        [9, 10],
+        [],
+        [10, 11],
+    ]
     assert waits_for([touches("file_read")] * 3) == [[], [], []]
     assert waits_for([touches("shell_exec")] * 3) == [[], [0], [0, 1]]
+    # notifications reach the user's webhook in order, alongside the other calls
+    assert waits_for([touches("notify_user"), touches("fetch_url"), touches("file_write"), touches("notify_user")]) == [
+        [],
+        [],
+        [],
+        [0],
+    ]
+    # notifications whose text could not come back through the history run one by one (None: arguments not inline)
+    assert not defers_too_much([("notify_user", "x" * 30_000)] * 5) and defers_too_much([("notify_user", None)] * 6)
+    assert not defers_too_much([("fetch_url", None)] * 50)
 
 
 def test_ledger_reserves_one_step_per_call_in_order() -> None:
@@ -232,3 +275,139 @@ async def test_worker_killed_mid_turn_reruns_only_unfinished_calls(client, store
     steps = await store.fetch_steps(task_id)
     assert_steps_contiguous(steps)
     assert Counter(s["type"] for s in steps)["TOOL_RESULT"] == 3
+
+
+async def test_cancelled_while_two_chained_calls_wait_out_a_pause(client, store, settings, worker_for, llm) -> None:
+    """Paused while a command runs, two reads wait for it and then for the resume; a cancel ends the task with the
+    one PAUSED step the turn wrote (the second read, let through the gate by the first, paused again)."""
+    build = [
+        {"name": "shell_exec", "arguments": {"command": "touch started; until [ -e go ]; do sleep 0.1; done"}},
+        {"name": "file_read", "arguments": {"path": "started"}},
+        {"name": "file_list", "arguments": {"path": "."}},
+    ]
+    marker = llm.add(
+        "parallel-pause",
+        [{"content": "research done"}, {"content": "plan done"}, {"content": None, "tool_calls": build}],
+    )
+    async with worker_for(settings):
+        handle = await start(client, settings, marker)
+        task_id = task_id_of(handle)
+        workspace = settings.workspace_for(task_id)
+        await wait_for(lambda: asyncio.sleep(0, (workspace / "started").exists()), timeout=120, what="the command")
+        await handle.execute_update("pause", result_type=PauseResult)
+        (workspace / "go").touch()
+        await wait_task_status(store, task_id, "paused")  # the command finished; the reads wait
+        await handle.signal("cancel")
+        result: TaskResult = await asyncio.wait_for(handle.result(), 120)
+    assert result.status == "cancelled", result
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    assert [s["type"] for s in steps].count("PAUSED") == 1, [(s["type"], s["content"][:40]) for s in steps]
+    assert [s["type"] for s in steps][-1] == "TASK_END"
+    await replay_every_run(client, handle, record_as="task-parallel-pause-cancel")  # replayed, not recorded
+
+
+async def test_a_turn_of_many_long_notifications(client, store, settings_with, worker_for, llm, tmp_path) -> None:
+    """A model with a large window sends 110 notifications of 20,000 characters in one turn: each is written once,
+    in order, and the model is asked again (deferred to the next LLM request, their text made a 2.2 MB payload, over
+    Temporal's limit: the task was stuck)."""
+    config = tmp_path / "models.json"
+    config.write_text(json.dumps({"models": {"scripted": {"context_window": 10_000_000}}}))
+    settings = settings_with(MORGUS_MODEL_CONFIG=str(config))
+    notes = [{"name": "notify_user", "arguments": {"message": f"{i:03d}" + "x" * 19_997}} for i in range(110)]
+    marker = llm.add(
+        "parallel-notes",
+        [
+            {"content": None, "tool_calls": notes, "stream": {"chunk_chars": 100_000}},
+            {"content": "noted"},
+            {"content": "plan", "delay_s": 60},
+        ],
+    )
+    async with worker_for(settings):
+        handle = await start(client, settings, marker)
+        asked_again = lambda: len(llm.requests_for("parallel-notes")) >= 2  # noqa: E731
+        await wait_for(lambda: asyncio.sleep(0, asked_again()), 120, what="the next LLM request")
+        await handle.signal("cancel")
+        result: TaskResult = await asyncio.wait_for(handle.result(), 60)
+    assert result.status == "cancelled", result
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert_steps_contiguous(steps)
+    said = [s["content"][:3] for s in steps if s["type"] == "NOTIFICATION"]
+    assert said == [f"{i:03d}" for i in range(110)]
+
+
+async def test_cancelled_while_the_second_call_of_a_turn_waits_for_approval(client, store, settings, worker, llm):
+    """The first call was approved (and given its slots), the second waits for approval: a cancel ends the task
+    with a step in the first call's slot (the steps had a gap where its result would have been)."""
+    notes = [{"name": "notify_user", "arguments": {"message": m}} for m in ("first", "second")]
+    marker = llm.add("parallel-approve", [{"content": None, "tool_calls": notes}])
+    handle = await start(client, settings, marker, approvals=ApprovalPolicy(tools=["notify_user"]))
+    task_id = task_id_of(handle)
+
+    async def waiting(n: int) -> str | None:
+        pending = (await handle.query("status", result_type=TaskStatusView)).pending_approval
+        steps = await store.fetch_steps(task_id)
+        return pending.call_id if pending and sum(s["type"] == "APPROVAL" for s in steps) == n else None
+
+    first = await wait_for(lambda: waiting(1), what="the first call's approval")
+    await handle.execute_update("decide", {"call_id": first, "decision": "approve"})
+    await wait_for(lambda: waiting(2), what="the second call's approval")
+    await handle.signal("cancel")
+    assert (await asyncio.wait_for(handle.result(), 60)).status == "cancelled"
+    steps = await store.fetch_steps(task_id)
+    assert_steps_contiguous(steps)
+    assert not [s for s in steps if s["type"] == "NOTIFICATION"]  # neither ran
+    await replay_every_run(client, handle, record_as="task-parallel-approval-cancel")  # replayed, not recorded
+
+
+async def test_a_turn_of_many_calls_holds_few_activity_slots(client, store, settings, worker_for, llm) -> None:
+    """12 fetches in one turn: never more than MAX_CALLS_IN_FLIGHT at once (the pages wait for one more than that,
+    or 3 s), so one task's turn cannot take every activity slot of its worker from the other tasks."""
+    pages = Pages(expected=MAX_CALLS_IN_FLIGHT + 1, patience=3)
+    with http_server(pages.handler()) as base:
+        research = [fetch(f"{base}/p/{n}") for n in range(12)]
+        marker = llm.add(
+            "parallel-many",
+            [
+                {"content": None, "tool_calls": research},
+                {"content": "research done"},
+                {"content": "plan", "delay_s": 60},
+            ],
+        )
+        allowed = settings.model_copy(update={"fetch_allow": "127.0.0.1"})
+        async with worker_for(allowed):
+            handle = await start(client, allowed, marker)
+            await wait_for(lambda: asyncio.sleep(0, len(llm.requests_for("parallel-many")) >= 2), 120, what="PLAN")
+            await handle.signal("cancel")
+            assert (await asyncio.wait_for(handle.result(), 60)).status == "cancelled"
+    assert 1 < pages.peak <= MAX_CALLS_IN_FLIGHT, pages.log
+    assert all(pages.hits[f"/p/{n}"] == 1 for n in range(12)), pages.hits
+    assert_steps_contiguous(await store.fetch_steps(task_id_of(handle)))
+    await replay_every_run(client, handle, record_as="task-parallel-many")  # replayed, not recorded
+
+
+async def test_cancelled_after_a_call_of_the_turn_failed(client, store, settings, worker_for, llm) -> None:
+    """A notification whose webhook keeps failing while a fetch runs (5 attempts, ~15 s of backoff): its last
+    failure (a local activity's: an ApplicationError, not an ActivityError) failed the whole task; now it is the
+    call's error, and a cancel ends the task with that error step in its slot (the outcomes were never taken: a
+    gap)."""
+    pages = Pages(expected=1)
+    with http_server(pages.handler()) as base:
+        calls = [{"name": "notify_user", "arguments": {"message": "hi"}}, fetch(f"{base}/hold/slow")]
+        marker = llm.add("parallel-failed", [{"content": None, "tool_calls": calls}])
+        failing = settings.model_copy(update={"fetch_allow": "127.0.0.1", "notify_webhook": f"{base}/hook"})
+        async with worker_for(failing):
+            handle = await start(client, failing, marker)
+
+            async def notification_failed() -> bool:
+                history = await handle.fetch_history()
+                return any(e.marker_recorded_event_attributes.HasField("failure") for e in history.events)
+
+            await wait_for(notification_failed, 90, interval=1, what="the notification's last attempt")
+            await handle.signal("cancel")
+            assert (await asyncio.wait_for(handle.result(), 60)).status == "cancelled"
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert_steps_contiguous(steps)
+    failed = [s for s in steps if s["type"] == "TOOL_RESULT" and s["metadata"]["tool"] == "notify_user"]
+    assert len(failed) == 1 and "HTTP 500" in failed[0]["content"], failed
+    await replay_every_run(client, handle, record_as="task-parallel-failed-cancel")  # replayed, not recorded

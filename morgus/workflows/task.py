@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -107,7 +107,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from morgus.workflows.ledger import UNNUMBERED, Ledger, ToolSlots
     from morgus.workflows.loops import Loop, LoopDetector, text_mark, tool_mark
-    from morgus.workflows.parallel import Touches, touches, waits_for
+    from morgus.workflows.parallel import Touches, defers_too_much, touches, waits_for
     from morgus.workflows.sandbox_lease import SandboxLease
     from morgus.workflows.summary import DEPLOY_TOOLS, checked_facts
 
@@ -200,6 +200,9 @@ DENIED = "denied by the user: "
 MEMORY_PATCH = "memory-v1"
 # The calls of one turn that share nothing run concurrently (morgus/workflows/parallel.py).
 PARALLEL_TOOLS_PATCH = "parallel-tools-v1"
+# At most this many calls of one turn run at once: a model's turn of 100 slow fetches would otherwise hold every
+# activity slot of its worker (MORGUS_MAX_CONCURRENT_ACTIVITIES, 100) and stall every other task's calls there.
+MAX_CALLS_IN_FLIGHT = 8
 MEMORY_PHASES = (Phase.RESEARCH, Phase.PLAN)
 MEMORY_TOOLS = frozenset({"memory_search"})
 MEMORY_RETRY = RetryPolicy(
@@ -216,6 +219,8 @@ PICKUP_PATCH = "pickup-v1"
 
 
 _T = TypeVar("_T")
+# A call that failed: an activity's error, or a local activity's last failure (raised as the ApplicationError itself)
+CallFailure = ActivityError | ApplicationError
 
 
 class _Cancelled(Exception):
@@ -237,6 +242,12 @@ def _failure_message(err: BaseException) -> str:
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause
     return getattr(err, "message", None) or str(err)
+
+
+def _settled(task: asyncio.Task[_T]) -> _T | None:
+    """What a call of a concurrent turn returned, None if it did not finish (cancelled, or it raised: reading its
+    result would raise that error in place of the cancellation being handled)."""
+    return task.result() if task.done() and not task.cancelled() and task.exception() is None else None
 
 
 @workflow.defn(name="TaskWorkflow")
@@ -276,6 +287,7 @@ class TaskWorkflow:
         # approvals-v1: the call waiting for the user's decision, and the decision once taken
         self._pending_approval: PendingApproval | None = None
         self._pause_gate = asyncio.Lock()  # parallel-tools-v1: the calls of a turn wait out a pause one at a time
+        self._call_slots = asyncio.Semaphore(MAX_CALLS_IN_FLIGHT)  # parallel-tools-v1: a turn's calls in flight
         self._decision: ApprovalDecision | None = None
 
     # ------------------------------------------------------------------ signals and queries
@@ -756,9 +768,15 @@ class TaskWorkflow:
     async def _run_tool_calls(self, spec: PhaseSpec, turn: LlmTurn) -> list[str]:
         """Run the turn's calls; returns their fingerprints (tool, arguments, result) in call order, for loop
         detection. parallel-tools-v1: a turn of several calls runs the calls that share nothing concurrently
-        (morgus/workflows/parallel.py); a turn that asks the user something keeps running its calls one by one."""
+        (morgus/workflows/parallel.py); a turn that asks the user something, or whose notifications are too long to
+        come back through the history, keeps running its calls one by one."""
         calls = turn.tool_calls
-        if len(calls) < 2 or any(c.name == "ask_user" for c in calls) or not workflow.patched(PARALLEL_TOOLS_PATCH):
+        if (
+            len(calls) < 2
+            or any(c.name == "ask_user" for c in calls)
+            or defers_too_much([(c.name, c.arguments) for c in calls])
+            or not workflow.patched(PARALLEL_TOOLS_PATCH)
+        ):
             return [await self._run_tool_call(spec, call, turn.seq) for call in calls]
         return await self._run_concurrently(spec, calls, turn.seq)
 
@@ -842,53 +860,84 @@ class TaskWorkflow:
         A worker that dies mid-turn loses nothing: the calls that finished are in the history and are not run
         again; the others are retried."""
         planned: list[ToolRequest | str] = []
-        for call in calls:
-            refused = await self._refused(spec, call)
-            if refused is not None:
-                planned.append(refused)
-                continue
-            req = self._tool_request(spec, call, assistant_seq, self._ledger.reserve_tool_slots())
-            planned.append(req.model_copy(update={"defer_extra_steps": True}))
+        try:
+            for call in calls:
+                refused = await self._refused(spec, call)
+                if refused is not None:
+                    planned.append(refused)
+                    continue
+                req = self._tool_request(spec, call, assistant_seq, self._ledger.reserve_tool_slots())
+                planned.append(req.model_copy(update={"defer_extra_steps": True}))
+        except BaseException:  # cancelled while a later call waited for approval or a resume: none ran
+            given = [p for p in planned if isinstance(p, ToolRequest)]
+            self._unfinished(spec.phase, given, [None] * len(given))
+            raise
         runs = [p for p in planned if isinstance(p, ToolRequest)]
         order = waits_for([self._touches(r.call.name) for r in runs])
-        started: list[asyncio.Task[ToolOutcome | ActivityError]] = []
+        started: list[asyncio.Task[ToolOutcome | CallFailure]] = []
         for req, before in zip(runs, order, strict=True):
             started.append(asyncio.create_task(self._run_after([started[i] for i in before], spec.phase, req)))
-        settled = await asyncio.gather(*started, return_exceptions=True)
-        outcomes: list[ToolOutcome | ActivityError] = []
+        try:
+            settled = await asyncio.gather(*started, return_exceptions=True)
+        except asyncio.CancelledError:  # cancelled through Temporal: the task ends with the turn unfinished
+            self._unfinished(spec.phase, runs, [_settled(t) for t in started])
+            raise
+        outcomes: list[ToolOutcome | CallFailure] = []
         for result in settled:
-            if isinstance(result, BaseException) and not isinstance(result, ActivityError):
-                raise result  # a cancellation (or a workflow error) ends the turn, once every call has settled
+            if isinstance(result, BaseException) and not isinstance(result, CallFailure):
+                # a cancellation (or a workflow error) ends the turn, once every call has settled
+                self._unfinished(spec.phase, runs, settled)
+                raise result
             outcomes.append(result)
         taken = iter(outcomes)  # in the order of `runs`, which is the calls' order
         return [p if isinstance(p, str) else self._took(spec.phase, p, next(taken)) for p in planned]
+
+    def _unfinished(self, phase: Phase, runs: list[ToolRequest], settled: Sequence[object]) -> None:
+        """The task ends mid-turn: a call that did not finish leaves its reserved TOOL_RESULT step empty, so a step
+        says it did not run (steps are written once: a result its activity stored anyway is kept); a call that
+        failed gets its error step, which its outcome would have given it."""
+        for req, result in zip(runs, settled, strict=True):
+            if isinstance(result, CallFailure):  # failed before the end: its error in its slots, as in a turn
+                self._took(phase, req, result)
+            elif not isinstance(result, ToolOutcome):
+                self._ledger.defer_step(
+                    phase,
+                    StepType.TOOL_RESULT,
+                    f"Not run: the task ended before {req.call.name} finished.",
+                    {"tool": req.call.name, "tool_call_id": req.call.id, "ok": False, "unfinished": True},
+                    seq=req.step_seq,
+                )
 
     def _touches(self, name: str) -> Touches:
         mcp = self._mcp_tool(name)
         return touches(name, mcp.server, mcp.read_only) if mcp is not None else touches(name)
 
     async def _run_after(
-        self, before: list[asyncio.Task[ToolOutcome | ActivityError]], phase: Phase, req: ToolRequest
-    ) -> ToolOutcome | ActivityError:
-        """One call of a concurrent turn: waits for the calls it depends on (whatever their outcome), then for a
-        pause taken meanwhile (one pause step for the turn, however many calls wait), then runs."""
+        self, before: list[asyncio.Task[ToolOutcome | CallFailure]], phase: Phase, req: ToolRequest
+    ) -> ToolOutcome | CallFailure:
+        """One call of a concurrent turn: waits for the calls it depends on (whatever their outcome) and for one of
+        the turn's MAX_CALLS_IN_FLIGHT slots, then for a pause taken meanwhile (one pause step for the turn, however
+        many calls wait), then runs."""
         if before:
             await asyncio.gather(*before, return_exceptions=True)
-        if self._cancel is not None:
-            raise _Cancelled()
-        if self._state.paused and before:  # calls that start at once passed the gate just now
-            async with self._pause_gate:
-                await self._hold_if_paused(phase)
-        try:
-            return await self._dispatch(req)
-        except ActivityError as e:
-            return e
+        async with self._call_slots:  # a call that waited for a slot waited like one that waited for another call
+            if self._cancel is not None:
+                raise _Cancelled()
+            if self._state.paused:  # taken while it waited (calls that start at once passed the gate just now)
+                async with self._pause_gate:
+                    if self._cancel is not None:  # cancelled while an earlier call of the turn held the pause
+                        raise _Cancelled()
+                    await self._hold_if_paused(phase)
+            try:
+                return await self._dispatch(req)
+            except (ActivityError, ApplicationError) as e:  # a local activity's last failure is an ApplicationError
+                return e
 
-    def _took(self, phase: Phase, req: ToolRequest, result: ToolOutcome | ActivityError) -> str:
+    def _took(self, phase: Phase, req: ToolRequest, result: ToolOutcome | CallFailure) -> str:
         """A concurrent call's outcome, taken in call order: its error in its own slots, or its deferred steps
         and what it shows of the phase's work."""
         call = req.call
-        if isinstance(result, ActivityError):
+        if isinstance(result, CallFailure):
             error = f"tool {call.name} failed: {_failure_message(result)}"
             self._queue_tool_error(phase, call, error, req.result_seq, step_seq=req.step_seq)
             return f"{call.name}:{call.digest}:failed"
