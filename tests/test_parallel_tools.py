@@ -81,7 +81,7 @@ class Pages:
                         pages.in_flight -= 1
                         pages.answered[self.path] += 1
 
-            def do_POST(self) -> None:  # noqa: N802: a notification webhook that always fails
+            def do_POST(self) -> None:  # noqa: N802 (a notification webhook that always fails)
                 with pages.cond:
                     pages.hits[f"POST {self.path}"] += 1
                 self.send_response(500)
@@ -411,3 +411,23 @@ async def test_cancelled_after_a_call_of_the_turn_failed(client, store, settings
     failed = [s for s in steps if s["type"] == "TOOL_RESULT" and s["metadata"]["tool"] == "notify_user"]
     assert len(failed) == 1 and "HTTP 500" in failed[0]["content"], failed
     await replay_every_run(client, handle, record_as="task-parallel-failed-cancel")  # replayed, not recorded
+
+
+async def test_a_local_tool_that_keeps_failing_is_the_models_to_hear(client, store, settings, worker_for, llm) -> None:
+    """local-tool-failure-v1: a lone notify_user whose webhook fails every attempt (~15 s of backoff) ended the whole
+    task (a local activity's last failure is an ApplicationError); now the model hears it and the task goes on."""
+    pages = Pages(expected=1)
+    with http_server(pages.handler()) as base:
+        note = {"content": None, "tool_calls": [{"name": "notify_user", "arguments": {"message": "started"}}]}
+        marker = llm.add("local-failure", [note, {"content": "research done"}], repeat_last=True)
+        failing = settings.model_copy(update={"notify_webhook": f"{base}/hook"})
+        async with worker_for(failing):
+            handle = await start(client, failing, marker)
+            result: TaskResult = await asyncio.wait_for(handle.result(), 120)
+    assert result.status == "completed", result
+    assert pages.hits["POST /hook"] == 5  # every attempt of TOOL_RETRY, then the model was told
+    heard = [m for m in llm.requests_for("local-failure")[1].body["messages"] if m["role"] == "tool"]
+    assert len(heard) == 1 and "tool notify_user failed" in heard[0]["content"] and "HTTP 500" in heard[0]["content"]
+    steps = await store.fetch_steps(task_id_of(handle))
+    assert_steps_contiguous(steps)
+    await replay_every_run(client, handle, record_as="task-local-failure-v21")

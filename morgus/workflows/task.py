@@ -200,6 +200,8 @@ DENIED = "denied by the user: "
 MEMORY_PATCH = "memory-v1"
 # The calls of one turn that share nothing run concurrently (morgus/workflows/parallel.py).
 PARALLEL_TOOLS_PATCH = "parallel-tools-v1"
+# A local tool (LOCAL_TOOLS) that fails every attempt is the model's to hear, as any other tool's failure.
+LOCAL_TOOL_FAILURE_PATCH = "local-tool-failure-v1"
 # At most this many calls of one turn run at once: a model's turn of 100 slow fetches would otherwise hold every
 # activity slot of its worker (MORGUS_MAX_CONCURRENT_ACTIVITIES, 100) and stall every other task's calls there.
 MAX_CALLS_IN_FLIGHT = 8
@@ -793,8 +795,12 @@ class TaskWorkflow:
         req = self._tool_request(spec, call, assistant_seq, slots)
         try:
             outcome = await self._dispatch(req)
-        except ActivityError as e:
-            # A tool that keeps crashing is reported to the model, which can work around it; the task goes on.
+        except (ActivityError, ApplicationError) as e:
+            # A tool that keeps crashing is reported to the model, which can work around it; the task goes on. A local
+            # activity's last failure is the ApplicationError itself: before local-tool-failure-v1 it ended the task
+            # (a notification webhook down for 15 s failed the whole task).
+            if not isinstance(e, ActivityError) and not workflow.patched(LOCAL_TOOL_FAILURE_PATCH):
+                raise
             self._queue_tool_error(spec.phase, call, f"tool {call.name} failed: {_failure_message(e)}", req.result_seq)
             return f"{call.name}:{call.digest}:failed"
         self._ledger.tool_turn_stored(outcome.steps_written)
