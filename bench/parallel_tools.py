@@ -12,7 +12,6 @@ one-call turns: from the first turn's response to the fifth turn's result).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import platform
@@ -31,7 +30,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.orchestration import Bench  # noqa: E402
+from bench.orchestration import Bench, run_main, write_section  # noqa: E402
 from morgus.app.tasks import start_task  # noqa: E402
 from morgus.contracts import TaskInput, TaskLimits  # noqa: E402
 
@@ -118,20 +117,9 @@ async def main(small: bool, write: bool) -> int:
     )
     print(report)
     if write:
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        if MARK_BEGIN not in text:
-            text += f"\n## Parallel tool calls\n\n{MARK_BEGIN}\n{MARK_END}\n"
-        start, end = text.index(MARK_BEGIN) + len(MARK_BEGIN), text.index(MARK_END)
-        doc.write_text(text[:start] + "\n" + report + "\n" + text[end:])
+        write_section(MARK_BEGIN, MARK_END, report)
     return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--small", action="store_true")
-    parser.add_argument("--write", action="store_true")
-    a = parser.parse_args()
-    code = asyncio.run(main(a.small, a.write))
-    sys.stdout.flush()
-    os._exit(code)  # temporalio/sdk-python#300
+    run_main(main)

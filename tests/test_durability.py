@@ -9,10 +9,9 @@ from collections import Counter
 
 from morgus.app.stack import start_worker_process, terminate
 from morgus.contracts import TaskResult
-from morgus.db.embedded import EmbeddedPostgres
-from morgus.db.migrate import apply_migrations
 from morgus.db.store import Store
-from tests.conftest import assert_steps_contiguous, free_port, make_settings, settings_env, start, task_id_of, wait_for
+from tests.conftest import assert_steps_contiguous, settings_env, start, task_id_of, wait_for
+from tests.helpers.private_db import private_database
 
 
 def build_heavy_script(slow_s: float) -> list[dict]:
@@ -89,13 +88,7 @@ async def test_worker_sigkill_mid_build_then_restart(client, store, settings, ll
 async def test_database_outage_mid_task(client, llm, temporal_server, tmp_path):
     from morgus.worker import running_workers
 
-    pg = EmbeddedPostgres(tmp_path / "pg", free_port())
-    pg.start()
-    apply_migrations(pg.dsn)
-    settings = make_settings(temporal_server, pg, llm, tmp_path)
-    store = Store(pg.dsn, max_size=10)
-    await store.open()
-    try:
+    async with private_database(temporal_server, llm, tmp_path) as (pg, settings, store):
         marker = llm.add("db-outage", build_heavy_script(slow_s=1.5))
         async with running_workers(client, store, settings):
             handle = await start(client, settings, marker)
@@ -116,6 +109,3 @@ async def test_database_outage_mid_task(client, llm, temporal_server, tmp_path):
         row = await store.fetch_task(task_id)
         assert row["status"] == "completed" and row["step_count"] == len(steps)
         assert row["total_tokens"] == result.usage.total_tokens
-    finally:
-        await store.close()
-        pg.stop("immediate")

@@ -11,10 +11,8 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 
 from morgus.contracts import TaskResult
-from morgus.db.embedded import EmbeddedPostgres
-from morgus.db.migrate import apply_migrations
-from morgus.db.store import Store
-from tests.conftest import assert_steps_contiguous, free_port, make_settings, start, task_id_of
+from tests.conftest import assert_steps_contiguous, start, task_id_of
+from tests.helpers.private_db import private_database
 from tests.test_replay import replay_every_run
 
 
@@ -30,13 +28,7 @@ def _local_activity_type(event) -> str | None:
 async def test_first_step_written_by_a_local_activity_through_a_database_outage(client, llm, temporal_server, tmp_path):
     from morgus.worker import running_workers
 
-    pg = EmbeddedPostgres(tmp_path / "pg", free_port())
-    pg.start()
-    apply_migrations(pg.dsn)
-    settings = make_settings(temporal_server, pg, llm, tmp_path)
-    store = Store(pg.dsn, max_size=5)
-    await store.open()
-    try:
+    async with private_database(temporal_server, llm, tmp_path, pool_size=5) as (pg, settings, store):
         marker = llm.add("pickup", [{"content": f"{p} done"} for p in ("research", "plan", "build", "execute", "fin")])
         async with running_workers(client, store, settings):
             await asyncio.to_thread(pg.stop, "immediate")
@@ -62,9 +54,6 @@ async def test_first_step_written_by_a_local_activity_through_a_database_outage(
         assert kinds[0] == ("local", "project"), kinds[:3]
         assert ("activity", "project") in kinds  # later projections are activities, as before
         await replay_every_run(client, handle, record_as="task-pickup-v19")
-    finally:
-        await store.close()
-        pg.stop("immediate")
 
 
 def test_the_sandboxed_modules_bytecode_is_written_once_where_python_would_not(tmp_path, monkeypatch):
