@@ -13,7 +13,6 @@ one-call turns: from the first turn's response to the fifth turn's result).
 from __future__ import annotations
 
 import asyncio
-import os
 import platform
 import sys
 import tempfile
@@ -81,12 +80,11 @@ async def main(small: bool, write: bool) -> int:
     server = ThreadingHTTPServer(("127.0.0.1", 0), SlowPage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    # the worker subprocess inherits this environment: it may fetch the bench's loopback server
-    os.environ["MORGUS_FETCH_ALLOW"] = "127.0.0.1"
     one_turn: list[float] = []
     one_by_one: list[float] = []
     with tempfile.TemporaryDirectory(prefix="morgus-bench-") as tmp:
-        async with Bench(Path(tmp) / "parallel") as b:
+        # the worker may fetch the bench's loopback server
+        async with Bench(Path(tmp) / "parallel", worker_env={"MORGUS_FETCH_ALLOW": "127.0.0.1"}) as b:
             for i in range(runs):  # alternated, so both see the same machine load
                 calls = fetches(base, f"one-turn-{i}")
                 one_turn.append(await turn_seconds(b, f"par-{i}-{time.monotonic_ns()}", [{"tool_calls": calls}]))

@@ -17,7 +17,9 @@ async def test_console_end_to_end_in_chromium(client, store, settings, worker, l
         [
             {
                 "content": "Researching.",
-                "delay_s": 3,  # the console sends a steering message while this call is in flight
+                # held after its first characters until the console has sent its steering message ("e2e: release"):
+                # a fixed delay lost the race under CI load (the message then answered PLAN's question)
+                "stream": {"chunk_chars": 4, "pause_after_chars": 4},
                 "tool_calls": [{"name": "notify_user", "arguments": {"message": "Looking at bakery sites."}}],
             },
             {"content": "Research done."},
@@ -44,8 +46,22 @@ async def test_console_end_to_end_in_chromium(client, store, settings, worker, l
             {"content": "Done: deployed the bakery page."},
         ],
     )
+
+    def release_when_asked(line: str) -> None:
+        if line == "e2e: release":
+            llm.release("console-e2e#1")
+
     async with served(settings, client, store) as http:
-        out = await run_e2e("console.e2e.mjs", str(http.base_url).rstrip("/"), marker, str(screenshots()))
+        try:
+            out = await run_e2e(
+                "console.e2e.mjs",
+                str(http.base_url).rstrip("/"),
+                marker,
+                str(screenshots()),
+                on_line=release_when_asked,
+            )
+        finally:
+            llm.release("console-e2e#1")  # never leave the server's thread waiting
     assert "completed; artifact http" in out
     assert "steering message in the timeline" in out
     said = [m["content"] for m in llm.requests_for("console-e2e")[-1].body["messages"] if m["role"] == "user"]

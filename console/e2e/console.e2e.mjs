@@ -20,6 +20,7 @@ await inChromium({ shots }, async ({ page }) => {
   await page.fill("textarea[aria-label='message to the agent']", "Use Tailwind instead.");
   await page.click(".say button[type=submit]");
   await page.getByText("Sent: the agent reads it at its next turn.").waitFor();
+  step("release"); // the first LLM call was held until now: the message reaches the model at its next turn
   await page.locator(".step-user_message").getByText("Use Tailwind instead.").waitFor({ timeout: 60000 });
   step("steering message in the timeline");
   await page.screenshot({ path: `${shots}/task-steer.png`, fullPage: true });
